@@ -1,0 +1,194 @@
+//! Addressing of the guest interface: static addresses, default route, and the announce.
+//! (DHCP comes as a second module beside this one.)
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::error::Error;
+use crate::netlink::msg;
+use crate::plan::{Op, Plan, PlanCtx, Step};
+use crate::request::Addressing;
+
+pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> {
+    let ifname = plan.guest_ifname.clone();
+    let (address, gateway) = match &ctx.req.addressing {
+        Addressing::None => {
+            plan.steps
+                .push(Step::new("guest-link-up", Op::LinkUp { ifname }));
+            return Ok(());
+        }
+        Addressing::Static { address, gateway } => (*address, *gateway),
+    };
+
+    // Announce setup must precede the up (a devconf change sent with IFF_UP does nothing).
+    if address.addr().is_ipv4() {
+        plan.steps.push(Step::new(
+            "guest-arp-notify",
+            Op::SetArpNotify {
+                ifname: ifname.clone(),
+            },
+        ));
+    } else {
+        plan.steps.push(Step::new(
+            "guest-ndisc-notify",
+            Op::SetNdiscNotify {
+                ifname: ifname.clone(),
+            },
+        ));
+    }
+    plan.steps.push(Step::new(
+        "guest-link-up",
+        Op::LinkUp {
+            ifname: ifname.clone(),
+        },
+    ));
+    plan.steps.push(Step::new(
+        "add-address",
+        Op::AddAddress {
+            ifname: ifname.clone(),
+            address,
+        },
+    ));
+    plan.addresses.push(address);
+
+    if let Some(gw) = gateway {
+        let routes = guest_routes(ctx, &address)?;
+        // The original deletes the family's default route before adding its own.
+        for r in routes.iter().filter(|r| msg::is_main_default(r)) {
+            plan.steps.push(Step::new(
+                "delete-default-route",
+                Op::DeleteRoute {
+                    route: Box::new(r.clone()),
+                    text: describe_route(ctx, r),
+                },
+            ));
+        }
+        if needs_host_route(&address, gw, &routes) {
+            plan.steps.push(Step::new(
+                "add-gateway-route",
+                Op::AddHostRoute {
+                    gateway: gw,
+                    ifname: ifname.clone(),
+                },
+            ));
+        }
+        plan.steps.push(Step::new(
+            "add-default-route",
+            Op::AddDefaultRoute {
+                gateway: gw,
+                ifname: ifname.clone(),
+            },
+        ));
+        plan.gateway = Some(gw);
+    }
+    plan.steps
+        .push(Step::new("announce", Op::Announce { ifname }));
+    Ok(())
+}
+
+fn guest_routes(ctx: &mut PlanCtx<'_>, address: &IpNet) -> Result<Vec<RouteMessage>, Error> {
+    let family = msg::family_of(&address.addr());
+    let all = ctx.guest_nl.dump(msg::dump_routes(family)).map_err(|e| {
+        Error::netlink(
+            format!("cannot list the routes of guest {}", ctx.guest.spec),
+            e,
+        )
+    })?;
+    Ok(all
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r) => Some(r),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Whether the gateway needs an on-link host route: it is outside the new subnet, not
+/// link-local, and no other (non-default) route of the guest reaches it.
+pub fn needs_host_route(address: &IpNet, gw: IpAddr, routes: &[RouteMessage]) -> bool {
+    if address.contains(&gw) {
+        return false;
+    }
+    if let IpAddr::V6(v6) = gw {
+        if v6.segments()[0] & 0xffc0 == 0xfe80 {
+            return false;
+        }
+    }
+    !routes.iter().any(|r| {
+        !msg::is_main_default(r)
+            && msg::route_table(r) == 254
+            && msg::route_dst(r)
+                .and_then(|(ip, len)| IpNet::new(ip, len).ok())
+                .is_some_and(|net| net.prefix_len() > 0 && net.contains(&gw))
+    })
+}
+
+fn describe_route(ctx: &mut PlanCtx<'_>, r: &RouteMessage) -> String {
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+    let mut s = String::from("default");
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => s.push_str(&format!(" via {g}")),
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => s.push_str(&format!(" via {g}")),
+            RouteAttribute::Oif(i) => {
+                let name = match ctx.guest_nl.get(msg::get_link_by_index(*i)) {
+                    Ok(Some(RouteNetlinkMessage::NewLink(l))) => {
+                        msg::link_name(&l).map(str::to_string)
+                    }
+                    _ => None,
+                };
+                match name {
+                    Some(n) => s.push_str(&format!(" dev {n}")),
+                    None => s.push_str(&format!(" oif {i}")),
+                }
+            }
+            RouteAttribute::Priority(p) => s.push_str(&format!(" metric {p}")),
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+
+    fn route(dst: &str) -> RouteMessage {
+        let net: IpNet = dst.parse().unwrap();
+        let mut m = RouteMessage::default();
+        m.header.table = 254;
+        m.header.kind = netlink_packet_route::route::RouteType::Unicast;
+        m.header.destination_prefix_length = net.prefix_len();
+        if net.prefix_len() > 0 {
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::from(net.addr())));
+        }
+        m
+    }
+
+    #[test]
+    fn gateway_inside_subnet_needs_no_host_route() {
+        let a: IpNet = "192.168.4.25/20".parse().unwrap();
+        assert!(!needs_host_route(&a, "192.168.4.1".parse().unwrap(), &[]));
+    }
+
+    #[test]
+    fn gateway_outside_subnet_needs_one_unless_routed() {
+        let a: IpNet = "10.0.0.5/24".parse().unwrap();
+        let gw: IpAddr = "10.9.9.1".parse().unwrap();
+        assert!(needs_host_route(&a, gw, &[]));
+        assert!(needs_host_route(&a, gw, &[route("0.0.0.0/0")]));
+        assert!(!needs_host_route(&a, gw, &[route("10.9.0.0/16")]));
+    }
+
+    #[test]
+    fn link_local_v6_gateway_is_on_link() {
+        let a: IpNet = "fd00::5/64".parse().unwrap();
+        assert!(!needs_host_route(&a, "fe80::1".parse().unwrap(), &[]));
+        assert!(needs_host_route(&a, "fd01::1".parse().unwrap(), &[]));
+    }
+}

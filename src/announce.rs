@@ -1,0 +1,43 @@
+//! Announcing a new address to the neighbours without a raw socket or a sleep: the kernel's
+//! own gratuitous ARP (arp_notify) and unsolicited neighbour advertisement (ndisc_notify),
+//! triggered by the link coming up and again by re-setting the interface's MAC.
+
+use std::io::Write;
+
+use crate::error::Error;
+use crate::mac::MacAddr;
+use crate::netlink::{msg, Netlink};
+use crate::ns::NetNs;
+
+/// arp_notify over netlink (IFLA_AF_SPEC). Separate from, and before, the message that brings
+/// the link up.
+pub fn enable_arp_notify(nl: &mut Netlink, index: u32, ifname: &str) -> Result<(), Error> {
+    nl.request(msg::set_arp_notify(index), 0)
+        .map_err(|e| Error::netlink(format!("cannot set arp_notify on {ifname}"), e))
+}
+
+/// ndisc_notify has no netlink knob: write the sysctl from inside the guest namespace
+/// (/proc/sys/net resolves against the calling thread's namespace).
+pub fn enable_ndisc_notify(ns: &NetNs, ifname: &str) -> Result<(), Error> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify");
+    ns.run_in(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"1"))
+    })?
+    .map_err(|e| {
+        Error::io(
+            format!("cannot enable IPv6 neighbour announcements ({path} in the guest; is IPv6 disabled there?)"),
+            e,
+        )
+    })
+}
+
+/// Re-sets the MAC the interface already has: NETDEV_CHANGEADDR makes the kernel send a
+/// gratuitous ARP for each IPv4 address (arp_notify) and an unsolicited NA (ndisc_notify), now
+/// that the bridge port is forwarding.
+pub fn announce(nl: &mut Netlink, index: u32, ifname: &str, mac: &MacAddr) -> Result<(), Error> {
+    nl.request(msg::set_link_mac(index, mac), 0)
+        .map_err(|e| Error::netlink(format!("cannot announce the addresses of {ifname}"), e))
+}

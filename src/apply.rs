@@ -1,0 +1,360 @@
+//! plan → system: executes the steps in order, recording how to undo each change. On the first
+//! failure every recorded change is undone in reverse order, so a failed attach leaves nothing
+//! half-plumbed.
+
+use std::fmt::Display;
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::RouteNetlinkMessage;
+use serde::Serialize;
+
+use crate::announce;
+use crate::driver::get_link;
+use crate::error::Error;
+use crate::mac::MacAddr;
+use crate::netlink::{msg, Netlink};
+use crate::ns::NetNs;
+use crate::plan::{Op, Plan, Side, Step};
+
+/// Step-by-step logging for `-v`: `pipework: step NAME: what`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Log {
+    pub verbose: bool,
+}
+
+impl Log {
+    pub fn step(&self, name: &str, what: impl Display) {
+        if self.verbose {
+            eprintln!("pipework: step {name}: {what}");
+        }
+    }
+
+    pub fn info(&self, what: impl Display) {
+        if self.verbose {
+            eprintln!("pipework: {what}");
+        }
+    }
+}
+
+pub struct Env<'a> {
+    pub host: &'a mut Netlink,
+    pub guest: &'a mut Netlink,
+    pub guest_ns: &'a NetNs,
+    pub log: Log,
+    /// PIPEWORK_TEST_FAIL_STEP: fail right after this step (tests prove every rollback path).
+    pub fail_after: Option<String>,
+}
+
+/// A change made, and how to take it back.
+#[derive(Debug)]
+enum Undo {
+    DeleteLink {
+        side: Side,
+        index: u32,
+        name: String,
+    },
+    ReAddRoute {
+        route: Box<RouteMessage>,
+        text: String,
+    },
+    /// A route we added that would outlive the veth's removal ordering: taken out first so
+    /// the original default route can be restored in its place.
+    DeleteRoute {
+        route: Box<RouteMessage>,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RouteReport {
+    pub dst: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    pub dev: String,
+}
+
+/// What apply learnt from the kernel along the way.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub guest_mac: Option<MacAddr>,
+    pub routes: Vec<RouteReport>,
+}
+
+#[derive(Default)]
+struct State {
+    bridge_index: Option<u32>,
+    guest_index: Option<(String, u32)>,
+    applied: Applied,
+}
+
+pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
+    let mut undo: Vec<Undo> = Vec::new();
+    let mut st = State::default();
+    for step in &plan.steps {
+        env.log.step(step.name, &step.op);
+        let mut r = run_step(step, env, &mut st, &mut undo).map_err(|e| Error::Step {
+            step: step.name,
+            source: Box::new(e),
+        });
+        if r.is_ok() && env.fail_after.as_deref() == Some(step.name) {
+            r = Err(Error::Injected(step.name));
+        }
+        if let Err(e) = r {
+            return Err(rollback(e, undo, env));
+        }
+    }
+    Ok(st.applied)
+}
+
+fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error {
+    let mut left = Vec::new();
+    for u in undo.into_iter().rev() {
+        match u {
+            Undo::DeleteLink { side, index, name } => {
+                env.log
+                    .step("rollback", format!("delete {name} ({side:?})"));
+                let nl = match side {
+                    Side::Host => &mut *env.host,
+                    Side::Guest => &mut *env.guest,
+                };
+                match nl.request(msg::del_link(index), 0) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::ENODEV => {} // already gone
+                    Err(e) => left.push(format!("link {name} ({e})")),
+                }
+            }
+            Undo::DeleteRoute { route, text } => {
+                env.log.step("rollback", format!("delete route {text}"));
+                match env.guest.request(msg::del_route(&route), 0) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::ESRCH || e.errno == libc::ENODEV => {}
+                    Err(e) => left.push(format!("route {text} ({e})")),
+                }
+            }
+            Undo::ReAddRoute { route, text } => {
+                env.log.step("rollback", format!("restore route {text}"));
+                match env
+                    .guest
+                    .request(msg::readd_route(&route), NLM_F_CREATE | NLM_F_EXCL)
+                {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::EEXIST => {}
+                    Err(e) => left.push(format!("route {text} was not restored ({e})")),
+                }
+            }
+        }
+    }
+    if left.is_empty() {
+        err
+    } else {
+        Error::Rollback {
+            source: Box::new(err),
+            left: left.join("; "),
+        }
+    }
+}
+
+fn link_index(nl: &mut Netlink, name: &str, side: Side) -> Result<u32, Error> {
+    get_link(nl, name)?.map(|l| l.header.index).ok_or_else(|| {
+        Error::HostInterface(format!(
+            "link {name} disappeared from the {} namespace",
+            match side {
+                Side::Host => "host",
+                Side::Guest => "guest",
+            }
+        ))
+    })
+}
+
+fn guest_index(env: &mut Env<'_>, st: &mut State, ifname: &str) -> Result<u32, Error> {
+    if let Some((n, i)) = &st.guest_index {
+        if n == ifname {
+            return Ok(*i);
+        }
+    }
+    let i = link_index(env.guest, ifname, Side::Guest)?;
+    st.guest_index = Some((ifname.to_string(), i));
+    Ok(i)
+}
+
+fn run_step(
+    step: &Step,
+    env: &mut Env<'_>,
+    st: &mut State,
+    undo: &mut Vec<Undo>,
+) -> Result<(), Error> {
+    match &step.op {
+        Op::CreateBridge { name, mtu } => {
+            env.host
+                .request(msg::new_bridge(name, *mtu), NLM_F_CREATE | NLM_F_EXCL)
+                .map_err(|e| Error::netlink(format!("cannot create bridge {name}"), e))?;
+            let index = link_index(env.host, name, Side::Host)?;
+            undo.push(Undo::DeleteLink {
+                side: Side::Host,
+                index,
+                name: name.clone(),
+            });
+            st.bridge_index = Some(index);
+        }
+        Op::DeleteStaleLink { name } => {
+            if let Some(l) = get_link(env.host, name)? {
+                match env.host.request(msg::del_link(l.header.index), 0) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::ENODEV => {}
+                    Err(e) => {
+                        return Err(Error::netlink(
+                            format!("cannot delete leftover link {name}"),
+                            e,
+                        ))
+                    }
+                }
+            }
+        }
+        Op::CreateVeth {
+            host,
+            bridge,
+            guest,
+            mtu,
+            mac,
+        } => {
+            let master = match st.bridge_index {
+                Some(i) => i,
+                None => link_index(env.host, bridge, Side::Host)?,
+            };
+            let peer = msg::PeerSpec {
+                name: guest.clone(),
+                mtu: *mtu,
+                mac: *mac,
+                netns_fd: env.guest_ns.raw_fd(),
+            };
+            env.host
+                .request(
+                    msg::new_veth(host, *mtu, Some(master), &peer),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+                .map_err(|e| {
+                    let what = if e.errno == libc::EEXIST {
+                        format!(
+                            "cannot create veth pair {host} (host) <-> {guest} (guest): one of the \
+                             two names is already taken"
+                        )
+                    } else {
+                        format!("cannot create veth pair {host} (host) <-> {guest} (guest)")
+                    };
+                    Error::netlink(what, e)
+                })?;
+            let index = link_index(env.host, host, Side::Host)?;
+            // Deleting the host end deletes the guest end, and with it every address and
+            // route the later steps put on it: those steps need no undo of their own.
+            undo.push(Undo::DeleteLink {
+                side: Side::Host,
+                index,
+                name: host.clone(),
+            });
+            let gl = get_link(env.guest, guest)?.ok_or_else(|| {
+                Error::HostInterface(format!("{guest} did not appear in the guest"))
+            })?;
+            st.guest_index = Some((guest.clone(), gl.header.index));
+            st.applied.guest_mac = msg::link_mac(&gl);
+        }
+        Op::SetArpNotify { ifname } => {
+            let i = guest_index(env, st, ifname)?;
+            announce::enable_arp_notify(env.guest, i, ifname)?;
+        }
+        Op::SetNdiscNotify { ifname } => {
+            announce::enable_ndisc_notify(env.guest_ns, ifname)?;
+        }
+        Op::LinkUp { ifname } => {
+            let i = guest_index(env, st, ifname)?;
+            env.guest
+                .request(msg::set_link_up(i), 0)
+                .map_err(|e| Error::netlink(format!("cannot bring {ifname} up in the guest"), e))?;
+        }
+        Op::AddAddress { ifname, address } => {
+            let i = guest_index(env, st, ifname)?;
+            let brd = match address {
+                ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
+                _ => None,
+            };
+            env.guest
+                .request(
+                    msg::new_address(i, address.addr(), address.prefix_len(), brd),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+                .map_err(|e| {
+                    Error::netlink(format!("cannot add address {address} to {ifname}"), e)
+                })?;
+        }
+        Op::DeleteRoute { route, text } => {
+            match env.guest.request(msg::del_route(route), 0) {
+                Ok(()) => undo.push(Undo::ReAddRoute {
+                    route: route.clone(),
+                    text: text.clone(),
+                }),
+                Err(e) if e.errno == libc::ESRCH => {} // gone meanwhile: nothing to restore
+                Err(e) => return Err(Error::netlink(format!("cannot delete route {text}"), e)),
+            }
+        }
+        Op::AddHostRoute { gateway, ifname } => {
+            let i = guest_index(env, st, ifname)?;
+            let len = if gateway.is_ipv4() { 32 } else { 128 };
+            match env
+                .guest
+                .request(msg::new_host_route(*gateway, i), NLM_F_CREATE | NLM_F_EXCL)
+            {
+                Ok(()) => {}
+                Err(e) if e.errno == libc::EEXIST => {} // a route to it is already there
+                Err(e) => {
+                    return Err(Error::netlink(
+                        format!("cannot add route {gateway}/{len} dev {ifname}"),
+                        e,
+                    ))
+                }
+            }
+            st.applied.routes.push(RouteReport {
+                dst: format!("{gateway}/{len}"),
+                via: None,
+                dev: ifname.clone(),
+            });
+        }
+        Op::AddDefaultRoute { gateway, ifname } => {
+            let i = guest_index(env, st, ifname)?;
+            let route = msg::new_default_route(*gateway, i);
+            env.guest
+                .request(route.clone(), NLM_F_CREATE | NLM_F_REPLACE)
+                .map_err(|e| {
+                    Error::netlink(
+                        format!("cannot set default route via {gateway} dev {ifname}"),
+                        e,
+                    )
+                })?;
+            if let RouteNetlinkMessage::NewRoute(r) = route {
+                undo.push(Undo::DeleteRoute {
+                    route: Box::new(r),
+                    text: format!("default via {gateway} dev {ifname}"),
+                });
+            }
+            st.applied.routes.push(RouteReport {
+                dst: "default".into(),
+                via: Some(*gateway),
+                dev: ifname.clone(),
+            });
+        }
+        Op::Announce { ifname } => {
+            let i = guest_index(env, st, ifname)?;
+            let mac = match st.applied.guest_mac {
+                Some(m) => m,
+                None => {
+                    let l = get_link(env.guest, ifname)?;
+                    l.as_ref().and_then(msg::link_mac).ok_or_else(|| {
+                        Error::HostInterface(format!("{ifname} has no MAC address to announce"))
+                    })?
+                }
+            };
+            announce::announce(env.guest, i, ifname, &mac)?;
+        }
+    }
+    Ok(())
+}

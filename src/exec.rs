@@ -1,0 +1,39 @@
+//! `pipework route|rule|tc GUEST ARGS…`: the real iproute2 tools, run by argv inside the
+//! guest's namespace (setns in the forked child before exec: no `ip netns exec`, no symlinks).
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sched::{setns, CloneFlags};
+
+use crate::error::Error;
+use crate::ns::NetNs;
+use crate::request::Tool;
+
+/// Runs the tool and returns its exit status (signals map to 128 + signal, as shells do).
+pub fn run_tool(tool: Tool, args: &[String], ns: &NetNs) -> Result<i32, Error> {
+    let argv = tool.argv();
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]).args(args);
+    let fd = ns.raw_fd();
+    // SAFETY: only async-signal-safe work between fork and exec: one setns syscall.
+    unsafe {
+        cmd.pre_exec(move || {
+            let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
+            setns(borrowed, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+        });
+    }
+    let status = cmd.status().map_err(|e| {
+        Error::io(
+            format!(
+                "cannot run `{}` in the guest (is iproute2 installed?)",
+                argv.join(" ")
+            ),
+            e,
+        )
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

@@ -1,0 +1,134 @@
+//! pipework: software-defined networking for Linux containers.
+//!
+//! Every front end (the CLI today) builds a typed [`request::Command`]; [`run`] resolves the
+//! guest, plans the change ([`plan`]), and applies it with an undo log ([`apply`]).
+//!
+//! Layers, one folder or file each: `cli` (grammar) → `request` (typed values) → `guest`
+//! (Docker API, PID, netns name, path) → `ns` (namespace handles) → `plan` → `driver` (one per
+//! host-interface kind) + `addressing` + `announce` → `apply` (undo log) → `netlink` (messages
+//! and the socket client).
+
+pub mod addressing;
+pub mod announce;
+pub mod apply;
+pub mod cli;
+pub mod driver;
+pub mod error;
+pub mod exec;
+pub mod guest;
+pub mod mac;
+pub mod naming;
+pub mod netlink;
+pub mod ns;
+pub mod plan;
+pub mod privilege;
+pub mod report;
+pub mod request;
+pub mod wait;
+
+use crate::apply::{Env, Log};
+use crate::cli::Options;
+use crate::error::Error;
+use crate::netlink::Netlink;
+use crate::plan::PlanCtx;
+use crate::request::{AttachRequest, Command};
+
+/// Environment variable of the test hook that fails an attach right after a named step.
+pub const FAIL_STEP_ENV: &str = "PIPEWORK_TEST_FAIL_STEP";
+
+/// What a command produced: text for stdout and the exit status.
+pub struct Outcome {
+    pub stdout: Option<String>,
+    pub status: i32,
+}
+
+pub fn run(cmd: &Command, opts: Options) -> Result<Outcome, Error> {
+    let log = Log {
+        verbose: opts.verbose,
+    };
+    match cmd {
+        Command::Attach(req) => attach(req, opts, log),
+        Command::Exec(e) => {
+            privilege::require_admin()?;
+            let raw = spec_text(&e.guest);
+            let guest = guest::resolve(&raw, &e.guest)?;
+            log.info(format_args!(
+                "running {} {} in {}",
+                e.tool.argv().join(" "),
+                e.args.join(" "),
+                guest.netns.path.display()
+            ));
+            let status = exec::run_tool(e.tool, &e.args, &guest.netns)?;
+            Ok(Outcome {
+                stdout: None,
+                status,
+            })
+        }
+        Command::Wait(w) => {
+            wait::wait_for_link(&w.ifname, w.timeout)?;
+            Ok(Outcome {
+                stdout: None,
+                status: 0,
+            })
+        }
+    }
+}
+
+fn spec_text(spec: &guest::GuestSpec) -> String {
+    use guest::GuestSpec::*;
+    match spec {
+        Auto(s) | Docker(s) | NetnsName(s) => s.clone(),
+        Pid(p) => p.to_string(),
+        Path(p) => p.display().to_string(),
+    }
+}
+
+fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error> {
+    privilege::require_admin()?;
+    let raw = spec_text(&req.guest);
+    let guest = guest::resolve(&raw, &req.guest)?;
+    log.info(format_args!(
+        "guest {raw}: {:?}{}, namespace {} (inode {})",
+        guest.engine,
+        guest.pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+        guest.netns.path.display(),
+        guest.netns.inode
+    ));
+    let mut host_nl =
+        Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+    let mut guest_nl = guest.netns.run_in(Netlink::open)?.map_err(|e| {
+        Error::netlink(
+            format!("cannot open a netlink socket in the guest {raw}"),
+            e,
+        )
+    })?;
+    let plan = plan::plan_attach(&mut PlanCtx {
+        req,
+        guest: &guest,
+        host: &mut host_nl,
+        guest_nl: &mut guest_nl,
+    })?;
+
+    let applied = if opts.dry_run {
+        for s in &plan.steps {
+            eprintln!("pipework: plan {}: {}", s.name, s.op);
+        }
+        None
+    } else {
+        let mut env = Env {
+            host: &mut host_nl,
+            guest: &mut guest_nl,
+            guest_ns: &guest.netns,
+            log,
+            fail_after: std::env::var(FAIL_STEP_ENV).ok().filter(|s| !s.is_empty()),
+        };
+        Some(apply::apply(&plan, &mut env)?)
+    };
+    let stdout = if opts.json {
+        let rep = report::AttachReport::new(&guest, &plan, applied);
+        Some(serde_json::to_string(&rep).expect("report serializes"))
+    } else {
+        None
+    };
+    Ok(Outcome { stdout, status: 0 })
+}

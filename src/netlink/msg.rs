@@ -1,0 +1,440 @@
+//! Builders for every rtnetlink message the core sends. Pure functions: unit-tested byte for
+//! byte without root or a kernel.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use crate::mac::MacAddr;
+
+pub fn family_of(ip: &IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+pub fn get_link_by_name(name: &str) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    RouteNetlinkMessage::GetLink(m)
+}
+
+pub fn get_link_by_index(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    RouteNetlinkMessage::GetLink(m)
+}
+
+pub fn dump_links() -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetLink(LinkMessage::default())
+}
+
+/// RTM_NEWLINK for a Linux bridge, up from birth (IFF_UP in the creating message works for
+/// the device being created).
+pub fn new_bridge(name: &str, mtu: Option<u32>) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    m.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// What the guest end of a veth (or any link created straight into a namespace) gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub mtu: u32,
+    pub mac: Option<MacAddr>,
+    /// The guest namespace, by fd: pins it (no recycled-PID race) and works for named
+    /// namespaces that have no process.
+    pub netns_fd: RawFd,
+}
+
+/// One RTM_NEWLINK creating both ends: the host end enslaved and up, the peer created directly
+/// inside the guest namespace with its final name, MTU and MAC — no temporary name, no rename,
+/// no 13 ms move. IFF_UP must not be set on the peer here (the kernel answers ENOTCONN).
+pub fn new_veth(
+    host_name: &str,
+    host_mtu: u32,
+    master: Option<u32>,
+    peer: &PeerSpec,
+) -> RouteNetlinkMessage {
+    let mut p = LinkMessage::default();
+    p.attributes.push(LinkAttribute::IfName(peer.name.clone()));
+    p.attributes.push(LinkAttribute::Mtu(peer.mtu));
+    if let Some(mac) = &peer.mac {
+        p.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    p.attributes.push(LinkAttribute::NetNsFd(peer.netns_fd));
+
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes
+        .push(LinkAttribute::IfName(host_name.to_string()));
+    m.attributes.push(LinkAttribute::Mtu(host_mtu));
+    if let Some(master) = master {
+        m.attributes.push(LinkAttribute::Controller(master));
+    }
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
+    ]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+pub fn del_link(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    RouteNetlinkMessage::DelLink(m)
+}
+
+pub fn set_link_up(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    RouteNetlinkMessage::SetLink(m)
+}
+
+/// Sets (or re-sets) a link's MAC. Re-setting the same MAC makes the kernel announce the
+/// addresses again (NETDEV_CHANGEADDR → gratuitous ARP with arp_notify, unsolicited NA with
+/// ndisc_notify), after the bridge port is forwarding.
+pub fn set_link_mac(index: u32, mac: &MacAddr) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    RouteNetlinkMessage::SetLink(m)
+}
+
+/// Turns on net.ipv4.conf.IF.arp_notify over netlink (IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF).
+/// Must be a separate message before the one that brings the link up.
+pub fn set_arp_notify(index: u32) -> RouteNetlinkMessage {
+    let mut conf = InetDevConf::default();
+    conf.arp_notify = 1;
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+            AfSpecInet::DevConfRequest(conf),
+        ])]));
+    RouteNetlinkMessage::SetLink(m)
+}
+
+/// RTM_NEWADDR with IFA_LOCAL + IFA_ADDRESS, the IPv4 broadcast (the kernel does not compute
+/// it over netlink) and IFA_F_NODAD for IPv6 (usable at once, not tentative for 1–2 s).
+pub fn new_address(
+    index: u32,
+    ip: IpAddr,
+    prefix_len: u8,
+    broadcast: Option<std::net::Ipv4Addr>,
+) -> RouteNetlinkMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = family_of(&ip);
+    m.header.prefix_len = prefix_len;
+    m.header.index = index;
+    m.attributes.push(AddressAttribute::Local(ip));
+    m.attributes.push(AddressAttribute::Address(ip));
+    if let Some(b) = broadcast {
+        m.attributes.push(AddressAttribute::Broadcast(b));
+    }
+    if ip.is_ipv6() {
+        m.attributes.push(AddressAttribute::Flags(
+            AddressFlags::Nodad | AddressFlags::Permanent,
+        ));
+    }
+    RouteNetlinkMessage::NewAddress(m)
+}
+
+pub fn dump_routes(family: AddressFamily) -> RouteNetlinkMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family;
+    RouteNetlinkMessage::GetRoute(m)
+}
+
+fn unicast_route(family: AddressFamily, dst: Option<(IpAddr, u8)>) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Boot;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    if let Some((ip, len)) = dst {
+        m.header.destination_prefix_length = len;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(ip)));
+    }
+    m
+}
+
+/// An on-link host route (/32 or /128) to a gateway outside the interface's subnet, as the
+/// original does (`ip route add GW/32 dev IF`), so the default route through it is accepted.
+pub fn new_host_route(gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
+    let len = if gateway.is_ipv4() { 32 } else { 128 };
+    let mut m = unicast_route(family_of(&gateway), Some((gateway, len)));
+    m.header.scope = RouteScope::Link;
+    m.attributes.push(RouteAttribute::Oif(oif));
+    RouteNetlinkMessage::NewRoute(m)
+}
+
+/// The default route of the gateway's family via `gateway` out of `oif`.
+pub fn new_default_route(gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
+    let mut m = unicast_route(family_of(&gateway), None);
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+    m.attributes.push(RouteAttribute::Oif(oif));
+    RouteNetlinkMessage::NewRoute(m)
+}
+
+/// Deletes a route exactly as the kernel dumped it.
+pub fn del_route(route: &RouteMessage) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::DelRoute(route.clone())
+}
+
+/// Re-adds a route exactly as the kernel dumped it (rollback of a deleted default route).
+pub fn readd_route(route: &RouteMessage) -> RouteNetlinkMessage {
+    let mut m = route.clone();
+    // Attributes the kernel reports but refuses or ignores on input.
+    m.attributes
+        .retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
+    m.header.flags = RouteFlags::empty();
+    RouteNetlinkMessage::NewRoute(m)
+}
+
+// ---- reading answers -------------------------------------------------------------------------
+
+pub fn link_name(m: &LinkMessage) -> Option<&str> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+pub fn link_kind(m: &LinkMessage) -> Option<&InfoKind> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+pub fn link_mtu(m: &LinkMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Mtu(v) => Some(*v),
+        _ => None,
+    })
+}
+
+pub fn link_mac(m: &LinkMessage) -> Option<MacAddr> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(b) if b.len() == 6 => {
+            let mut a = [0u8; 6];
+            a.copy_from_slice(b);
+            Some(MacAddr(a))
+        }
+        _ => None,
+    })
+}
+
+pub fn link_is_up(m: &LinkMessage) -> bool {
+    m.header.flags.contains(LinkFlags::Up)
+}
+
+pub fn route_dst(m: &RouteMessage) -> Option<(IpAddr, u8)> {
+    m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+            Some((IpAddr::V4(*ip), m.header.destination_prefix_length))
+        }
+        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+            Some((IpAddr::V6(*ip), m.header.destination_prefix_length))
+        }
+        _ => None,
+    })
+}
+
+pub fn route_table(m: &RouteMessage) -> u32 {
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(m.header.table as u32)
+}
+
+/// A default route of the main table (what `ip route delete default` would remove).
+pub fn is_main_default(m: &RouteMessage) -> bool {
+    m.header.destination_prefix_length == 0
+        && route_table(m) == RouteHeader::RT_TABLE_MAIN as u32
+        && m.header.kind == RouteType::Unicast
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+
+    fn bytes(msg: RouteNetlinkMessage) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.flags = 0x605; // REQUEST|ACK|EXCL|CREATE
+        header.sequence_number = 1;
+        let mut p = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        p.finalize();
+        let mut out = vec![0; p.buffer_len()];
+        p.serialize(&mut out);
+        out
+    }
+
+    /// Walks attributes of a message body; returns (type, payload) pairs.
+    fn nlas(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        while b.len() >= 4 {
+            let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+            let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+            out.push((kind, b[4..len].to_vec()));
+            let adv = ((len + 3) & !3).min(b.len());
+            b = &b[adv..];
+        }
+        out
+    }
+
+    const IFLA_ADDRESS: u16 = 1;
+    const IFLA_IFNAME: u16 = 3;
+    const IFLA_MTU: u16 = 4;
+    const IFLA_MASTER: u16 = 10;
+    const IFLA_LINKINFO: u16 = 18;
+    const IFLA_NET_NS_FD: u16 = 28;
+    const IFLA_AF_SPEC: u16 = 26;
+
+    #[test]
+    fn veth_message_creates_peer_inside_guest_with_final_name() {
+        let peer = PeerSpec {
+            name: "eth1".into(),
+            mtu: 1400,
+            mac: Some("02:72:6c:cd:9b:8d".parse().unwrap()),
+            netns_fd: 7,
+        };
+        let b = bytes(new_veth("veth1pl42", 1400, Some(9), &peer));
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 16); // RTM_NEWLINK
+                                                          // ifinfomsg: flags and change mask carry IFF_UP for the host end only
+        let flags = u32::from_ne_bytes(b[24..28].try_into().unwrap());
+        let change = u32::from_ne_bytes(b[28..32].try_into().unwrap());
+        assert_eq!((flags & 1, change & 1), (1, 1));
+        let top = nlas(&b[32..]);
+        assert_eq!(top[0], (IFLA_IFNAME, b"veth1pl42\0".to_vec()));
+        assert_eq!(top[1], (IFLA_MTU, 1400u32.to_ne_bytes().to_vec()));
+        assert_eq!(top[2], (IFLA_MASTER, 9u32.to_ne_bytes().to_vec()));
+        assert_eq!(top[3].0, IFLA_LINKINFO);
+        let info = nlas(&top[3].1);
+        assert_eq!(info[0], (1, b"veth\0".to_vec())); // IFLA_INFO_KIND
+        let data = nlas(&info[1].1); // IFLA_INFO_DATA
+        assert_eq!(data[0].0, 1); // VETH_INFO_PEER
+        let peer_msg = &data[0].1;
+        // the peer's ifinfomsg must NOT ask for IFF_UP (ENOTCONN)
+        let pflags = u32::from_ne_bytes(peer_msg[8..12].try_into().unwrap());
+        assert_eq!(pflags & 1, 0);
+        let pnlas = nlas(&peer_msg[16..]);
+        assert_eq!(pnlas[0], (IFLA_IFNAME, b"eth1\0".to_vec()));
+        assert_eq!(pnlas[1], (IFLA_MTU, 1400u32.to_ne_bytes().to_vec()));
+        assert_eq!(
+            pnlas[2],
+            (IFLA_ADDRESS, vec![0x02, 0x72, 0x6c, 0xcd, 0x9b, 0x8d])
+        );
+        assert_eq!(pnlas[3], (IFLA_NET_NS_FD, 7u32.to_ne_bytes().to_vec()));
+    }
+
+    #[test]
+    fn bridge_is_created_up() {
+        let b = bytes(new_bridge("br1", None));
+        let flags = u32::from_ne_bytes(b[24..28].try_into().unwrap());
+        assert_eq!(flags & 1, 1);
+        let top = nlas(&b[32..]);
+        assert_eq!(top[0], (IFLA_IFNAME, b"br1\0".to_vec()));
+        let info = nlas(&top[1].1);
+        assert_eq!(info[0], (1, b"bridge\0".to_vec()));
+    }
+
+    #[test]
+    fn arp_notify_is_the_only_devconf_sent() {
+        let b = bytes(set_arp_notify(5));
+        assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 5); // ifi_index
+        let top = nlas(&b[32..]);
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].0, IFLA_AF_SPEC);
+        let af = nlas(&top[0].1);
+        assert_eq!(af[0].0, libc::AF_INET as u16);
+        let conf = nlas(&af[0].1);
+        assert_eq!(conf[0].0, 1); // IFLA_INET_CONF
+        let entries = nlas(&conf[0].1);
+        // only IPV4_DEVCONF_ARP_NOTIFY (22) = 1: nothing else of the interface is overwritten
+        assert_eq!(entries, vec![(22, 1u32.to_ne_bytes().to_vec())]);
+    }
+
+    #[test]
+    fn ipv4_address_carries_local_address_and_broadcast() {
+        let b = bytes(new_address(
+            3,
+            "192.168.1.5".parse().unwrap(),
+            24,
+            Some("192.168.1.255".parse().unwrap()),
+        ));
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 20); // RTM_NEWADDR
+        assert_eq!(b[16], libc::AF_INET as u8);
+        assert_eq!(b[17], 24);
+        let top = nlas(&b[24..]);
+        assert_eq!(top[0], (2, vec![192, 168, 1, 5])); // IFA_LOCAL
+        assert_eq!(top[1], (1, vec![192, 168, 1, 5])); // IFA_ADDRESS
+        assert_eq!(top[2], (4, vec![192, 168, 1, 255])); // IFA_BROADCAST
+        assert_eq!(top.len(), 3);
+    }
+
+    #[test]
+    fn ipv6_address_is_nodad() {
+        let b = bytes(new_address(3, "fd00::5".parse().unwrap(), 64, None));
+        let top = nlas(&b[24..]);
+        let flags = top.iter().find(|(k, _)| *k == 8).expect("IFA_FLAGS");
+        let v = u32::from_ne_bytes(flags.1[..4].try_into().unwrap());
+        assert_ne!(v & 0x02, 0, "IFA_F_NODAD");
+    }
+
+    #[test]
+    fn default_route_goes_via_gateway_in_main_table() {
+        let b = bytes(new_default_route("192.168.1.1".parse().unwrap(), 4));
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 24); // RTM_NEWROUTE
+                                                          // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type
+        assert_eq!(&b[16..24], &[2, 0, 0, 0, 254, 3, 0, 1]);
+        let top = nlas(&b[28..]);
+        assert!(top.contains(&(5, vec![192, 168, 1, 1]))); // RTA_GATEWAY
+        assert!(top.contains(&(4, 4u32.to_ne_bytes().to_vec()))); // RTA_OIF
+    }
+
+    #[test]
+    fn gateway_host_route_is_on_link() {
+        let b = bytes(new_host_route("10.9.9.1".parse().unwrap(), 4));
+        // dst_len 32, scope link (253)
+        assert_eq!(b[17], 32);
+        assert_eq!(b[22], 253);
+        let top = nlas(&b[28..]);
+        assert!(top.contains(&(1, vec![10, 9, 9, 1]))); // RTA_DST
+    }
+}

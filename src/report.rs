@@ -1,0 +1,61 @@
+//! What an attach did, as printed by `--json` (and, later, recorded for `ls`/`detach`).
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::apply::{Applied, RouteReport};
+use crate::guest::{Guest, GuestInfo};
+use crate::mac::MacAddr;
+use crate::plan::Plan;
+
+#[derive(Serialize)]
+pub struct NetnsInfo {
+    pub path: String,
+    pub inode: u64,
+}
+
+#[derive(Serialize)]
+pub struct AttachReport<'a> {
+    pub kind: &'static str,
+    pub guest: GuestInfo<'a>,
+    pub netns: NetnsInfo,
+    pub host_interface: &'a str,
+    pub host_interface_created: bool,
+    pub host_ifname: &'a str,
+    pub guest_ifname: &'a str,
+    pub mac: Option<MacAddr>,
+    pub mtu: u32,
+    pub addresses: Vec<String>,
+    pub gateway: Option<IpAddr>,
+    pub routes: Vec<RouteReport>,
+    /// True when only the plan was shown (--dry-run).
+    pub dry_run: bool,
+    pub steps: Vec<&'static str>,
+}
+
+impl<'a> AttachReport<'a> {
+    pub fn new(guest: &'a Guest, plan: &'a Plan, applied: Option<Applied>) -> Self {
+        let dry_run = applied.is_none();
+        let applied = applied.unwrap_or_default();
+        AttachReport {
+            kind: plan.kind,
+            guest: guest.info(),
+            netns: NetnsInfo {
+                path: guest.netns.path.display().to_string(),
+                inode: guest.netns.inode,
+            },
+            host_interface: &plan.host_interface,
+            host_interface_created: plan.host_interface_created,
+            host_ifname: &plan.host_ifname,
+            guest_ifname: &plan.guest_ifname,
+            mac: applied.guest_mac.or(plan.mac),
+            mtu: plan.mtu,
+            addresses: plan.addresses.iter().map(|a| a.to_string()).collect(),
+            gateway: plan.gateway,
+            routes: applied.routes,
+            dry_run,
+            steps: plan.steps.iter().map(|s| s.name).collect(),
+        }
+    }
+}

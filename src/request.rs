@@ -1,0 +1,379 @@
+//! The typed request every front end (CLI today; CNI and the watcher later) builds. Parsing the
+//! values of the original's grammar lives here so that each front end validates them the same.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::error::Error;
+use crate::guest::GuestSpec;
+use crate::mac::MacAddr;
+use crate::naming::validate_ifname;
+
+/// How the host interface is named: `br1`, or `mac:<MAC>` (found by its address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostIfSpec {
+    Name(String),
+    Mac(MacAddr),
+}
+
+impl HostIfSpec {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if let Some(mac) = s.strip_prefix("mac:") {
+            return Ok(HostIfSpec::Mac(mac.parse()?));
+        }
+        validate_ifname(s, "host interface")?;
+        Ok(HostIfSpec::Name(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Family {
+    #[serde(rename = "4")]
+    V4,
+    #[serde(rename = "6")]
+    V6,
+}
+
+impl Family {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.trim_start_matches('-') {
+            "4" | "inet" => Ok(Family::V4),
+            "6" | "inet6" => Ok(Family::V6),
+            _ => Err(Error::Invalid(format!(
+                "address family '{s}' is not valid for -a: use 4 or 6"
+            ))),
+        }
+    }
+
+    pub fn of(ip: &IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
+/// What the guest interface gets as addressing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addressing {
+    /// `0/0`: no address, the link is only brought up.
+    None,
+    Static {
+        address: IpNet,
+        gateway: Option<IpAddr>,
+    },
+}
+
+const DHCP_WORDS: [&str; 8] = [
+    "dhcp",
+    "udhcpc",
+    "udhcpc-f",
+    "dhcpcd",
+    "dhclient",
+    "dhclient-f",
+    "dhcp6",
+    "slaac",
+];
+
+impl Addressing {
+    /// Parses `<ip>/<prefix>[@gateway]` or `0/0`.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let word = s.split(':').next().unwrap_or(s);
+        if DHCP_WORDS.contains(&word) {
+            return Err(Error::Usage(format!(
+                "'{s}': DHCP is not available in this version of pipework yet; give a static \
+                 address such as 192.168.1.5/24, or 0/0 and configure the address from inside \
+                 the guest"
+            )));
+        }
+        let (addr, gateway) = match s.split_once('@') {
+            Some((a, g)) => (a, Some(g)),
+            None => (s, None),
+        };
+        let Some((ip, prefix)) = addr.split_once('/') else {
+            let hint = match addr.parse::<IpAddr>() {
+                Ok(IpAddr::V6(_)) => "64",
+                _ => "24",
+            };
+            return Err(Error::Invalid(format!(
+                "The IP address should include a netmask.\nMaybe you meant {addr}/{hint}?"
+            )));
+        };
+        if addr == "0/0" {
+            if let Some(g) = gateway {
+                return Err(Error::Invalid(format!(
+                    "'{s}': a gateway ({g}) needs an address on the interface; give one such as \
+                     192.168.1.5/24@{g}"
+                )));
+            }
+            return Ok(Addressing::None);
+        }
+        let ip: IpAddr = ip.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "'{ip}' in '{s}' is not a valid IPv4 or IPv6 address"
+            ))
+        })?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| {
+            Error::Invalid(format!(
+                "'{prefix}' in '{s}' is not a valid prefix length (0 to {max})"
+            ))
+        })?;
+        let address = IpNet::new(ip, prefix).map_err(|e| Error::Invalid(format!("{s}: {e}")))?;
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(Error::Invalid(format!(
+                "'{ip}' cannot be an interface address (unspecified or multicast)"
+            )));
+        }
+        let gateway = match gateway {
+            None => None,
+            Some(g) => {
+                let gw: IpAddr = g.parse().map_err(|_| {
+                    Error::Invalid(format!("gateway '{g}' in '{s}' is not a valid IP address"))
+                })?;
+                if gw.is_ipv4() != ip.is_ipv4() {
+                    return Err(Error::Invalid(format!(
+                        "gateway {gw} and address {ip} in '{s}' are of different families"
+                    )));
+                }
+                if gw == ip {
+                    return Err(Error::Invalid(format!(
+                        "gateway {gw} is the interface's own address in '{s}'"
+                    )));
+                }
+                if gw.is_unspecified() || gw.is_multicast() {
+                    return Err(Error::Invalid(format!(
+                        "gateway '{gw}' in '{s}' is not usable"
+                    )));
+                }
+                Some(gw)
+            }
+        };
+        Ok(Addressing::Static { address, gateway })
+    }
+
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            Addressing::None => None,
+            Addressing::Static { address, .. } => Some(Family::of(&address.addr())),
+        }
+    }
+}
+
+/// The original's last argument: `[macaddr][@vlan]`, where the MAC may be `U:<string>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MacVlan {
+    pub mac: Option<MacAddr>,
+    pub vlan: Option<u16>,
+}
+
+impl MacVlan {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        // `U:` strings may themselves contain '@' only before the VLAN suffix, as in the
+        // original (`${MACADDR%%@*}` keeps up to the first '@').
+        let (mac, vlan) = match s.split_once('@') {
+            Some((m, v)) => (m, Some(v.split('@').next().unwrap_or(v))),
+            None => (s, None),
+        };
+        let mac = if mac.is_empty() {
+            None
+        } else if let Some(unique) = mac.strip_prefix("U:") {
+            Some(MacAddr::hashed(unique))
+        } else {
+            Some(mac.parse()?)
+        };
+        let vlan = match vlan {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u16>()
+                    .ok()
+                    .filter(|v| (1..=4094).contains(v))
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "VLAN '{v}' in '{s}' must be a number from 1 to 4094"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(MacVlan { mac, vlan })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    pub host_if: HostIfSpec,
+    pub guest: GuestSpec,
+    /// `-i`; the driver picks the default (eth1 for Ethernet kinds).
+    pub guest_ifname: Option<String>,
+    /// `-l`; default `v<IF>pl<PID>` or a hashed short name.
+    pub host_ifname: Option<String>,
+    pub family: Option<Family>,
+    pub addressing: Addressing,
+    pub mac: Option<MacAddr>,
+    pub vlan: Option<u16>,
+    pub mtu: Option<u32>,
+}
+
+impl AttachRequest {
+    /// Cross-field checks that need no system state.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(n) = &self.guest_ifname {
+            validate_ifname(n, "guest interface (-i)")?;
+        }
+        if let Some(n) = &self.host_ifname {
+            validate_ifname(n, "host interface (-l)")?;
+        }
+        if let (Some(f), Some(af)) = (self.family, self.addressing.family()) {
+            if f != af {
+                return Err(Error::Invalid(format!(
+                    "-a {} does not match the address family of the address given (IPv{})",
+                    if f == Family::V4 { 4 } else { 6 },
+                    if af == Family::V4 { 4 } else { 6 }
+                )));
+            }
+        }
+        if let Some(mtu) = self.mtu {
+            if !(68..=65535).contains(&mtu) {
+                return Err(Error::Invalid(format!(
+                    "MTU {mtu} is out of range: use 68 to 65535"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `pipework route|rule|tc GUEST ARGS…`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Route,
+    Rule,
+    Tc,
+}
+
+impl Tool {
+    pub fn from_word(w: &str) -> Option<Tool> {
+        match w {
+            "route" => Some(Tool::Route),
+            "rule" => Some(Tool::Rule),
+            "tc" => Some(Tool::Tc),
+            _ => None,
+        }
+    }
+
+    /// The argv prefix that runs this tool.
+    pub fn argv(self) -> &'static [&'static str] {
+        match self {
+            Tool::Route => &["ip", "route"],
+            Tool::Rule => &["ip", "rule"],
+            Tool::Tc => &["tc"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub tool: Tool,
+    pub guest: GuestSpec,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitRequest {
+    pub ifname: String,
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Attach(AttachRequest),
+    Exec(ExecRequest),
+    Wait(WaitRequest),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_with_gateway() {
+        let a = Addressing::parse("192.168.1.5/24@192.168.1.1").unwrap();
+        assert_eq!(
+            a,
+            Addressing::Static {
+                address: "192.168.1.5/24".parse().unwrap(),
+                gateway: Some("192.168.1.1".parse().unwrap())
+            }
+        );
+    }
+
+    #[test]
+    fn ipv6_address_with_gateway() {
+        let a = Addressing::parse("fd00::5/64@fd00::1").unwrap();
+        assert_eq!(a.family(), Some(Family::V6));
+    }
+
+    #[test]
+    fn zero_means_no_address() {
+        assert_eq!(Addressing::parse("0/0").unwrap(), Addressing::None);
+    }
+
+    #[test]
+    fn missing_netmask_suggests_one() {
+        let e = Addressing::parse("192.168.1.5").unwrap_err();
+        assert!(
+            e.to_string().contains("Maybe you meant 192.168.1.5/24?"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        let e = Addressing::parse("fd00::5").unwrap_err();
+        assert!(e.to_string().contains("fd00::5/64?"), "{e}");
+    }
+
+    #[test]
+    fn malformed_addresses() {
+        for (s, want) in [
+            ("192.168.1.300/24", "not a valid IPv4 or IPv6"),
+            ("192.168.1.5/33", "not a valid prefix length"),
+            ("192.168.1.5/x", "not a valid prefix length"),
+            ("192.168.1.5/24@192.168.1", "gateway '192.168.1'"),
+            ("192.168.1.5/24@fd00::1", "different families"),
+            ("192.168.1.5/24@192.168.1.5", "own address"),
+            ("0/0@10.0.0.1", "needs an address"),
+            ("224.0.0.1/24", "multicast"),
+        ] {
+            let e = Addressing::parse(s).unwrap_err();
+            assert!(e.to_string().contains(want), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn dhcp_is_refused_clearly_for_now() {
+        let e = Addressing::parse("dhcp:-f").unwrap_err();
+        assert!(e.to_string().contains("DHCP"), "{e}");
+    }
+
+    #[test]
+    fn mac_and_vlan() {
+        assert_eq!(MacVlan::parse("").unwrap(), MacVlan::default());
+        let m = MacVlan::parse("26:2e:71:98:60:8f").unwrap();
+        assert_eq!(m.mac.unwrap().to_string(), "26:2e:71:98:60:8f");
+        let m = MacVlan::parse("U:myhost.foo.com").unwrap();
+        assert_eq!(m.mac.unwrap().to_string(), "02:72:6c:cd:9b:8d");
+        let m = MacVlan::parse("@10").unwrap();
+        assert_eq!((m.mac, m.vlan), (None, Some(10)));
+        let m = MacVlan::parse("fa:de:b0:99:52:1c@20").unwrap();
+        assert_eq!(m.vlan, Some(20));
+        assert!(MacVlan::parse("@5000").is_err());
+        assert!(MacVlan::parse("01:00:5e:00:00:01").is_err());
+    }
+
+    #[test]
+    fn family_flag() {
+        assert_eq!(Family::parse("4").unwrap(), Family::V4);
+        assert_eq!(Family::parse("6").unwrap(), Family::V6);
+        assert!(Family::parse("5").is_err());
+    }
+}
