@@ -6,20 +6,27 @@
 #   scripts/testenv.sh env       print the variables tests read (eval "$(scripts/testenv.sh env)")
 # The daemon never touches the machine's firewall, forwarding or docker0: it gets its own bridge
 # (pwtdk0) and --iptables=false. Its socket is $PIPEWORK_TEST_DIR/docker.sock.
+# Overridable: PIPEWORK_TEST_DIR (/run/pipework-test), PIPEWORK_TEST_IMAGE,
+# PIPEWORK_TEST_BRIDGE (pwtdk0), PIPEWORK_TEST_BRIDGE_ADDR (10.211.250.1/24).
 set -euo pipefail
 
 D=${PIPEWORK_TEST_DIR:-/run/pipework-test}
 IMAGE=${PIPEWORK_TEST_IMAGE:-pipework-test/busybox:latest}
-BR=pwtdk0
+BR=${PIPEWORK_TEST_BRIDGE:-pwtdk0}
+BR_ADDR=${PIPEWORK_TEST_BRIDGE_ADDR:-10.211.250.1/24}
 SOCK="$D/docker.sock"
+CONTAINERD_PID="$D/exec/containerd/containerd.pid"
 
 install() {
   local need=()
   command -v dockerd >/dev/null || need+=(docker.io)
+  command -v docker >/dev/null || need+=(docker.io)
   [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
   command -v ip >/dev/null || need+=(iproute2)
   command -v tc >/dev/null || need+=(iproute2)
   command -v unshare >/dev/null || need+=(util-linux)
+  command -v nsenter >/dev/null || need+=(util-linux)
+  command -v ping >/dev/null || need+=(iputils-ping)
   if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -32,21 +39,51 @@ install() {
 
 docker_() { docker -H "unix://$SOCK" "$@"; }
 
+# True when PID runs program NAME and is not a zombie. PID 1 here is not an init: a dead
+# daemon can linger as a zombie, and `kill -0` alone would still succeed.
+alive() {
+  local pid=$1 name=$2
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
+  ! grep -qs '^State:[[:space:]]*[ZX]' "/proc/$pid/status"
+}
+
+# Stops the process named in pidfile FILE if it is a live NAME: TERM, then KILL after ~5 s.
+stop_pidfile() {
+  local file=$1 name=$2 pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file" 2>/dev/null || true)
+  if alive "$pid" "$name"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      alive "$pid" "$name" || break
+      sleep 0.05
+    done
+    alive "$pid" "$name" && kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}
+
 up() {
   mkdir -p "$D"
   if [ -S "$SOCK" ] && docker_ version >/dev/null 2>&1; then
     echo "testenv: dockerd already running at $SOCK"
   else
+    # Leftovers of an earlier daemon that is no longer answering (killed, or its session
+    # ended): a stale pidfile makes dockerd refuse to start, an orphaned containerd holds its
+    # socket.
+    stop_pidfile "$D/docker.pid" dockerd
+    stop_pidfile "$CONTAINERD_PID" containerd
     ip link show "$BR" >/dev/null 2>&1 || {
       ip link add "$BR" type bridge
-      ip addr add 10.211.250.1/24 dev "$BR"
+      ip addr add "$BR_ADDR" dev "$BR"
     }
     echo '{}' > "$D/daemon.json"
     dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
       --pidfile "$D/docker.pid" -H "unix://$SOCK" --bridge="$BR" \
       --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
       >"$D/dockerd.log" 2>&1 &
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 300); do
       docker_ version >/dev/null 2>&1 && break
       sleep 0.05
     done
@@ -71,15 +108,18 @@ down() {
     ids=$(docker_ ps -aq 2>/dev/null || true)
     [ -n "$ids" ] && docker_ rm -f $ids >/dev/null 2>&1 || true
   fi
-  if [ -f "$D/docker.pid" ]; then
-    kill "$(cat "$D/docker.pid")" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      [ -S "$SOCK" ] || break
-      sleep 0.05
-    done
-  fi
-  # containerd-shims started by this daemon
-  pkill -f "containerd-shim.*$D" 2>/dev/null || true
+  # dockerd stops the containerd it started; stop a containerd left orphaned as well.
+  stop_pidfile "$D/docker.pid" dockerd
+  stop_pidfile "$CONTAINERD_PID" containerd
+  # containerd-shims of this daemon's containers normally exit with them; end any that are
+  # left, by PID, and only those whose command line names this test directory.
+  local p cmd
+  for p in /proc/[0-9]*; do
+    cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null || true)
+    case "$cmd" in
+      *containerd-shim*" "*"$D/"*) kill "${p#/proc/}" 2>/dev/null || true ;;
+    esac
+  done
   ip link del "$BR" 2>/dev/null || true
   # data-root holds overlay mounts: unmount before removing
   grep " $D/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true

@@ -179,6 +179,36 @@ fn guest_index(env: &mut Env<'_>, st: &mut State, ifname: &str) -> Result<u32, E
     Ok(i)
 }
 
+/// How long to wait for the bridge to enable a new port. Normally it is already enabled, or
+/// is within microseconds; a loaded machine can delay the kernel's link-watch work.
+const PORT_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn wait_port_ready(env: &mut Env<'_>, port: &str) -> Result<(), Error> {
+    use netlink_packet_route::link::BridgePortState;
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_micros(50);
+    loop {
+        let link = get_link(env.host, port)?.ok_or_else(|| {
+            Error::HostInterface(format!("bridge port {port} disappeared from the host"))
+        })?;
+        match msg::bridge_port_state(&link) {
+            Some(BridgePortState::Disabled) => {}
+            // Forwarding, or STP's listening/learning: the bridge has seen the carrier; STP's
+            // own delays are the bridge's policy, not ours to wait out.
+            _ => return Ok(()),
+        }
+        if start.elapsed() >= PORT_READY_LIMIT {
+            env.log.info(format_args!(
+                "bridge port {port} still disabled after {:?}; announcing anyway",
+                PORT_READY_LIMIT
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    }
+}
+
 fn run_step(
     step: &Step,
     env: &mut Env<'_>,
@@ -342,6 +372,7 @@ fn run_step(
                 dev: ifname.clone(),
             });
         }
+        Op::WaitPortReady { port } => wait_port_ready(env, port)?,
         Op::Announce { ifname } => {
             let i = guest_index(env, st, ifname)?;
             let mac = match st.applied.guest_mac {

@@ -73,6 +73,12 @@ pub enum Op {
         gateway: IpAddr,
         ifname: String,
     },
+    /// Waits (bounded) until the bridge has processed the new port's carrier, so the announce
+    /// and the guest's first packets are not dropped by a port still disabled. The kernel
+    /// enables the port from its link-watch work, asynchronously, after the guest end is up.
+    WaitPortReady {
+        port: String,
+    },
     /// Re-sets the interface's MAC so the kernel announces its addresses once the bridge port
     /// forwards (a gratuitous ARP sent the instant the link comes up can be lost).
     Announce {
@@ -83,9 +89,10 @@ pub enum Op {
 impl Op {
     pub fn side(&self) -> Side {
         match self {
-            Op::CreateBridge { .. } | Op::DeleteStaleLink { .. } | Op::CreateVeth { .. } => {
-                Side::Host
-            }
+            Op::CreateBridge { .. }
+            | Op::DeleteStaleLink { .. }
+            | Op::CreateVeth { .. }
+            | Op::WaitPortReady { .. } => Side::Host,
             _ => Side::Guest,
         }
     }
@@ -125,6 +132,9 @@ impl fmt::Display for Op {
             Op::AddDefaultRoute { gateway, ifname } => {
                 write!(f, "add route default via {gateway} dev {ifname}")
             }
+            Op::WaitPortReady { port } => {
+                write!(f, "wait until bridge port {port} leaves the disabled state")
+            }
             Op::Announce { ifname } => {
                 write!(
                     f,
@@ -161,6 +171,8 @@ pub struct Plan {
     pub addresses: Vec<IpNet>,
     pub gateway: Option<IpAddr>,
     pub steps: Vec<Step>,
+    /// The driver's "host side is ready" step, run once the guest end is up and configured.
+    pub ready: Option<Step>,
 }
 
 /// What planning may look at: the request, the resolved guest, and read-only netlink access

@@ -18,6 +18,7 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
         Addressing::None => {
             plan.steps
                 .push(Step::new("guest-link-up", Op::LinkUp { ifname }));
+            plan.steps.extend(plan.ready.take());
             return Ok(());
         }
         Addressing::Static { address, gateway } => (*address, *gateway),
@@ -84,6 +85,7 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
         ));
         plan.gateway = Some(gw);
     }
+    plan.steps.extend(plan.ready.take());
     plan.steps
         .push(Step::new("announce", Op::Announce { ifname }));
     Ok(())

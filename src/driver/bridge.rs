@@ -88,12 +88,18 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
         kind: "bridge",
         host_interface: host_if.name.clone(),
         host_interface_created: created,
-        host_ifname,
+        host_ifname: host_ifname.clone(),
         guest_ifname,
         mtu,
         mac: req.mac,
         addresses: Vec::new(),
         gateway: None,
         steps,
+        ready: Some(Step::new(
+            "wait-port-ready",
+            Op::WaitPortReady {
+                port: host_ifname.clone(),
+            },
+        )),
     })
 }

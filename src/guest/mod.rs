@@ -6,6 +6,7 @@
 
 pub mod docker;
 
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -237,13 +238,7 @@ fn docker_lookup(raw: &str, reference: &str) -> Result<Result<Guest, String>, Er
                     &c.id[..c.id.len().min(12)]
                 )));
             }
-            let path = PathBuf::from(format!("/proc/{}/ns/net", c.state.pid));
-            let netns = NetNs::open(&path).map_err(|e| {
-                Error::Guest(format!(
-                    "container {name} exited while being resolved (PID {}): {e}",
-                    c.state.pid
-                ))
-            })?;
+            let netns = open_container_netns(&name, &c.id, c.state.pid)?;
             Ok(Ok(Guest {
                 spec: raw.into(),
                 engine: Engine::Docker,
@@ -254,6 +249,54 @@ fn docker_lookup(raw: &str, reference: &str) -> Result<Result<Guest, String>, Er
             }))
         }
     }
+}
+
+/// Opens a container's namespace by the PID its engine reported, without trusting that PID
+/// for longer than it is checked: a pidfd pins the process, its cgroup must name the container
+/// (when the cgroup path carries container IDs at all), and the process must still be alive
+/// after the namespace is open — so a container that exits and a recycled PID can never send
+/// us into another process's namespace.
+fn open_container_netns(name: &str, id: &str, pid: u32) -> Result<NetNs, Error> {
+    let gone = || {
+        Error::Guest(format!(
+            "container {name} exited while being resolved (its PID {pid} is gone); start it again"
+        ))
+    };
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if raw < 0 {
+        return Err(gone());
+    }
+    // SAFETY: the syscall just returned this fd to us; we own it.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw as i32) };
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|_| gone())?;
+    if !cgroup_matches(&cgroup, id) {
+        return Err(gone());
+    }
+    let netns = NetNs::open(Path::new(&format!("/proc/{pid}/ns/net"))).map_err(|_| gone())?;
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; zero timeout. A pidfd polls readable once the process exits.
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if r != 0 {
+        return Err(gone());
+    }
+    Ok(netns)
+}
+
+/// Whether a /proc/PID/cgroup text belongs to container `id`: true when it names the ID, or
+/// when it names no container ID at all (engines or setups whose cgroup paths carry none).
+fn cgroup_matches(cgroup: &str, id: &str) -> bool {
+    if cgroup.contains(id) {
+        return true;
+    }
+    let names_some_id = cgroup
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .any(|tok| tok.len() == 64);
+    !names_some_id
 }
 
 /// `/proc/123/ns/net` → 123, so a path to a process's namespace keeps the original's naming.
@@ -292,6 +335,22 @@ mod tests {
         assert!(GuestSpec::parse("pid:0").is_err());
         assert!(GuestSpec::parse("netns:a/b").is_err());
         assert!(GuestSpec::parse("").is_err());
+    }
+
+    #[test]
+    fn cgroup_identity() {
+        let id = "321b6cd2765782a780d0c1acce84726cf94b93560e563c13806f7985ab699c27";
+        let other = "0000000000000000000000000000000000000000000000000000000000000001";
+        assert!(cgroup_matches(
+            &format!("9:name=systemd:/docker/{id}\n"),
+            id
+        ));
+        assert!(cgroup_matches(
+            &format!("0::/system.slice/docker-{id}.scope\n"),
+            id
+        ));
+        assert!(!cgroup_matches(&format!("0::/docker/{other}\n"), id));
+        assert!(cgroup_matches("0::/user.slice/session-1.scope\n", id));
     }
 
     #[test]

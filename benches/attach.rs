@@ -1,0 +1,957 @@
+//! Attach benchmark: wall time and peak RSS of one `pipework` process per guest.
+//!
+//! Run as root: `cargo bench --bench attach` (or `scripts/bench.sh`, which also builds the release
+//! binary and starts the private Docker test daemon).
+//!
+//! Everything happens in network namespaces this bench creates; the machine's own interfaces,
+//! routes and firewall are never touched:
+//! * a private, unnamed "host" netns per row (only a file descriptor holds it: when it is closed,
+//!   the kernel deletes the bridge and every veth in it at once, even if the bench is killed);
+//! * N guests (`sleep infinity` children that unshare their netns, i.e. `unshare -n sleep
+//!   infinity`, with PR_SET_PDEATHSIG so they die with the bench), reused by every row after
+//!   checking they are back to `lo` only;
+//! * for the Docker row, containers `pwb-<benchpid>-<i>` on the private test daemon
+//!   (`PIPEWORK_TEST_DOCKER_HOST`), removed on every exit path.
+//!
+//! Rows:
+//! * `netns path`  — `pipework br-bench /proc/PID/ns/net 10.213.X.Y/16`
+//! * `pid`         — `pipework br-bench PID 10.213.X.Y/16`
+//! * `docker name` — `pipework br-bench pwb-…-i 10.213.X.Y/16` with DOCKER_HOST set
+//! * `ip sequence` — baseline: the `ip` commands the original pipework runs per guest.
+//!
+//! Timings are never asserted. The bench aborts only on functional failures (an attach that exits
+//! non-zero, a guest without its address, a bridge without its ports).
+//!
+//! Environment: PIPEWORK_BENCH_N (guests, default 200), PIPEWORK_BENCH_DOCKER_N (containers,
+//! default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
+//! PIPEWORK_TEST_DOCKER_HOST (unix://… of the test daemon; Docker row skipped without it),
+//! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+type R<T> = Result<T, String>;
+
+const BRIDGE: &str = "br-bench";
+const DEFAULT_N: usize = 200;
+const DEFAULT_DOCKER_N: usize = 50;
+const TARGET_P50_PATH_MS: f64 = 2.0;
+const TARGET_P50_DOCKER_MS: f64 = 3.0;
+const TARGET_RSS_KB: i64 = 5 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Interruption: SIGINT/SIGTERM set a flag; loops check it and unwind through the Drop guards.
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn check_stop() -> R<()> {
+    if STOP.load(Ordering::SeqCst) {
+        Err("interrupted".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespaces and processes.
+
+/// A private, unnamed network namespace held only by this file descriptor. Dropping it (once
+/// no child process is inside any more) lets the kernel destroy the namespace and every link in
+/// it in one batch.
+struct HostNs {
+    fd: File,
+}
+
+impl HostNs {
+    fn new() -> R<Self> {
+        let fd = std::thread::spawn(|| -> R<File> {
+            // Only this short-lived thread moves; the main thread stays where it was.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(os_err("unshare(CLONE_NEWNET)"));
+            }
+            File::open("/proc/thread-self/ns/net").map_err(|e| format!("open own netns: {e}"))
+        })
+        .join()
+        .map_err(|_| "netns thread panicked".to_string())??;
+        Ok(HostNs { fd })
+    }
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// A command whose child process joins the network namespace `ns` before exec.
+fn cmd_in(ns: RawFd, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(prog);
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setns(ns, libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    c
+}
+
+struct Run {
+    ms: f64,
+    maxrss_kb: i64,
+    ok: bool,
+    status: String,
+    stderr: String,
+}
+
+/// Spawn, wait with wait4 (so we get this child's own rusage), time spawn-to-reap.
+fn timed(mut c: Command) -> R<Run> {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let t0 = Instant::now();
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("spawn {:?}: {e}", c.get_program()))?;
+    let mut err = Vec::new();
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut err);
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return Err(os_err("wait4"));
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    // `child` is reaped already; dropping a std Child neither waits nor kills.
+    drop(child);
+    let (ok, status) = if libc::WIFEXITED(status) {
+        let code = libc::WEXITSTATUS(status);
+        (code == 0, format!("exit status {code}"))
+    } else if libc::WIFSIGNALED(status) {
+        (
+            false,
+            format!("killed by signal {}", libc::WTERMSIG(status)),
+        )
+    } else {
+        (false, format!("wait status {status:#x}"))
+    };
+    Ok(Run {
+        ms,
+        maxrss_kb: ru.ru_maxrss,
+        ok,
+        status,
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
+}
+
+/// Run an untimed helper command in `ns`; error with its stderr if it fails.
+fn run_in(ns: RawFd, prog: &str, args: &[&str]) -> R<String> {
+    let out = cmd_in(ns, prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("spawn {prog}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{prog} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One guest: a process (or container) with its own netns, plus an fd on that netns.
+struct Guest {
+    /// What to pass to pipework as <guest> for the pid row / ns path row.
+    pid: u32,
+    ns: File,
+}
+
+/// `sleep infinity` processes that unshared their netns (the same as `unshare -n sleep infinity`,
+/// without the extra exec). Own process group, so a terminal ^C reaches only the bench, which then
+/// cleans up; PR_SET_PDEATHSIG(SIGKILL) so that they die even if the bench is SIGKILLed.
+struct GuestProcs {
+    kids: Vec<Child>,
+    guests: Vec<Guest>,
+}
+
+impl GuestProcs {
+    fn spawn(n: usize) -> R<Self> {
+        let mut me = GuestProcs {
+            kids: Vec::with_capacity(n),
+            guests: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            check_stop()?;
+            let mut c = Command::new("sleep");
+            c.arg("infinity")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            unsafe {
+                c.pre_exec(|| {
+                    if libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    ) != 0
+                        || libc::setpgid(0, 0) != 0
+                        || libc::unshare(libc::CLONE_NEWNET) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            // spawn() returns after the exec succeeded, so the unshare has happened.
+            let child = c
+                .spawn()
+                .map_err(|e| format!("spawn guest (sleep + unshare -n): {e}"))?;
+            let pid = child.id();
+            me.kids.push(child);
+            let ns = File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|e| format!("open /proc/{pid}/ns/net: {e}"))?;
+            me.guests.push(Guest { pid, ns });
+        }
+        Ok(me)
+    }
+}
+
+impl Drop for GuestProcs {
+    fn drop(&mut self) {
+        self.guests.clear();
+        for k in &mut self.kids {
+            let _ = k.kill();
+        }
+        for k in &mut self.kids {
+            let _ = k.wait();
+        }
+    }
+}
+
+/// Containers on the test daemon, removed (`docker rm -f`) on drop.
+struct Containers {
+    docker_host: String,
+    names: Vec<String>,
+    guests: Vec<Guest>,
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        self.guests.clear();
+        if self.names.is_empty() {
+            return;
+        }
+        for chunk in self.names.chunks(100) {
+            let _ = Command::new("docker")
+                .arg("-H")
+                .arg(&self.docker_host)
+                .args(["rm", "-f"])
+                .args(chunk)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn docker(host: &str, args: &[&str]) -> R<String> {
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("spawn docker: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`docker {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Create `n` containers with --net=none, a few `docker run`s at a time.
+fn create_containers(host: &str, image: &str, n: usize) -> R<Containers> {
+    let me = std::process::id();
+    let names: Vec<String> = (0..n).map(|i| format!("pwb-{me}-{i}")).collect();
+    // Register the names first: the guard removes whatever got created, even on error.
+    let mut cs = Containers {
+        docker_host: host.to_string(),
+        names: names.clone(),
+        guests: Vec::new(),
+    };
+    let next = AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None::<String>);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                if STOP.load(Ordering::SeqCst) || failure.lock().unwrap().is_some() {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    return;
+                }
+                let r = docker(
+                    host,
+                    &[
+                        "run",
+                        "-d",
+                        "--pull=never",
+                        "--net=none",
+                        "--name",
+                        &names[i],
+                        image,
+                        "sleep",
+                        "100000",
+                    ],
+                );
+                if let Err(e) = r {
+                    *failure.lock().unwrap() = Some(e);
+                    return;
+                }
+            });
+        }
+    });
+    check_stop()?;
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut args = vec!["inspect", "-f", "{{.State.Pid}}"];
+    args.extend(names.iter().map(|s| s.as_str()));
+    let pids = docker(host, &args)?;
+    for (name, line) in names.iter().zip(pids.lines()) {
+        let pid: u32 = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("container {name}: bad pid {line:?}"))?;
+        if pid == 0 {
+            return Err(format!("container {name} is not running"));
+        }
+        let ns = File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| format!("open /proc/{pid}/ns/net: {e}"))?;
+        cs.guests.push(Guest { pid, ns });
+    }
+    if cs.guests.len() != n {
+        return Err(format!(
+            "docker inspect returned {} pids for {n} containers",
+            cs.guests.len()
+        ));
+    }
+    Ok(cs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks, done from a throwaway thread that enters each guest netns (sockets belong to the netns
+// of the thread that creates them, so getifaddrs() there dumps the guest's links over netlink).
+
+struct IfInfo {
+    name: String,
+    up: bool,
+    v4: Option<(Ipv4Addr, Ipv4Addr)>,
+}
+
+fn list_ifaces() -> R<Vec<IfInfo>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(os_err("getifaddrs"));
+    }
+    let mut out: Vec<IfInfo> = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        let ifa = unsafe { &*p };
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        let idx = match out.iter().position(|i| i.name == name) {
+            Some(i) => i,
+            None => {
+                out.push(IfInfo {
+                    name,
+                    up: false,
+                    v4: None,
+                });
+                out.len() - 1
+            }
+        };
+        out[idx].up |= ifa.ifa_flags & libc::IFF_UP as u32 != 0;
+        if !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
+            let a = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            let m = if ifa.ifa_netmask.is_null() {
+                0
+            } else {
+                unsafe {
+                    (*(ifa.ifa_netmask as *const libc::sockaddr_in))
+                        .sin_addr
+                        .s_addr
+                }
+            };
+            out[idx].v4 = Some((
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                Ipv4Addr::from(u32::from_be(m)),
+            ));
+        }
+        p = ifa.ifa_next;
+    }
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// Run `f` once per guest netns, on a dedicated thread that is discarded afterwards.
+fn in_each_guest<T: Send>(guests: &[Guest], f: impl Fn(usize, &Guest) -> R<T> + Sync) -> R<Vec<T>> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut out = Vec::with_capacity(guests.len());
+            for (i, g) in guests.iter().enumerate() {
+                if unsafe { libc::setns(g.ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(os_err("setns into guest"));
+                }
+                out.push(f(i, g)?);
+            }
+            Ok(out)
+        })
+        .join()
+        .map_err(|_| "check thread panicked".to_string())?
+    })
+}
+
+fn guest_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 213, (1 + i / 250) as u8, (1 + i % 250) as u8)
+}
+
+/// Every guest has eth1 up with 10.213.X.Y/16.
+fn verify_guests(guests: &[Guest]) -> R<()> {
+    in_each_guest(guests, |i, g| {
+        let want = guest_addr(i);
+        let ifs = list_ifaces()?;
+        match ifs.iter().find(|f| f.name == "eth1") {
+            Some(IfInfo {
+                up: true,
+                v4: Some((a, m)),
+                ..
+            }) if *a == want && *m == Ipv4Addr::new(255, 255, 0, 0) => Ok(()),
+            Some(f) => Err(format!(
+                "guest {} (pid {}): eth1 is up={} with {:?}, expected {want}/16",
+                i, g.pid, f.up, f.v4
+            )),
+            None => Err(format!(
+                "guest {} (pid {}): no eth1 (links: {})",
+                i,
+                g.pid,
+                ifs.iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+        }
+    })
+    .map(|_| ())
+}
+
+/// After the host netns is gone, wait until every guest is back to `lo` only (the kernel
+/// deletes the veth pairs asynchronously), so the next row starts from a quiet machine.
+fn wait_guests_clean(guests: &[Guest], timeout: Duration) -> R<Duration> {
+    let t0 = Instant::now();
+    loop {
+        check_stop()?;
+        let dirty = in_each_guest(guests, |_, _| {
+            Ok(list_ifaces()?.iter().any(|f| f.name != "lo"))
+        })?
+        .into_iter()
+        .filter(|d| *d)
+        .count();
+        if dirty == 0 {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > timeout {
+            return Err(format!(
+                "{dirty} guests still have links {timeout:?} after their host netns was closed"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Number of links enslaved to the bridge in the host netns.
+fn bridge_ports(host: &HostNs) -> R<usize> {
+    let out = run_in(host.raw(), "ip", &["-j", "link", "show", "master", BRIDGE])?;
+    let v: serde_json::Value = serde_json::from_str(out.trim())
+        .map_err(|e| format!("parse `ip -j link show master`: {e}"))?;
+    Ok(v.as_array().map(|a| a.len()).unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows.
+
+struct Stats {
+    label: String,
+    n: usize,
+    samples_ms: Vec<f64>,
+    peak_rss_kb: i64,
+    target_p50_ms: Option<f64>,
+}
+
+impl Stats {
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.samples_ms.clone();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+    fn max(&self) -> f64 {
+        self.samples_ms.iter().cloned().fold(f64::NAN, f64::max)
+    }
+}
+
+/// One `pipework` process per guest, inside a fresh host netns; then verify and tear down.
+fn pipework_row(
+    label: &str,
+    bin: &std::path::Path,
+    guests: &[Guest],
+    guest_arg: impl Fn(usize, &Guest) -> String,
+    docker_host: Option<&str>,
+    target: f64,
+) -> R<Stats> {
+    let host = HostNs::new()?;
+    let mut samples = Vec::with_capacity(guests.len());
+    let mut peak = 0;
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        let garg = guest_arg(i, g);
+        let ip = format!("{}/16", guest_addr(i));
+        let mut c = cmd_in(host.raw(), bin);
+        c.args([BRIDGE, &garg, &ip]);
+        if let Some(h) = docker_host {
+            c.env("DOCKER_HOST", h);
+        }
+        let r = timed(c)?;
+        if !r.ok {
+            return Err(format!(
+                "[{label}] attach #{i} `pipework {BRIDGE} {garg} {ip}` failed ({}):\n{}",
+                r.status,
+                r.stderr.trim_end()
+            ));
+        }
+        samples.push(r.ms);
+        peak = peak.max(r.maxrss_kb);
+    }
+    let ports = bridge_ports(&host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[{label}] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    drop(host);
+    let t =
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    println!("  {label}: {} attaches verified ({ports} bridge ports, every guest has its address); host netns torn down in {:.0} ms", guests.len(), t.as_secs_f64() * 1e3);
+    Ok(Stats {
+        label: label.into(),
+        n: guests.len(),
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: Some(target),
+    })
+}
+
+/// Baseline: the `ip` commands the original shell pipework runs per guest (veth created in the
+/// host, moved into the guest, renamed there). Guest-side commands enter the guest netns with
+/// setns before exec (like `nsenter --net`, one exec cheaper than `ip netns exec`).
+fn baseline_row(guests: &[Guest]) -> R<Stats> {
+    let label = "ip sequence (7 ip execs)";
+    let host = HostNs::new()?;
+    run_in(host.raw(), "ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+    run_in(host.raw(), "ip", &["link", "set", BRIDGE, "up"])?;
+    let mut samples = Vec::with_capacity(guests.len());
+    let mut step_ms: Vec<Vec<f64>> = (0..7).map(|_| Vec::with_capacity(guests.len())).collect();
+    let mut peak = 0;
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        let local = format!("veth1pl{}", g.pid);
+        let peer = format!("veth1pg{}", g.pid);
+        let pid = g.pid.to_string();
+        let ip = format!("{}/16", guest_addr(i));
+        let h = host.raw();
+        let gn = g.ns.as_raw_fd();
+        let steps: [(RawFd, Vec<&str>); 7] = [
+            (
+                h,
+                vec![
+                    "link", "add", "name", &local, "mtu", "1500", "type", "veth", "peer", "name",
+                    &peer, "mtu", "1500",
+                ],
+            ),
+            (h, vec!["link", "set", &local, "master", BRIDGE]),
+            (h, vec!["link", "set", &local, "up"]),
+            (h, vec!["link", "set", &peer, "netns", &pid]),
+            (gn, vec!["link", "set", &peer, "name", "eth1"]),
+            (gn, vec!["addr", "add", &ip, "dev", "eth1"]),
+            (gn, vec!["link", "set", "eth1", "up"]),
+        ];
+        let t0 = Instant::now();
+        for (k, (ns, args)) in steps.iter().enumerate() {
+            let mut c = cmd_in(*ns, "ip");
+            c.args(args);
+            let r = timed(c)?;
+            if !r.ok {
+                return Err(format!(
+                    "[{label}] guest #{i}: `ip {}` failed ({}):\n{}",
+                    args.join(" "),
+                    r.status,
+                    r.stderr.trim_end()
+                ));
+            }
+            peak = peak.max(r.maxrss_kb);
+            step_ms[k].push(r.ms);
+        }
+        samples.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let ports = bridge_ports(&host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[{label}] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    drop(host);
+    let t =
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    println!(
+        "  {label}: {} guests verified; host netns torn down in {:.0} ms",
+        guests.len(),
+        t.as_secs_f64() * 1e3
+    );
+    let step_names = [
+        "add veth",
+        "master",
+        "host up",
+        "netns move",
+        "rename",
+        "addr add",
+        "guest up",
+    ];
+    let per_step: Vec<String> = step_ms
+        .into_iter()
+        .zip(step_names)
+        .map(|(v, name)| {
+            let s = Stats {
+                label: String::new(),
+                n: v.len(),
+                samples_ms: v,
+                peak_rss_kb: 0,
+                target_p50_ms: None,
+            };
+            format!("{name} {:.2}", s.pct(50.0))
+        })
+        .collect();
+    println!("    p50 per ip step (ms): {}", per_step.join(", "));
+    Ok(Stats {
+        label: label.into(),
+        n: guests.len(),
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: None,
+    })
+}
+
+/// What one process invocation costs before it does anything: `true` spawned the same way
+/// (fork, setns into a host netns, exec, wait4). Not a target; it shows the floor under every row.
+fn spawn_floor_row(n: usize) -> R<Stats> {
+    let host = HostNs::new()?;
+    let mut samples = Vec::with_capacity(n);
+    let mut peak = 0;
+    for _ in 0..n {
+        check_stop()?;
+        let r = timed(cmd_in(host.raw(), "true"))?;
+        if !r.ok {
+            return Err(format!("`true` failed ({})", r.status));
+        }
+        samples.push(r.ms);
+        peak = peak.max(r.maxrss_kb);
+    }
+    Ok(Stats {
+        label: "spawn floor (/bin/true)".into(),
+        n,
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: None,
+    })
+}
+
+/// ru_maxrss of a child can never be below the resident anonymous memory it inherited at fork
+/// (the kernel keeps the pre-exec high-water mark): measure that floor.
+fn fork_rss_floor_kb() -> i64 {
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::_exit(0);
+        }
+        if pid < 0 {
+            return -1;
+        }
+        let mut st = 0;
+        let mut ru: libc::rusage = std::mem::zeroed();
+        while libc::wait4(pid, &mut st, 0, &mut ru) < 0 {
+            if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return -1;
+            }
+        }
+        ru.ru_maxrss
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn env_usize(name: &str, default: usize) -> R<usize> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a number")),
+        _ => Ok(default),
+    }
+}
+
+fn pipework_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PIPEWORK_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let target = if target.is_relative() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(target)
+    } else {
+        target
+    };
+    target.join("release").join("pipework")
+}
+
+/// Docker row preconditions; Err(reason) means "skip the row".
+fn docker_ready() -> Result<(String, String), String> {
+    let host = match std::env::var("PIPEWORK_TEST_DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => return Err("PIPEWORK_TEST_DOCKER_HOST is not set (scripts/bench.sh sets it)".into()),
+    };
+    let image = std::env::var("PIPEWORK_TEST_IMAGE")
+        .unwrap_or_else(|_| "pipework-test/busybox:latest".into());
+    docker(&host, &["version", "--format", "{{.Server.Version}}"])
+        .map_err(|e| format!("daemon at {host} does not answer: {e}"))?;
+    docker(&host, &["image", "inspect", "--format", "{{.Id}}", &image]).map_err(|_| {
+        format!("image {image} missing on {host} (scripts/testenv.sh up imports it)")
+    })?;
+    Ok((host, image))
+}
+
+fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
+    println!();
+    println!(
+        "{:<30} {:>5} {:>8} {:>8} {:>8} {:>12} {:>15}  targets",
+        "row", "n", "p50_ms", "p95_ms", "max_ms", "peak_rss_kb", "vs_ip_sequence"
+    );
+    for s in rows {
+        let p50 = s.pct(50.0);
+        let ratio = match baseline_p50 {
+            _ if s.label.starts_with("spawn floor") => "-".into(),
+            Some(b) => format!("{:.1}x", b / p50),
+            None => "-".into(),
+        };
+        let verdict = match s.target_p50_ms {
+            Some(t) => format!(
+                "p50 {} {t} ms, rss {} 5 MB",
+                if p50 <= t { "<=" } else { "OVER" },
+                if s.peak_rss_kb <= TARGET_RSS_KB {
+                    "<="
+                } else {
+                    "OVER"
+                }
+            ),
+            None if s.label.starts_with("ip sequence") => "(baseline)".into(),
+            None => "(reference)".into(),
+        };
+        println!(
+            "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>12} {:>15}  {}",
+            s.label,
+            s.n,
+            p50,
+            s.pct(95.0),
+            s.max(),
+            s.peak_rss_kb,
+            ratio,
+            verdict
+        );
+    }
+}
+
+fn run() -> R<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        println!("attach bench: skipped, needs root (network namespaces, veth, bridges)");
+        return Ok(());
+    }
+    let n = env_usize("PIPEWORK_BENCH_N", DEFAULT_N)?;
+    if n == 0 || n > 250 * 254 {
+        return Err(format!(
+            "PIPEWORK_BENCH_N={n} out of range 1..={}",
+            250 * 254
+        ));
+    }
+    let bin = pipework_bin();
+    if !bin.is_file() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release` (scripts/bench.sh does), or set PIPEWORK_BIN",
+            bin.display()
+        ));
+    }
+    let version = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "pipework attach bench: binary {} ({}), N={n}, one process per attach",
+        bin.display(),
+        if version.is_empty() { "?" } else { &version }
+    );
+    println!("  every row runs in its own private host netns; bridge {BRIDGE}; guests get 10.213.X.Y/16 on eth1");
+
+    let mut rows = Vec::new();
+    let t = Instant::now();
+    let procs = GuestProcs::spawn(n)?;
+    println!(
+        "  {n} guest netns (sleep infinity + unshare -n) created in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let floor = fork_rss_floor_kb();
+
+    rows.push(spawn_floor_row(n)?);
+    rows.push(pipework_row(
+        "netns path (/proc/PID/ns/net)",
+        &bin,
+        &procs.guests,
+        |_, g| format!("/proc/{}/ns/net", g.pid),
+        None,
+        TARGET_P50_PATH_MS,
+    )?);
+    rows.push(pipework_row(
+        "pid",
+        &bin,
+        &procs.guests,
+        |_, g| g.pid.to_string(),
+        None,
+        TARGET_P50_PATH_MS,
+    )?);
+
+    let mut notes = Vec::new();
+    match docker_ready() {
+        Err(reason) => {
+            println!("  docker name: row skipped: {reason}");
+            notes.push(format!("docker name row skipped: {reason}"));
+        }
+        Ok((host, image)) => {
+            let dn = env_usize("PIPEWORK_BENCH_DOCKER_N", DEFAULT_DOCKER_N.min(n))?.max(1);
+            let t = Instant::now();
+            let cs = create_containers(&host, &image, dn)?;
+            println!(
+                "  {dn} containers created in {:.1} s (docker run ~0.3 s each, so the Docker row uses min(N, {DEFAULT_DOCKER_N}); PIPEWORK_BENCH_DOCKER_N overrides)",
+                t.elapsed().as_secs_f64()
+            );
+            let names = cs.names.clone();
+            rows.push(pipework_row(
+                "docker name",
+                &bin,
+                &cs.guests,
+                |i, _| names[i].clone(),
+                Some(&host),
+                TARGET_P50_DOCKER_MS,
+            )?);
+            let t = Instant::now();
+            drop(cs);
+            println!("  containers removed in {:.1} s", t.elapsed().as_secs_f64());
+        }
+    }
+
+    let base = baseline_row(&procs.guests)?;
+    let base_p50 = base.pct(50.0);
+    rows.push(base);
+    drop(procs);
+
+    print_table(&rows, Some(base_p50));
+    println!();
+    println!(
+        "targets (reference only, never asserted): p50 <= {TARGET_P50_PATH_MS} ms with a namespace path, <= {TARGET_P50_DOCKER_MS} ms with a Docker name; peak RSS <= {TARGET_RSS_KB} kB"
+    );
+    println!("vs_ip_sequence = ip-sequence p50 / row p50 (same guests, same run). Times are spawn-to-reap of each process,");
+    println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone.");
+    println!(
+        "peak_rss_kb = max ru_maxrss (wait4) over the row's child processes; floor inherited from the forked bench: {floor} kB"
+    );
+    for n in notes {
+        println!("note: {n}");
+    }
+    Ok(())
+}
+
+fn main() {
+    install_signal_handlers();
+    let t0 = Instant::now();
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("attach bench: error: {e}");
+            1
+        }
+    };
+    println!("total bench time {:.1} s", t0.elapsed().as_secs_f64());
+    std::process::exit(code);
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Attach benchmark (benches/attach.rs). Run as root.
+#   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker row with min(N,50)
+#   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
+# Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
+# not already running -- and stops it again on exit only if this script started it -- then runs
+# `cargo bench --bench attach`. Extra arguments are passed to the bench binary.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+TESTENV="$ROOT/scripts/testenv.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench: needs root (network namespaces, veth, bridges)" >&2
+  exit 1
+fi
+
+echo "bench: cargo build --release"
+cargo build --release --bin pipework
+
+# Docker test daemon: reuse a running one, else start it (and stop it when done).
+eval "$("$TESTENV" env)"
+export PIPEWORK_TEST_DOCKER_HOST PIPEWORK_TEST_IMAGE
+started_env=0
+cleanup() {
+  if [ "$started_env" = 1 ]; then
+    echo "bench: stopping the test environment it started"
+    "$TESTENV" down || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+docker_up() { docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/dev/null 2>&1; }
+if command -v docker >/dev/null && docker_up; then
+  echo "bench: test dockerd already running at $PIPEWORK_TEST_DOCKER_HOST"
+  # make sure the image is there (idempotent, no daemon restart)
+  "$TESTENV" up >/dev/null || echo "bench: warning: testenv up failed; the Docker row may be skipped" >&2
+else
+  echo "bench: starting the test environment"
+  "$TESTENV" install || echo "bench: warning: testenv install failed; trying up anyway" >&2
+  started_env=1
+  if ! "$TESTENV" up; then
+    echo "bench: warning: testenv up failed; the Docker row will be skipped" >&2
+  fi
+fi
+
+# The bench finds target/release/pipework itself; be explicit in case CARGO_TARGET_DIR is set.
+export PIPEWORK_BIN="${PIPEWORK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pipework}"
+case "$PIPEWORK_BIN" in /*) ;; *) PIPEWORK_BIN="$ROOT/$PIPEWORK_BIN" ;; esac
+
+# Not exec: the EXIT trap must run afterwards.
+cargo bench --bench attach -- "$@"

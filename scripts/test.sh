@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs it through .ci/run). As root:
+#   1. installs what the tests need and starts the private test dockerd (scripts/testenv.sh);
+#   2. cargo fmt --check, cargo clippy -D warnings, cargo nextest run (unit + integration);
+#   3. checks that no test namespace, link or container (prefix pwt-) was left behind.
+# Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
+# Extra arguments go to `cargo nextest run` (e.g. `scripts/test.sh --test errors`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh: must run as root (the integration tests create network namespaces)" >&2
+  exit 1
+fi
+
+scripts/testenv.sh install
+eval "$(scripts/testenv.sh env)"
+export PIPEWORK_TEST_DOCKER_HOST PIPEWORK_TEST_IMAGE
+
+# Leave a daemon that was already running (someone else's session) as it was; stop the one we
+# start.
+started_docker=0
+if ! docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/dev/null 2>&1; then
+  started_docker=1
+fi
+
+leak_report=""
+pwt_netns() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^pwt-' | sort || true; }
+pwt_links() { ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^pwt-' | sort || true; }
+pwt_containers() {
+  docker -H "$PIPEWORK_TEST_DOCKER_HOST" ps -a --filter name=pwt- --format '{{.Names}}' 2>/dev/null |
+    grep '^pwt-' | sort || true
+}
+
+cleanup() {
+  local rc=$?
+  if [ "$started_docker" = 1 ]; then
+    scripts/testenv.sh down || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+scripts/testenv.sh up
+
+netns_before=$(pwt_netns)
+links_before=$(pwt_links)
+containers_before=$(pwt_containers)
+
+failed=()
+run_step() {
+  echo "==> $*"
+  if ! "$@"; then
+    echo "==> FAILED: $*"
+    failed+=("$*")
+  fi
+}
+
+run_step cargo fmt --all -- --check
+run_step cargo clippy --all-targets -- -D warnings
+run_step cargo nextest run --config-file tests/nextest.toml --no-fail-fast "$@"
+
+# Leak check: whatever this run made and did not remove. It is reported as a failure, then
+# removed so the machine is left clean.
+new_only() { comm -13 <(echo "$1") <(echo "$2") | sed '/^$/d'; }
+leaked_netns=$(new_only "$netns_before" "$(pwt_netns)")
+leaked_links=$(new_only "$links_before" "$(pwt_links)")
+leaked_containers=$(new_only "$containers_before" "$(pwt_containers)")
+if [ -n "$leaked_netns$leaked_links$leaked_containers" ]; then
+  echo "==> FAILED: the tests left things behind:"
+  [ -n "$leaked_netns" ] && echo "  netns: $(echo $leaked_netns)"
+  [ -n "$leaked_links" ] && echo "  links: $(echo $leaked_links)"
+  [ -n "$leaked_containers" ] && echo "  containers: $(echo $leaked_containers)"
+  for n in $leaked_netns; do ip netns del "$n" 2>/dev/null || true; done
+  for l in $leaked_links; do ip link del "$l" 2>/dev/null || true; done
+  for c in $leaked_containers; do
+    docker -H "$PIPEWORK_TEST_DOCKER_HOST" rm -f "$c" >/dev/null 2>&1 || true
+  done
+  failed+=("leak check")
+else
+  echo "==> leak check: nothing left behind"
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test.sh: ${#failed[@]} step(s) failed: ${failed[*]}"
+  exit 1
+fi
+echo "test.sh: all steps passed"
