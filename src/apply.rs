@@ -92,8 +92,11 @@ struct State {
 pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
     let mut undo: Vec<Undo> = Vec::new();
     let mut st = State::default();
+    let start = std::time::Instant::now();
+    let mut times = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         env.log.step(step.name, &step.op);
+        let t = std::time::Instant::now();
         let mut r = run_step(step, env, &mut st, &mut undo).map_err(|e| Error::Step {
             step: step.name,
             source: Box::new(e),
@@ -104,6 +107,19 @@ pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
         if let Err(e) = r {
             return Err(rollback(e, undo, env));
         }
+        times.push((step.name, t.elapsed()));
+    }
+    if env.log.verbose {
+        let each: Vec<String> = times
+            .iter()
+            .map(|(n, d)| format!("{n} {:.3}", d.as_secs_f64() * 1e3))
+            .collect();
+        env.log.info(format_args!(
+            "applied {} steps in {:.3} ms ({})",
+            times.len(),
+            start.elapsed().as_secs_f64() * 1e3,
+            each.join(", ")
+        ));
     }
     Ok(st.applied)
 }
@@ -179,33 +195,53 @@ fn guest_index(env: &mut Env<'_>, st: &mut State, ifname: &str) -> Result<u32, E
     Ok(i)
 }
 
-/// How long to wait for the bridge to enable a new port. Normally it is already enabled, or
-/// is within microseconds; a loaded machine can delay the kernel's link-watch work.
+/// How long to wait for the bridge to enable a new port. Normally it is enabled already, or
+/// within microseconds; a loaded machine can delay the kernel's link-watch work.
 const PORT_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn wait_port_ready(env: &mut Env<'_>, port: &str) -> Result<(), Error> {
+/// RTNLGRP_LINK.
+const RTNLGRP_LINK: u32 = 1;
+
+fn port_enabled(nl: &mut Netlink, port: &str) -> Result<bool, Error> {
     use netlink_packet_route::link::BridgePortState;
-    let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_micros(50);
+    let link = get_link(nl, port)?.ok_or_else(|| {
+        Error::HostInterface(format!("bridge port {port} disappeared from the host"))
+    })?;
+    // Forwarding, or STP's listening/learning: the bridge has seen the carrier; STP's own
+    // delays are the bridge's policy, not ours to wait out.
+    Ok(!matches!(
+        msg::bridge_port_state(&link),
+        Some(BridgePortState::Disabled)
+    ))
+}
+
+/// Event-driven: the kernel notifies RTM_NEWLINK for the port right after the bridge has
+/// processed its carrier change, so we subscribe, re-check, and sleep only on the socket.
+fn wait_port_ready(env: &mut Env<'_>, port: &str) -> Result<(), Error> {
+    if port_enabled(env.host, port)? {
+        return Ok(());
+    }
+    let mut events =
+        Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+    events
+        .subscribe(RTNLGRP_LINK)
+        .map_err(|e| Error::netlink("cannot subscribe to link events", e))?;
+    let deadline = std::time::Instant::now() + PORT_READY_LIMIT;
     loop {
-        let link = get_link(env.host, port)?.ok_or_else(|| {
-            Error::HostInterface(format!("bridge port {port} disappeared from the host"))
-        })?;
-        match msg::bridge_port_state(&link) {
-            Some(BridgePortState::Disabled) => {}
-            // Forwarding, or STP's listening/learning: the bridge has seen the carrier; STP's
-            // own delays are the bridge's policy, not ours to wait out.
-            _ => return Ok(()),
+        if port_enabled(&mut events, port)? {
+            return Ok(());
         }
-        if start.elapsed() >= PORT_READY_LIMIT {
+        let now = std::time::Instant::now();
+        if now >= deadline {
             env.log.info(format_args!(
-                "bridge port {port} still disabled after {:?}; announcing anyway",
-                PORT_READY_LIMIT
+                "bridge port {port} still disabled after {PORT_READY_LIMIT:?}; announcing anyway"
             ));
             return Ok(());
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+        // Any link event may be ours; the re-check above decides.
+        events
+            .recv_events(deadline - now)
+            .map_err(|e| Error::netlink("cannot read link events", e))?;
     }
 }
 
