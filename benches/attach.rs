@@ -181,8 +181,14 @@ fn timed(mut c: Command) -> R<Run> {
 
 /// Run an untimed helper command in `ns`; error with its stderr if it fails.
 fn run_in(ns: RawFd, prog: &str, args: &[&str]) -> R<String> {
-    let out = cmd_in(ns, prog)
-        .args(args)
+    let mut cmd = cmd_in(ns, prog);
+    cmd.args(args);
+    output_of(cmd, prog, args)
+}
+
+/// Runs `cmd` (already given `args`) to completion; its stdout, or an error with its stderr.
+fn output_of(mut cmd: Command, prog: &str, args: &[&str]) -> R<String> {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("spawn {prog}: {e}"))?;
@@ -296,22 +302,9 @@ impl Drop for Containers {
 }
 
 fn docker(host: &str, args: &[&str]) -> R<String> {
-    let out = Command::new("docker")
-        .arg("-H")
-        .arg(host)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("spawn docker: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`docker {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let mut cmd = Command::new("docker");
+    cmd.arg("-H").arg(host).args(args);
+    output_of(cmd, "docker", args)
 }
 
 /// Create `n` containers with --net=none, a few `docker run`s at a time.
