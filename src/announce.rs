@@ -18,9 +18,9 @@ pub fn enable_arp_notify(nl: &mut Netlink, index: u32, ifname: &str) -> Result<(
 
 /// ndisc_notify has no netlink knob: write the sysctl from inside the guest namespace
 /// (/proc/sys/net resolves against the calling thread's namespace).
-pub fn enable_ndisc_notify(ns: &NetNs, ifname: &str) -> Result<(), Error> {
+pub fn enable_ndisc_notify(ns: &NetNs, home: &NetNs, ifname: &str) -> Result<(), Error> {
     let path = format!("/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify");
-    ns.run_in(|| {
+    ns.run_in(home, || {
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)

@@ -42,6 +42,8 @@ pub struct Env<'a> {
     pub host: &'a mut Netlink,
     pub guest: &'a mut Netlink,
     pub guest_ns: &'a NetNs,
+    /// The namespace this thread works from (the host side).
+    pub home: &'a NetNs,
     pub log: Log,
     /// PIPEWORK_TEST_FAIL_STEP: fail right after this step (tests prove every rollback path).
     pub fail_after: Option<String>,
@@ -330,7 +332,7 @@ fn run_step(
             announce::enable_arp_notify(env.guest, i, ifname)?;
         }
         Op::SetNdiscNotify { ifname } => {
-            announce::enable_ndisc_notify(env.guest_ns, ifname)?;
+            announce::enable_ndisc_notify(env.guest_ns, env.home, ifname)?;
         }
         Op::LinkUp { ifname } => {
             let i = guest_index(env, st, ifname)?;

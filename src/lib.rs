@@ -30,6 +30,7 @@ use crate::apply::{Env, Log};
 use crate::cli::Options;
 use crate::error::Error;
 use crate::netlink::Netlink;
+use crate::ns::NetNs;
 use crate::plan::PlanCtx;
 use crate::request::{AttachRequest, Command};
 
@@ -51,7 +52,8 @@ pub fn run(cmd: &Command, opts: Options) -> Result<Outcome, Error> {
         Command::Exec(e) => {
             privilege::require_admin()?;
             let raw = spec_text(&e.guest);
-            let guest = guest::resolve(&raw, &e.guest)?;
+            let home = NetNs::current()?;
+            let guest = guest::resolve(&raw, &e.guest, &home)?;
             log.info(format_args!(
                 "running {} {} in {}",
                 e.tool.argv().join(" "),
@@ -86,7 +88,8 @@ fn spec_text(spec: &guest::GuestSpec) -> String {
 fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error> {
     privilege::require_admin()?;
     let raw = spec_text(&req.guest);
-    let guest = guest::resolve(&raw, &req.guest)?;
+    let home = NetNs::current()?;
+    let guest = guest::resolve(&raw, &req.guest, &home)?;
     log.info(format_args!(
         "guest {raw}: {:?}{}, namespace {} (inode {})",
         guest.engine,
@@ -96,7 +99,7 @@ fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error
     ));
     let mut host_nl =
         Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
-    let mut guest_nl = guest.netns.run_in(Netlink::open)?.map_err(|e| {
+    let mut guest_nl = guest.netns.run_in(&home, Netlink::open)?.map_err(|e| {
         Error::netlink(
             format!("cannot open a netlink socket in the guest {raw}"),
             e,
@@ -119,6 +122,7 @@ fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error
             host: &mut host_nl,
             guest: &mut guest_nl,
             guest_ns: &guest.netns,
+            home: &home,
             log,
             fail_after: std::env::var(FAIL_STEP_ENV).ok().filter(|s| !s.is_empty()),
         };

@@ -112,8 +112,8 @@ impl Guest {
 }
 
 /// Resolves the guest and opens its namespace. Refuses a guest that shares the caller's
-/// namespace (e.g. a `--net=host` container): plumbing it would rewire the host itself.
-pub fn resolve(raw: &str, spec: &GuestSpec) -> Result<Guest, Error> {
+/// namespace `home` (e.g. a `--net=host` container): plumbing it would rewire the host itself.
+pub fn resolve(raw: &str, spec: &GuestSpec, home: &NetNs) -> Result<Guest, Error> {
     let guest = match spec {
         GuestSpec::Pid(pid) => from_pid(raw, *pid)?,
         GuestSpec::Path(p) => {
@@ -173,8 +173,7 @@ pub fn resolve(raw: &str, spec: &GuestSpec) -> Result<Guest, Error> {
             }
         }
     };
-    let here = NetNs::current()?;
-    if here.inode == guest.netns.inode {
+    if home.inode == guest.netns.inode {
         return Err(Error::Guest(format!(
             "guest {raw} shares this host's network namespace (a --net=host container?): \
              plumbing it would rewire the host itself"

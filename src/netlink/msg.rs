@@ -479,6 +479,37 @@ mod tests {
     }
 
     #[test]
+    fn restored_route_is_the_dumped_one_without_kernel_only_parts() {
+        use netlink_packet_route::route::RouteCacheInfo;
+        let RouteNetlinkMessage::NewRoute(mut dumped) =
+            new_default_route("10.0.0.1".parse().unwrap(), 3)
+        else {
+            unreachable!()
+        };
+        dumped.header.flags = RouteFlags::Linkdown;
+        dumped.attributes.push(RouteAttribute::CacheInfo(
+            RouteCacheInfo::parse(&[0u8; 32]).unwrap(),
+        ));
+        let RouteNetlinkMessage::NewRoute(back) = readd_route(&dumped) else {
+            panic!("not a NEWROUTE")
+        };
+        assert_eq!(back.header.flags, RouteFlags::empty());
+        assert!(!back
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::CacheInfo(_))));
+        assert!(back
+            .attributes
+            .contains(&RouteAttribute::Gateway(RouteAddress::Inet(
+                "10.0.0.1".parse().unwrap()
+            ))));
+        assert!(matches!(
+            del_route(&dumped),
+            RouteNetlinkMessage::DelRoute(_)
+        ));
+    }
+
+    #[test]
     fn gateway_host_route_is_on_link() {
         let b = bytes(new_host_route("10.9.9.1".parse().unwrap(), 4));
         // dst_len 32, scope link (253)

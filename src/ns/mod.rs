@@ -79,13 +79,13 @@ impl NetNs {
         self.file.as_fd()
     }
 
-    /// Runs `f` with the calling thread inside this namespace, then comes back. Sockets opened
+    /// Runs `f` with the calling thread inside this namespace, then comes back to `home` (the
+    /// thread's namespace, opened once by the caller with [`NetNs::current`]). Sockets opened
     /// by `f` stay bound to this namespace for life. `f` must not spawn threads.
     ///
     /// If switching back fails the process aborts: carrying on in the wrong namespace could
     /// plumb the host's interfaces into a container or delete the wrong ones.
-    pub fn run_in<T>(&self, f: impl FnOnce() -> T) -> Result<T, Error> {
-        let home = NetNs::current()?;
+    pub fn run_in<T>(&self, home: &NetNs, f: impl FnOnce() -> T) -> Result<T, Error> {
         if home.inode == self.inode {
             return Ok(f());
         }
