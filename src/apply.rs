@@ -12,11 +12,14 @@ use serde::Serialize;
 
 use crate::announce;
 use crate::driver::get_link;
+use crate::driver::{kernel_lacks, ovs, phys};
 use crate::error::Error;
 use crate::mac::MacAddr;
 use crate::netlink::{msg, Netlink};
 use crate::ns::NetNs;
-use crate::plan::{Op, Plan, Side, Step};
+use crate::plan::{GuestLink, NicState, Op, Plan, Side, Step};
+use crate::request::MacvlanMode;
+use netlink_packet_route::link::MacVlanMode;
 
 /// Step-by-step logging for `-v`: `pipework: step NAME: what`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -67,6 +70,24 @@ enum Undo {
         route: Box<RouteMessage>,
         text: String,
     },
+    OvsDelPort {
+        bridge: String,
+        port: String,
+    },
+    OvsDelBridge {
+        name: String,
+    },
+    /// A host link we brought up goes back down.
+    HostLinkDown {
+        index: u32,
+        name: String,
+    },
+    /// A NIC moved into the guest goes back, under its name, with its MAC, MTU, addresses and
+    /// up/down state.
+    MoveBack {
+        guest_index: u32,
+        nic: Box<NicState>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -81,6 +102,7 @@ pub struct RouteReport {
 #[derive(Debug, Default)]
 pub struct Applied {
     pub guest_mac: Option<MacAddr>,
+    pub guest_mtu: Option<u32>,
     pub routes: Vec<RouteReport>,
 }
 
@@ -143,6 +165,40 @@ fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error {
                     Err(e) => left.push(format!("link {name} ({e})")),
                 }
             }
+            Undo::OvsDelPort { bridge, port } => {
+                env.log
+                    .step("rollback", format!("remove port {port} from {bridge}"));
+                if let Err(e) =
+                    ovs::vsctl_change(&["--if-exists", "del-port", &bridge, &port], "rollback")
+                {
+                    left.push(format!("Open vSwitch port {port} on {bridge} ({e})"));
+                }
+            }
+            Undo::OvsDelBridge { name } => {
+                env.log
+                    .step("rollback", format!("delete Open vSwitch bridge {name}"));
+                if let Err(e) = ovs::vsctl_change(&["--if-exists", "del-br", &name], "rollback") {
+                    left.push(format!("Open vSwitch bridge {name} ({e})"));
+                }
+            }
+            Undo::HostLinkDown { index, name } => {
+                env.log.step("rollback", format!("bring {name} back down"));
+                match env.host.request(msg::set_link_down(index), 0) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::ENODEV => {}
+                    Err(e) => left.push(format!("{name} is still up ({e})")),
+                }
+            }
+            Undo::MoveBack { guest_index, nic } => {
+                env.log
+                    .step("rollback", format!("move {} back to the host", nic.name));
+                if let Err(e) = move_back(env, guest_index, &nic) {
+                    left.push(format!(
+                        "{} is not back in the host as it was ({e})",
+                        nic.name
+                    ));
+                }
+            }
             Undo::DeleteRoute { route, text } => {
                 env.log.step("rollback", format!("delete route {text}"));
                 match env.guest.request(msg::del_route(&route), 0) {
@@ -172,6 +228,137 @@ fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error {
             left: left.join("; "),
         }
     }
+}
+
+/// Reads the guest interface just created or moved: its index (cached for later steps), MAC
+/// and MTU (for the report).
+fn learn_guest_link(env: &mut Env<'_>, st: &mut State, name: &str) -> Result<u32, Error> {
+    let gl = get_link(env.guest, name)?
+        .ok_or_else(|| Error::HostInterface(format!("{name} did not appear in the guest")))?;
+    st.guest_index = Some((name.to_string(), gl.header.index));
+    st.applied.guest_mac = msg::link_mac(&gl);
+    st.applied.guest_mtu = msg::link_mtu(&gl);
+    Ok(gl.header.index)
+}
+
+fn macvlan_mode(m: MacvlanMode) -> MacVlanMode {
+    match m {
+        MacvlanMode::Bridge => MacVlanMode::Bridge,
+        MacvlanMode::Private => MacVlanMode::Private,
+        MacvlanMode::Vepa => MacVlanMode::Vepa,
+        MacvlanMode::Passthru => MacVlanMode::Passthrough,
+    }
+}
+
+fn move_to_guest(
+    env: &mut Env<'_>,
+    nic: &NicState,
+    guest: &str,
+    mtu: Option<u32>,
+) -> Result<(), Error> {
+    let index = link_index(env.host, &nic.name, Side::Host)?;
+    let Some(phy) = &nic.phy else {
+        return env
+            .host
+            .request(msg::move_link(index, env.guest_ns.raw_fd(), guest, mtu), 0)
+            .map_err(|e| {
+                Error::netlink(
+                    format!("cannot move {} into the guest as {guest}", nic.name),
+                    e,
+                )
+            });
+    };
+    // Wireless: the phy moves (with its interfaces, names unchanged), then the rename.
+    run_iw(&phys::iw_move_args(phy, env.guest_ns.raw_fd()), None)?;
+    let i = link_index(env.guest, &nic.name, Side::Guest)?;
+    env.guest
+        .request(msg::rename_link(i, guest), 0)
+        .map_err(|e| {
+            Error::netlink(
+                format!("cannot rename {} to {guest} in the guest", nic.name),
+                e,
+            )
+        })
+}
+
+fn move_back(env: &mut Env<'_>, guest_index: u32, nic: &NicState) -> Result<(), Error> {
+    match &nic.phy {
+        None => env
+            .guest
+            .request(
+                msg::move_link(guest_index, env.home.raw_fd(), &nic.name, nic.mtu),
+                0,
+            )
+            .map_err(|e| Error::netlink("cannot move it back", e))?,
+        Some(phy) => {
+            env.guest
+                .request(msg::set_link_down(guest_index), 0)
+                .and_then(|()| {
+                    env.guest
+                        .request(msg::rename_link(guest_index, &nic.name), 0)
+                })
+                .map_err(|e| Error::netlink("cannot rename it back", e))?;
+            run_iw(
+                &phys::iw_move_args(phy, env.home.raw_fd()),
+                Some(env.guest_ns),
+            )?;
+        }
+    }
+    let index = link_index(env.host, &nic.name, Side::Host)?;
+    if let Some(mac) = &nic.mac {
+        env.host
+            .request(msg::set_link_mac(index, mac), 0)
+            .map_err(|e| Error::netlink(format!("cannot restore its mac {mac}"), e))?;
+    }
+    for a in &nic.addresses {
+        let brd = match a {
+            ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
+            _ => None,
+        };
+        match env.host.request(
+            msg::new_address(index, a.addr(), a.prefix_len(), brd),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(()) => {}
+            Err(e) if e.errno == libc::EEXIST => {}
+            Err(e) => return Err(Error::netlink(format!("cannot restore its address {a}"), e)),
+        }
+    }
+    if nic.up {
+        env.host
+            .request(msg::set_link_up(index), 0)
+            .map_err(|e| Error::netlink("cannot bring it back up", e))?;
+    }
+    Ok(())
+}
+
+/// Runs `iw ARGS…` (wireless phys change namespace through nl80211), inside `ns` if given.
+fn run_iw(args: &[String], ns: Option<&NetNs>) -> Result<(), Error> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("iw");
+    cmd.args(args);
+    if let Some(ns) = ns {
+        let fd = ns.raw_fd();
+        // SAFETY: only a setns syscall between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let b = std::os::fd::BorrowedFd::borrow_raw(fd);
+                nix::sched::setns(b, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io("cannot run iw (package iw) to move a wireless interface", e))?;
+    if !out.status.success() {
+        return Err(Error::HostInterface(format!(
+            "iw {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 fn link_index(nl: &mut Netlink, name: &str, side: Side) -> Result<u32, Error> {
@@ -282,14 +469,15 @@ fn run_step(
         }
         Op::CreateVeth {
             host,
-            bridge,
+            master,
             guest,
             mtu,
             mac,
         } => {
-            let master = match st.bridge_index {
-                Some(i) => i,
-                None => link_index(env.host, bridge, Side::Host)?,
+            let master = match (master, st.bridge_index) {
+                (None, _) => None,
+                (Some(_), Some(i)) => Some(i),
+                (Some(m), None) => Some(link_index(env.host, m, Side::Host)?),
             };
             let peer = msg::PeerSpec {
                 name: guest.clone(),
@@ -299,7 +487,7 @@ fn run_step(
             };
             env.host
                 .request(
-                    msg::new_veth(host, *mtu, Some(master), &peer),
+                    msg::new_veth(host, *mtu, master, &peer),
                     NLM_F_CREATE | NLM_F_EXCL,
                 )
                 .map_err(|e| {
@@ -321,11 +509,128 @@ fn run_step(
                 index,
                 name: host.clone(),
             });
-            let gl = get_link(env.guest, guest)?.ok_or_else(|| {
-                Error::HostInterface(format!("{guest} did not appear in the guest"))
-            })?;
-            st.guest_index = Some((guest.clone(), gl.header.index));
-            st.applied.guest_mac = msg::link_mac(&gl);
+            learn_guest_link(env, st, guest)?;
+        }
+        Op::OvsAddBridge { name, datapath } => {
+            let args = ovs::add_bridge_args(name, datapath.as_deref());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ovs::vsctl_change(&args, &format!("cannot create Open vSwitch bridge {name}"))?;
+            undo.push(Undo::OvsDelBridge { name: name.clone() });
+        }
+        Op::OvsAddPort {
+            bridge,
+            port,
+            tag,
+            external_ids,
+        } => {
+            let args = ovs::add_port_args(bridge, port, *tag, external_ids);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ovs::vsctl_change(
+                &args,
+                &format!("cannot add {port} to Open vSwitch bridge {bridge}"),
+            )?;
+            undo.push(Undo::OvsDelPort {
+                bridge: bridge.clone(),
+                port: port.clone(),
+            });
+        }
+        Op::TxChecksumOff { ifname } => ovs::tx_checksum_off(env.guest_ns, env.home, ifname)?,
+        Op::CreateVlan {
+            parent,
+            name,
+            id,
+            mtu,
+        } => {
+            let p = link_index(env.host, parent, Side::Host)?;
+            env.host
+                .request(msg::new_vlan(name, p, *id, *mtu), NLM_F_CREATE | NLM_F_EXCL)
+                .map_err(|e| match kernel_lacks(e.errno, "802.1Q VLAN", "8021q") {
+                    Some(why) => Error::HostInterface(format!("cannot create {name}: {why}")),
+                    None => {
+                        Error::netlink(format!("cannot create VLAN {id} on {parent} as {name}"), e)
+                    }
+                })?;
+            let index = link_index(env.host, name, Side::Host)?;
+            undo.push(Undo::DeleteLink {
+                side: Side::Host,
+                index,
+                name: name.clone(),
+            });
+        }
+        Op::HostLinkUp { name } => {
+            let l = get_link(env.host, name)?
+                .ok_or_else(|| Error::HostInterface(format!("no link {name} in the host")))?;
+            if !msg::link_is_up(&l) {
+                env.host
+                    .request(msg::set_link_up(l.header.index), 0)
+                    .map_err(|e| Error::netlink(format!("cannot bring {name} up"), e))?;
+                undo.push(Undo::HostLinkDown {
+                    index: l.header.index,
+                    name: name.clone(),
+                });
+            }
+        }
+        Op::CreateInGuest {
+            link,
+            name,
+            mtu,
+            mac,
+        } => {
+            let (kind, what, module) = match link {
+                GuestLink::Macvlan { parent, mode } => (
+                    msg::GuestLinkKind::Macvlan {
+                        parent: link_index(env.host, parent, Side::Host)?,
+                        mode: macvlan_mode(*mode),
+                    },
+                    "macvlan",
+                    "macvlan",
+                ),
+                GuestLink::Ipoib { parent, pkey } => (
+                    msg::GuestLinkKind::Ipoib {
+                        parent: link_index(env.host, parent, Side::Host)?,
+                        pkey: *pkey,
+                    },
+                    "IPoIB",
+                    "ib_ipoib",
+                ),
+                GuestLink::Dummy => (msg::GuestLinkKind::Dummy, "dummy interface", "dummy"),
+            };
+            let m = msg::new_link_in_guest(&kind, name, *mtu, mac.as_ref(), env.guest_ns.raw_fd());
+            env.host
+                .request(m, NLM_F_CREATE | NLM_F_EXCL)
+                .map_err(|e| match kernel_lacks(e.errno, what, module) {
+                    Some(why) => Error::HostInterface(format!("cannot create {name}: {why}")),
+                    None => Error::netlink(format!("cannot create {what} {name} in the guest"), e),
+                })?;
+            let index = learn_guest_link(env, st, name)?;
+            undo.push(Undo::DeleteLink {
+                side: Side::Guest,
+                index,
+                name: name.clone(),
+            });
+        }
+        Op::MoveToGuest { nic, guest, mtu } => {
+            move_to_guest(env, nic, guest, *mtu)?;
+            let index = learn_guest_link(env, st, guest)?;
+            undo.push(Undo::MoveBack {
+                guest_index: index,
+                nic: Box::new(nic.clone()),
+            });
+            if !nic.addresses.is_empty() {
+                let list: Vec<String> = nic.addresses.iter().map(|a| a.to_string()).collect();
+                eprintln!(
+                    "pipework: warning: moving {} into the guest dropped its host addresses: {}",
+                    nic.name,
+                    list.join(", ")
+                );
+            }
+        }
+        Op::SetMac { ifname, mac } => {
+            let i = guest_index(env, st, ifname)?;
+            env.guest
+                .request(msg::set_link_mac(i, mac), 0)
+                .map_err(|e| Error::netlink(format!("cannot set mac {mac} on {ifname}"), e))?;
+            st.applied.guest_mac = Some(*mac);
         }
         Op::SetArpNotify { ifname } => {
             let i = guest_index(env, st, ifname)?;

@@ -13,15 +13,53 @@ use crate::error::Error;
 use crate::guest::Guest;
 use crate::mac::MacAddr;
 use crate::netlink::Netlink;
-use crate::request::AttachRequest;
+use crate::request::{AttachRequest, MacvlanMode};
 use crate::{addressing, driver};
 
-/// Which of the two namespaces a step acts in.
+/// Which of the two namespaces a link lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Host,
     Guest,
+}
+
+/// What kind of attachment a plan makes (the `kind` of `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// veth pair, host end on a Linux bridge.
+    Bridge,
+    /// veth pair, host end a port of an Open vSwitch bridge.
+    Ovs,
+    /// macvlan child of a host interface, created inside the guest.
+    Macvlan,
+    /// The host interface itself, moved into the guest (`--direct-phys`).
+    Phys,
+    /// IPoIB child of an InfiniBand interface, created inside the guest.
+    Ipoib,
+    /// A dummy interface inside the guest.
+    Dummy,
+}
+
+/// A link to create straight inside the guest, its parent named as in the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestLink {
+    Macvlan { parent: String, mode: MacvlanMode },
+    Ipoib { parent: String, pkey: Option<u16> },
+    Dummy,
+}
+
+/// A NIC's state before it was moved into the guest: what rollback restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicState {
+    pub name: String,
+    pub mac: Option<MacAddr>,
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub addresses: Vec<IpNet>,
+    /// A wireless NIC moves with its phy (nl80211), by `iw`.
+    pub phy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,18 +69,64 @@ pub enum Op {
         name: String,
         mtu: Option<u32>,
     },
+    /// An Open vSwitch bridge (`ovs-vsctl add-br`).
+    OvsAddBridge {
+        name: String,
+        datapath: Option<String>,
+    },
     /// A leftover host link of the chosen name that is down: replaced, as the original does.
     DeleteStaleLink {
         name: String,
     },
-    /// The veth pair in one message: host end enslaved and up, guest end created inside the
-    /// guest with its final name.
+    /// The veth pair in one message: host end (enslaved to `master` when given) and up, guest
+    /// end created inside the guest with its final name.
     CreateVeth {
         host: String,
-        bridge: String,
+        master: Option<String>,
         guest: String,
         mtu: u32,
         mac: Option<MacAddr>,
+    },
+    /// The host end becomes a port of an OVS bridge, with the original's external-ids.
+    OvsAddPort {
+        bridge: String,
+        port: String,
+        tag: Option<u16>,
+        external_ids: Vec<(String, String)>,
+    },
+    /// Turns off tx checksum offload on the guest end: OVS's userspace datapath does not
+    /// complete partial checksums, so TCP through it would fail otherwise.
+    TxChecksumOff {
+        ifname: String,
+    },
+    /// An 802.1Q child of a host NIC.
+    CreateVlan {
+        parent: String,
+        name: String,
+        id: u16,
+        mtu: Option<u32>,
+    },
+    /// Brings a host link up (restored to down on rollback).
+    HostLinkUp {
+        name: String,
+    },
+    /// A macvlan / IPoIB / dummy link created inside the guest with its final name.
+    CreateInGuest {
+        link: GuestLink,
+        name: String,
+        mtu: Option<u32>,
+        mac: Option<MacAddr>,
+    },
+    /// Moves a host NIC into the guest under `guest` in one RTM_SETLINK.
+    MoveToGuest {
+        nic: NicState,
+        guest: String,
+        mtu: Option<u32>,
+    },
+    /// Sets the guest interface's MAC (a moved NIC; created links get theirs at creation).
+    SetMac {
+        ifname: String,
+        mac: MacAddr,
     },
     /// net.ipv4.conf.IF.arp_notify = 1 (kernel sends gratuitous ARP on up / MAC change).
     SetArpNotify {
@@ -79,48 +163,87 @@ pub enum Op {
     WaitPortReady {
         port: String,
     },
-    /// Re-sets the interface's MAC so the kernel announces its addresses once the bridge port
-    /// forwards (a gratuitous ARP sent the instant the link comes up can be lost).
+    /// Re-sets the interface's MAC so the kernel announces its addresses once the path is
+    /// ready (a gratuitous ARP sent the instant the link comes up can be lost).
     Announce {
         ifname: String,
     },
-}
-
-impl Op {
-    pub fn side(&self) -> Side {
-        match self {
-            Op::CreateBridge { .. }
-            | Op::DeleteStaleLink { .. }
-            | Op::CreateVeth { .. }
-            | Op::WaitPortReady { .. } => Side::Host,
-            _ => Side::Guest,
-        }
-    }
 }
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::CreateBridge { name, .. } => write!(f, "create bridge {name} (up)"),
+            Op::OvsAddBridge { name, datapath } => {
+                write!(f, "create Open vSwitch bridge {name}")?;
+                match datapath {
+                    Some(d) => write!(f, " (datapath {d})"),
+                    None => Ok(()),
+                }
+            }
             Op::DeleteStaleLink { name } => {
                 write!(f, "delete leftover host link {name} (it is down)")
             }
             Op::CreateVeth {
                 host,
-                bridge,
+                master,
                 guest,
                 mtu,
                 mac,
             } => {
-                write!(
-                    f,
-                    "create veth {host} (on {bridge}, up) <-> {guest} in guest, mtu {mtu}"
-                )?;
+                write!(f, "create veth {host}")?;
+                if let Some(m) = master {
+                    write!(f, " (on {m}, up)")?;
+                }
+                write!(f, " <-> {guest} in guest, mtu {mtu}")?;
                 if let Some(m) = mac {
                     write!(f, ", mac {m}")?;
                 }
                 Ok(())
             }
+            Op::OvsAddPort {
+                bridge, port, tag, ..
+            } => {
+                write!(f, "add {port} to Open vSwitch bridge {bridge}")?;
+                match tag {
+                    Some(t) => write!(f, " with tag {t}"),
+                    None => Ok(()),
+                }
+            }
+            Op::TxChecksumOff { ifname } => write!(f, "turn off tx checksum offload on {ifname}"),
+            Op::CreateVlan {
+                parent, name, id, ..
+            } => write!(f, "create VLAN {id} on {parent} as {name}"),
+            Op::HostLinkUp { name } => write!(f, "bring host link {name} up"),
+            Op::CreateInGuest {
+                link, name, mac, ..
+            } => {
+                match link {
+                    GuestLink::Macvlan { parent, mode } => write!(
+                        f,
+                        "create macvlan {name} ({mode:?} mode) of {parent} in guest"
+                    )?,
+                    GuestLink::Ipoib { parent, pkey } => {
+                        write!(f, "create IPoIB {name} of {parent} in guest")?;
+                        if let Some(p) = pkey {
+                            write!(f, ", pkey 0x{p:04x}")?;
+                        }
+                    }
+                    GuestLink::Dummy => write!(f, "create dummy {name} in guest")?,
+                }
+                if let Some(m) = mac {
+                    write!(f, ", mac {m}")?;
+                }
+                Ok(())
+            }
+            Op::MoveToGuest { nic, guest, .. } => {
+                write!(f, "move {} into the guest as {guest}", nic.name)?;
+                if let Some(phy) = &nic.phy {
+                    write!(f, " (wireless: with its phy {phy})")?;
+                }
+                Ok(())
+            }
+            Op::SetMac { ifname, mac } => write!(f, "set mac {mac} on {ifname}"),
             Op::SetArpNotify { ifname } => write!(f, "set arp_notify on {ifname}"),
             Op::SetNdiscNotify { ifname } => write!(f, "set ndisc_notify on {ifname}"),
             Op::LinkUp { ifname } => write!(f, "bring {ifname} up"),
@@ -161,13 +284,19 @@ impl Step {
 /// Everything an attach will do, and what it will report.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub host_interface: String,
     pub host_interface_created: bool,
-    pub host_ifname: String,
+    /// The host-side interface: the veth's host end, or the moved NIC's host name.
+    pub host_ifname: Option<String>,
     pub guest_ifname: String,
-    pub mtu: u32,
     pub mac: Option<MacAddr>,
+    /// VLAN tag (OVS, 802.1Q) or IPoIB partition key in effect.
+    pub vlan: Option<u16>,
+    /// Addresses a moved NIC had in the host (the kernel drops them on the move).
+    pub dropped_addresses: Vec<IpNet>,
+    /// Whether the final announce (MAC re-set) applies to this kind.
+    pub announce: bool,
     pub addresses: Vec<IpNet>,
     pub gateway: Option<IpAddr>,
     pub steps: Vec<Step>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::apply::{Applied, RouteReport};
 use crate::guest::{Guest, GuestInfo};
 use crate::mac::MacAddr;
-use crate::plan::Plan;
+use crate::plan::{Kind, Plan};
 
 #[derive(Serialize)]
 pub struct NetnsInfo {
@@ -17,15 +17,19 @@ pub struct NetnsInfo {
 
 #[derive(Serialize)]
 pub struct AttachReport<'a> {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub guest: GuestInfo<'a>,
     pub netns: NetnsInfo,
     pub host_interface: &'a str,
     pub host_interface_created: bool,
-    pub host_ifname: &'a str,
+    pub host_ifname: Option<&'a str>,
     pub guest_ifname: &'a str,
     pub mac: Option<MacAddr>,
-    pub mtu: u32,
+    pub mtu: Option<u32>,
+    /// VLAN tag (OVS, 802.1Q) or IPoIB partition key.
+    pub vlan: Option<u16>,
+    /// Host addresses a moved NIC lost (`--direct-phys`).
+    pub dropped_addresses: Vec<String>,
     pub addresses: Vec<String>,
     pub gateway: Option<IpAddr>,
     pub routes: Vec<RouteReport>,
@@ -47,10 +51,16 @@ impl<'a> AttachReport<'a> {
             },
             host_interface: &plan.host_interface,
             host_interface_created: plan.host_interface_created,
-            host_ifname: &plan.host_ifname,
+            host_ifname: plan.host_ifname.as_deref(),
             guest_ifname: &plan.guest_ifname,
             mac: applied.guest_mac.or(plan.mac),
-            mtu: plan.mtu,
+            mtu: applied.guest_mtu,
+            vlan: plan.vlan,
+            dropped_addresses: plan
+                .dropped_addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             addresses: plan.addresses.iter().map(|a| a.to_string()).collect(),
             gateway: plan.gateway,
             routes: applied.routes,

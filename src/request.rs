@@ -162,18 +162,19 @@ impl Addressing {
     }
 }
 
-/// The original's last argument: `[macaddr][@vlan]`, where the MAC may be `U:<string>`.
+/// The original's last argument: `[macaddr][@tag]`, where the MAC may be `U:<string>` and the
+/// tag is a VLAN id (OVS, 802.1Q) or, for IPoIB, a hexadecimal partition key: its meaning
+/// depends on the host interface, so it is interpreted by the driver ([`vlan_id`], [`pkey`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MacVlan {
     pub mac: Option<MacAddr>,
-    pub vlan: Option<u16>,
+    pub tag: Option<String>,
 }
 
 impl MacVlan {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        // `U:` strings may themselves contain '@' only before the VLAN suffix, as in the
-        // original (`${MACADDR%%@*}` keeps up to the first '@').
-        let (mac, vlan) = match s.split_once('@') {
+        // As in the original (`${MACADDR%%@*}`), the MAC is what stands before the first '@'.
+        let (mac, tag) = match s.split_once('@') {
             Some((m, v)) => (m, Some(v.split('@').next().unwrap_or(v))),
             None => (s, None),
         };
@@ -184,20 +185,63 @@ impl MacVlan {
         } else {
             Some(mac.parse()?)
         };
-        let vlan = match vlan {
+        let tag = match tag {
             None => None,
-            Some(v) => Some(
-                v.parse::<u16>()
-                    .ok()
-                    .filter(|v| (1..=4094).contains(v))
-                    .ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "VLAN '{v}' in '{s}' must be a number from 1 to 4094"
-                        ))
-                    })?,
-            ),
+            Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(t.to_string())
+            }
+            Some(t) => {
+                return Err(Error::Invalid(format!(
+                    "'@{t}' in '{s}' is not a VLAN id (a number from 1 to 4094) or an IPoIB                      partition key (hexadecimal)"
+                )))
+            }
         };
-        Ok(MacVlan { mac, vlan })
+        Ok(MacVlan { mac, tag })
+    }
+}
+
+/// A tag read as an 802.1Q / OVS VLAN id.
+pub fn vlan_id(tag: &str) -> Result<u16, Error> {
+    tag.parse::<u16>()
+        .ok()
+        .filter(|v| (1..=4094).contains(v))
+        .ok_or_else(|| Error::Invalid(format!("VLAN '{tag}' must be a number from 1 to 4094")))
+}
+
+/// A tag read as an IPoIB partition key, hexadecimal as in the original (`pkey 0x$PKEY`).
+pub fn pkey(tag: &str) -> Result<u16, Error> {
+    u16::from_str_radix(tag, 16)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "partition key '{tag}' must be hexadecimal, from 1 to ffff (e.g. @8001)"
+            ))
+        })
+}
+
+/// `--macvlan-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    #[default]
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+}
+
+impl MacvlanMode {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "bridge" => Ok(MacvlanMode::Bridge),
+            "private" => Ok(MacvlanMode::Private),
+            "vepa" => Ok(MacvlanMode::Vepa),
+            "passthru" => Ok(MacvlanMode::Passthru),
+            _ => Err(Error::Invalid(format!(
+                "macvlan mode '{s}' is not one of bridge, private, vepa, passthru"
+            ))),
+        }
     }
 }
 
@@ -212,8 +256,14 @@ pub struct AttachRequest {
     pub family: Option<Family>,
     pub addressing: Addressing,
     pub mac: Option<MacAddr>,
-    pub vlan: Option<u16>,
+    /// `@N` after the MAC: a VLAN (OVS tag, 802.1Q child) or an IPoIB partition key.
+    pub tag: Option<String>,
     pub mtu: Option<u32>,
+    /// `--direct-phys`: move the interface itself into the guest.
+    pub direct_phys: bool,
+    /// `--ovs-datapath TYPE` for an Open vSwitch bridge pipework creates (e.g. netdev).
+    pub ovs_datapath: Option<String>,
+    pub macvlan_mode: MacvlanMode,
 }
 
 impl AttachRequest {
@@ -363,11 +413,32 @@ mod tests {
         let m = MacVlan::parse("U:myhost.foo.com").unwrap();
         assert_eq!(m.mac.unwrap().to_string(), "02:72:6c:cd:9b:8d");
         let m = MacVlan::parse("@10").unwrap();
-        assert_eq!((m.mac, m.vlan), (None, Some(10)));
+        assert_eq!((m.mac, m.tag.as_deref()), (None, Some("10")));
         let m = MacVlan::parse("fa:de:b0:99:52:1c@20").unwrap();
-        assert_eq!(m.vlan, Some(20));
-        assert!(MacVlan::parse("@5000").is_err());
+        assert_eq!(m.tag.as_deref(), Some("20"));
+        assert!(MacVlan::parse("@").is_err());
+        assert!(MacVlan::parse("@1x").is_err());
         assert!(MacVlan::parse("01:00:5e:00:00:01").is_err());
+    }
+
+    #[test]
+    fn tags_as_vlan_or_pkey() {
+        assert_eq!(vlan_id("10").unwrap(), 10);
+        assert!(vlan_id("5000")
+            .unwrap_err()
+            .to_string()
+            .contains("1 to 4094"));
+        assert!(vlan_id("0").is_err());
+        assert!(vlan_id("8001").is_err());
+        assert_eq!(pkey("8001").unwrap(), 0x8001);
+        assert!(pkey("10000").is_err());
+        assert!(pkey("0").is_err());
+    }
+
+    #[test]
+    fn macvlan_modes() {
+        assert_eq!(MacvlanMode::parse("private").unwrap(), MacvlanMode::Private);
+        assert!(MacvlanMode::parse("source").is_err());
     }
 
     #[test]

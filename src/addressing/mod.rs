@@ -86,8 +86,10 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
         plan.gateway = Some(gw);
     }
     plan.steps.extend(plan.ready.take());
-    plan.steps
-        .push(Step::new("announce", Op::Announce { ifname }));
+    if plan.announce {
+        plan.steps
+            .push(Step::new("announce", Op::Announce { ifname }));
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use clap::Parser;
 
 use crate::error::Error;
 use crate::guest::GuestSpec;
+use crate::request::MacvlanMode;
 use crate::request::{
     Addressing, AttachRequest, Command, ExecRequest, Family, HostIfSpec, MacVlan, Tool, WaitRequest,
 };
@@ -64,6 +65,15 @@ struct Cli {
     /// Show the plan without changing anything
     #[arg(long)]
     dry_run: bool,
+    /// Move the host interface itself into the guest (instead of a macvlan child)
+    #[arg(long)]
+    direct_phys: bool,
+    /// Datapath type of an Open vSwitch bridge that pipework creates (e.g. netdev)
+    #[arg(long, value_name = "TYPE")]
+    ovs_datapath: Option<String>,
+    /// Mode of macvlan children of a physical interface: bridge, private, vepa, passthru
+    #[arg(long, value_name = "MODE")]
+    macvlan_mode: Option<String>,
     /// Wait (inside a guest) until the interface is up
     #[arg(long)]
     wait: bool,
@@ -90,7 +100,15 @@ pub enum Invocation {
 }
 
 /// Options of ours that take a value as the next word.
-const VALUE_OPTS: [&str; 5] = ["-i", "-l", "-a", "--mtu", "--timeout"];
+const VALUE_OPTS: [&str; 7] = [
+    "-i",
+    "-l",
+    "-a",
+    "--mtu",
+    "--timeout",
+    "--ovs-datapath",
+    "--macvlan-mode",
+];
 
 /// For route/rule/tc, cuts argv after the guest: the rest belongs to `ip`/`tc` untouched (it
 /// may hold words like `-6` that must not be read as our options).
@@ -213,8 +231,16 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         family: cli.family.as_deref().map(Family::parse).transpose()?,
         addressing: Addressing::parse(addr)?,
         mac: macvlan.mac,
-        vlan: macvlan.vlan,
+        tag: macvlan.tag,
         mtu: cli.mtu,
+        direct_phys: cli.direct_phys,
+        ovs_datapath: cli.ovs_datapath,
+        macvlan_mode: cli
+            .macvlan_mode
+            .as_deref()
+            .map(MacvlanMode::parse)
+            .transpose()?
+            .unwrap_or_default(),
     };
     req.validate()?;
     Ok(Invocation::Run(Command::Attach(req), opts))
@@ -350,11 +376,24 @@ mod tests {
                 }
                 Ok(Invocation::Run(Command::Attach(r), _)) if want == "VLAN" => {
                     // VLAN is refused by the bridge driver, which knows the host interface.
-                    assert_eq!(r.vlan, Some(10));
+                    assert_eq!(r.tag.as_deref(), Some("10"));
                 }
                 Ok(o) => panic!("{s}: accepted as {o:?}"),
             }
         }
+    }
+
+    #[test]
+    fn kind_options() {
+        let (r, _) = attach("--direct-phys eth1 -i container0 web1 0/0");
+        assert!(r.direct_phys);
+        let (r, _) = attach("ovsbr0 web1 10.0.4.2/24 @10 --ovs-datapath netdev");
+        assert_eq!(r.ovs_datapath.as_deref(), Some("netdev"));
+        assert_eq!(r.tag.as_deref(), Some("10"));
+        let (r, _) = attach("eth2 web1 10.0.4.2/24 --macvlan-mode private");
+        assert_eq!(r.macvlan_mode, MacvlanMode::Private);
+        let e = parse(&argv("eth2 web1 10.0.4.2/24 --macvlan-mode source")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

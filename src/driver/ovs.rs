@@ -1,0 +1,300 @@
+//! Open vSwitch driver: a veth pair whose host end becomes a port of an OVS bridge.
+//!
+//! OVS is driven through `ovs-vsctl`, run by argv. Speaking OVSDB (JSON-RPC) directly would
+//! save a process per call, but ovs-vsctl gives us for free what a correct client must do:
+//! transactions with the right preconditions, and waiting until ovs-vswitchd has applied the
+//! change (so the port is live when we continue). It also finds the database exactly as the
+//! user's own OVS tools do (OVS_RUNDIR, OVS_DB, …), because it is one of them.
+
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output};
+
+use crate::driver::bridge::plan_veth;
+use crate::driver::{guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
+use crate::error::Error;
+use crate::guest::Engine;
+use crate::ns::NetNs;
+use crate::plan::{Kind, Op, Plan, PlanCtx, Step};
+use crate::request::vlan_id;
+
+const VSCTL: &str = "ovs-vsctl";
+/// ovs-vsctl waits for ovs-vswitchd to apply each change; never forever.
+const VSCTL_TIMEOUT: &str = "--timeout=10";
+
+/// What OVS says about a bridge name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OvsBridge {
+    /// An OVS bridge, with its datapath type ("netdev", "system", or "" for the default).
+    Exists(String),
+    Absent,
+    NotRunning(String),
+    NotInstalled,
+}
+
+/// Runs `ovs-vsctl ARGS…`; `Ok(None)` when OVS's tools are not installed.
+pub fn vsctl(args: &[&str]) -> Result<Option<Output>, Error> {
+    match Command::new(VSCTL).arg(VSCTL_TIMEOUT).args(args).output() {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("cannot run {VSCTL}"), e)),
+    }
+}
+
+/// Runs a change through ovs-vsctl; its own message on failure.
+pub fn vsctl_change(args: &[&str], what: &str) -> Result<(), Error> {
+    let out = vsctl(args)?.ok_or_else(not_installed)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::HostInterface(format!(
+        "{what}: ovs-vsctl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+pub fn not_installed() -> Error {
+    Error::HostInterface(
+        "Need OVS installed on the system to create an ovs bridge: ovs-vsctl was not found \
+         (install openvswitch-switch)"
+            .into(),
+    )
+}
+
+pub fn not_running(why: &str) -> Error {
+    Error::HostInterface(format!(
+        "Open vSwitch is not running: ovs-vsctl cannot reach its database ({why}); start \
+         ovsdb-server and ovs-vswitchd, or point OVS_RUNDIR/OVS_DB at them"
+    ))
+}
+
+/// Asks OVS whether `name` is one of its bridges, and its datapath type: one ovs-vsctl call.
+pub fn bridge_datapath(name: &str) -> Result<OvsBridge, Error> {
+    let Some(out) = vsctl(&["get", "bridge", name, "datapath_type"])? else {
+        return Ok(OvsBridge::NotInstalled);
+    };
+    if out.status.success() {
+        let dp = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        return Ok(OvsBridge::Exists(dp));
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("no row") {
+        return Ok(OvsBridge::Absent);
+    }
+    Ok(OvsBridge::NotRunning(err.trim().to_string()))
+}
+
+/// The original's external-ids on the port's Interface row, so OVS tooling can tell which
+/// container a port belongs to.
+pub fn external_ids(
+    ctx: &PlanCtx<'_>,
+    bridge: &str,
+    port: &str,
+    tag: Option<u16>,
+) -> Vec<(String, String)> {
+    let g = ctx.guest;
+    let mut ids = vec![
+        ("pipework.interface".to_string(), port.to_string()),
+        ("pipework.bridge".to_string(), bridge.to_string()),
+    ];
+    if g.engine == Engine::Docker {
+        if let Some(id) = &g.id {
+            ids.push(("pipework.containerid".into(), id.clone()));
+        }
+        if let Some(n) = &g.name {
+            ids.push(("pipework.containername".into(), n.clone()));
+        }
+    }
+    if let Some(pid) = g.pid {
+        ids.push(("pipework.nspid".into(), pid.to_string()));
+    }
+    ids.push(("pipework.netns".into(), g.netns.inode.to_string()));
+    if let Some(t) = tag {
+        ids.push(("pipework.vlan".into(), t.to_string()));
+    }
+    ids
+}
+
+/// `ovs-vsctl add-port BR PORT [tag=N] -- set Interface PORT external-ids:k="v" …`
+pub fn add_port_args(
+    bridge: &str,
+    port: &str,
+    tag: Option<u16>,
+    ids: &[(String, String)],
+) -> Vec<String> {
+    let mut a = vec!["add-port".to_string(), bridge.to_string(), port.to_string()];
+    if let Some(t) = tag {
+        a.push(format!("tag={t}"));
+    }
+    a.extend([
+        "--".into(),
+        "set".into(),
+        "Interface".into(),
+        port.to_string(),
+    ]);
+    for (k, v) in ids {
+        // Quoted: OVSDB map values are strings, and names may hold characters like '-'.
+        a.push(format!("external-ids:{k}=\"{v}\""));
+    }
+    a
+}
+
+pub fn add_bridge_args(name: &str, datapath: Option<&str>) -> Vec<String> {
+    let mut a = vec!["add-br".to_string(), name.to_string()];
+    if let Some(dp) = datapath {
+        a.extend([
+            "--".into(),
+            "set".into(),
+            "bridge".into(),
+            name.to_string(),
+            format!("datapath_type={dp}"),
+        ]);
+    }
+    a
+}
+
+pub fn plan(
+    ctx: &mut PlanCtx<'_>,
+    host_if: &HostIf,
+    datapath: Option<String>,
+) -> Result<Plan, Error> {
+    let tag = ctx.req.tag.as_deref().map(vlan_id).transpose()?;
+    let guest = guest_ifname(ctx, DEFAULT_GUEST_IFNAME)?;
+    let mut plan = new_plan(Kind::Ovs, &host_if.name, guest, ctx);
+    plan.vlan = tag;
+    let effective_dp = match datapath {
+        Some(dp) => dp,
+        None => match bridge_datapath(&host_if.name)? {
+            OvsBridge::Exists(dp) => dp,
+            OvsBridge::Absent => {
+                plan.host_interface_created = true;
+                plan.steps.push(Step::new(
+                    "ovs-add-bridge",
+                    Op::OvsAddBridge {
+                        name: host_if.name.clone(),
+                        datapath: ctx.req.ovs_datapath.clone(),
+                    },
+                ));
+                ctx.req.ovs_datapath.clone().unwrap_or_default()
+            }
+            OvsBridge::NotRunning(why) => return Err(not_running(&why)),
+            OvsBridge::NotInstalled => return Err(not_installed()),
+        },
+    };
+    let port = plan_veth(ctx, host_if, &mut plan, None)?;
+    plan.steps.push(Step::new(
+        "ovs-add-port",
+        Op::OvsAddPort {
+            bridge: host_if.name.clone(),
+            port: port.clone(),
+            tag,
+            external_ids: external_ids(ctx, &host_if.name, &port, tag),
+        },
+    ));
+    if effective_dp == "netdev" {
+        plan.steps.push(Step::new(
+            "guest-tx-checksum-off",
+            Op::TxChecksumOff {
+                ifname: plan.guest_ifname.clone(),
+            },
+        ));
+    }
+    Ok(plan)
+}
+
+/// `ethtool -K IF tx off`, by the SIOCETHTOOL ioctl on a socket opened inside the guest.
+pub fn tx_checksum_off(guest: &NetNs, home: &NetNs, ifname: &str) -> Result<(), Error> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    #[repr(C)]
+    struct Ifreq {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut EthtoolValue,
+        _pad: [u8; 16],
+    }
+    let sock = guest
+        .run_in(home, || std::net::UdpSocket::bind("0.0.0.0:0"))?
+        .map_err(|e| Error::io("cannot open a socket in the guest", e))?;
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    let mut req = Ifreq {
+        name: [0; libc::IFNAMSIZ],
+        data: &mut value,
+        _pad: [0; 16],
+    };
+    let n = ifname.len().min(libc::IFNAMSIZ - 1);
+    req.name[..n].copy_from_slice(&ifname.as_bytes()[..n]);
+    // SAFETY: a valid ifreq whose data points at a live ethtool_value, for this call only.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &mut req) };
+    if r < 0 {
+        return Err(Error::io(
+            format!("cannot turn off tx checksum offload on {ifname}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_port_carries_tag_and_external_ids() {
+        let ids = vec![
+            ("pipework.interface".to_string(), "veth1pl42".to_string()),
+            ("pipework.vlan".to_string(), "10".to_string()),
+        ];
+        let a = add_port_args("ovsbr0", "veth1pl42", Some(10), &ids);
+        assert_eq!(
+            a,
+            [
+                "add-port",
+                "ovsbr0",
+                "veth1pl42",
+                "tag=10",
+                "--",
+                "set",
+                "Interface",
+                "veth1pl42",
+                "external-ids:pipework.interface=\"veth1pl42\"",
+                "external-ids:pipework.vlan=\"10\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn add_bridge_with_datapath() {
+        assert_eq!(add_bridge_args("ovsbr0", None), ["add-br", "ovsbr0"]);
+        assert_eq!(
+            add_bridge_args("ovsbr0", Some("netdev")),
+            [
+                "add-br",
+                "ovsbr0",
+                "--",
+                "set",
+                "bridge",
+                "ovsbr0",
+                "datapath_type=netdev"
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_name_open_vswitch() {
+        assert!(not_installed().to_string().contains("Need OVS installed"));
+        assert!(not_running("no such file")
+            .to_string()
+            .contains("Open vSwitch is not running"));
+    }
+}
