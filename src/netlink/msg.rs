@@ -546,6 +546,108 @@ mod tests {
         assert_eq!(nlas(&b[32..]), vec![(IFLA_IFNAME, b"br1\0".to_vec())]);
     }
 
+    const IFLA_LINK: u16 = 5;
+
+    fn info_kind_and_data(top: &[(u16, Vec<u8>)]) -> (Vec<u8>, Vec<(u16, Vec<u8>)>) {
+        let li = &top.iter().find(|(k, _)| *k == IFLA_LINKINFO).expect("IFLA_LINKINFO").1;
+        let info = nlas(li);
+        let kind = info[0].1.clone();
+        let data = info.get(1).map(|d| nlas(&d.1)).unwrap_or_default();
+        (kind, data)
+    }
+
+    #[test]
+    fn macvlan_is_created_in_guest_with_parent_and_mode() {
+        let kind = GuestLinkKind::Macvlan {
+            parent: 4,
+            mode: MacVlanMode::Bridge,
+        };
+        let mac: MacAddr = "02:00:00:00:00:09".parse().unwrap();
+        let b = bytes(new_link_in_guest(&kind, "eth1", Some(1500), Some(&mac), 9));
+        let top = nlas(&b[32..]);
+        assert_eq!(top[0], (IFLA_IFNAME, b"eth1\0".to_vec()));
+        assert_eq!(top[1], (IFLA_MTU, 1500u32.to_ne_bytes().to_vec()));
+        assert_eq!(top[2], (IFLA_ADDRESS, mac.0.to_vec()));
+        assert!(top.contains(&(IFLA_LINK, 4u32.to_ne_bytes().to_vec())));
+        assert!(top.contains(&(IFLA_NET_NS_FD, 9u32.to_ne_bytes().to_vec())));
+        let (k, data) = info_kind_and_data(&top);
+        assert_eq!(k, b"macvlan\0");
+        // IFLA_MACVLAN_MODE (1) = MACVLAN_MODE_BRIDGE (4)
+        assert_eq!(data, vec![(1, 4u32.to_ne_bytes().to_vec())]);
+        // the new link is not brought up by the creating message
+        assert_eq!(u32::from_ne_bytes(b[24..28].try_into().unwrap()) & 1, 0);
+    }
+
+    #[test]
+    fn private_macvlan_mode() {
+        let kind = GuestLinkKind::Macvlan {
+            parent: 4,
+            mode: MacVlanMode::Private,
+        };
+        let b = bytes(new_link_in_guest(&kind, "eth1", None, None, 9));
+        let (_, data) = info_kind_and_data(&nlas(&b[32..]));
+        assert_eq!(data, vec![(1, 1u32.to_ne_bytes().to_vec())]); // MACVLAN_MODE_PRIVATE
+    }
+
+    #[test]
+    fn ipoib_child_carries_pkey() {
+        let kind = GuestLinkKind::Ipoib {
+            parent: 3,
+            pkey: Some(0x8001),
+        };
+        let b = bytes(new_link_in_guest(&kind, "ib0", None, None, 9));
+        let top = nlas(&b[32..]);
+        assert!(top.contains(&(IFLA_LINK, 3u32.to_ne_bytes().to_vec())));
+        let (k, data) = info_kind_and_data(&top);
+        assert_eq!(k, b"ipoib\0");
+        assert_eq!(data, vec![(1, 0x8001u16.to_ne_bytes().to_vec())]); // IFLA_IPOIB_PKEY
+    }
+
+    #[test]
+    fn dummy_has_no_parent() {
+        let b = bytes(new_link_in_guest(&GuestLinkKind::Dummy, "eth1", None, None, 9));
+        let top = nlas(&b[32..]);
+        assert!(!top.iter().any(|(k, _)| *k == IFLA_LINK));
+        let (k, data) = info_kind_and_data(&top);
+        assert_eq!(k, b"dummy\0");
+        assert!(data.is_empty());
+    }
+
+    #[test]
+    fn vlan_child_is_created_up_with_its_id() {
+        let b = bytes(new_vlan("eth0.10", 2, 10, Some(1500)));
+        assert_eq!(u32::from_ne_bytes(b[24..28].try_into().unwrap()) & 1, 1);
+        let top = nlas(&b[32..]);
+        assert_eq!(top[0], (IFLA_IFNAME, b"eth0.10\0".to_vec()));
+        assert!(top.contains(&(IFLA_LINK, 2u32.to_ne_bytes().to_vec())));
+        let (k, data) = info_kind_and_data(&top);
+        assert_eq!(k, b"vlan\0");
+        assert_eq!(data, vec![(1, 10u16.to_ne_bytes().to_vec())]); // IFLA_VLAN_ID
+    }
+
+    #[test]
+    fn move_and_rename_in_one_message() {
+        let b = bytes(move_link(6, 11, "eth1", None));
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 19); // RTM_SETLINK
+        assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 6);
+        assert_eq!(
+            nlas(&b[32..]),
+            vec![
+                (IFLA_NET_NS_FD, 11u32.to_ne_bytes().to_vec()),
+                (IFLA_IFNAME, b"eth1\0".to_vec())
+            ]
+        );
+        let b = bytes(rename_link(6, "nic1"));
+        assert_eq!(nlas(&b[32..]), vec![(IFLA_IFNAME, b"nic1\0".to_vec())]);
+    }
+
+    #[test]
+    fn link_down_clears_only_iff_up() {
+        let b = bytes(set_link_down(6));
+        assert_eq!(u32::from_ne_bytes(b[24..28].try_into().unwrap()), 0); // flags
+        assert_eq!(u32::from_ne_bytes(b[28..32].try_into().unwrap()), 1); // change: IFF_UP
+    }
+
     #[test]
     fn bridge_is_created_up() {
         let b = bytes(new_bridge("br1", None));
