@@ -9,10 +9,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::driver::get_link;
 use crate::error::Error;
-use crate::netlink::{msg, Netlink};
-
-/// RTNLGRP_LINK.
-const RTNLGRP_LINK: u32 = 1;
+use crate::netlink::{msg, Netlink, RTNLGRP_LINK};
 
 pub fn is_ready(l: &LinkMessage) -> bool {
     l.header.flags.contains(LinkFlags::Up) && l.header.flags.contains(LinkFlags::LowerUp)

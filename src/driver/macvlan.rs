@@ -2,6 +2,8 @@
 //! default, so several guests on one NIC reach each other). `@VLAN` puts it on the NIC's 802.1Q
 //! child `<nic>.<vlan>`, created (or reused) first.
 
+use netlink_packet_route::link::{LinkFlags, LinkLayerType};
+
 use crate::driver::{get_link, guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
 use crate::error::Error;
 use crate::naming::validate_ifname;
@@ -10,6 +12,21 @@ use crate::plan::{GuestLink, Kind, Op, Plan, PlanCtx, Step};
 use crate::request::vlan_id;
 
 pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+    if let Some(l) = &host_if.link {
+        if l.header.flags.contains(LinkFlags::Loopback) {
+            return Err(Error::HostInterface(format!(
+                "{} is the loopback interface: it cannot carry guests",
+                host_if.name
+            )));
+        }
+        if l.header.link_layer_type != LinkLayerType::Ether {
+            return Err(Error::HostInterface(format!(
+                "{} is not an Ethernet interface (link type {:?}): macvlan guests need one; \
+                 use a bridge, Open vSwitch, or --direct-phys",
+                host_if.name, l.header.link_layer_type
+            )));
+        }
+    }
     let guest = guest_ifname(ctx, DEFAULT_GUEST_IFNAME)?;
     let mut plan = new_plan(Kind::Macvlan, &host_if.name, guest, ctx);
     let parent = plan_parent(ctx, host_if, &mut plan)?;

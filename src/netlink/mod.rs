@@ -16,6 +16,8 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 const RECV_BUF: usize = 64 * 1024;
+/// RTNLGRP_LINK: the multicast group of link events.
+pub const RTNLGRP_LINK: u32 = 1;
 /// NLMSGERR_ATTR_MSG: the human-readable extended-ack string.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLMSG_HDRLEN: usize = 16;

@@ -549,7 +549,11 @@ mod tests {
     const IFLA_LINK: u16 = 5;
 
     fn info_kind_and_data(top: &[(u16, Vec<u8>)]) -> (Vec<u8>, Vec<(u16, Vec<u8>)>) {
-        let li = &top.iter().find(|(k, _)| *k == IFLA_LINKINFO).expect("IFLA_LINKINFO").1;
+        let li = &top
+            .iter()
+            .find(|(k, _)| *k == IFLA_LINKINFO)
+            .expect("IFLA_LINKINFO")
+            .1;
         let info = nlas(li);
         let kind = info[0].1.clone();
         let data = info.get(1).map(|d| nlas(&d.1)).unwrap_or_default();
@@ -605,7 +609,13 @@ mod tests {
 
     #[test]
     fn dummy_has_no_parent() {
-        let b = bytes(new_link_in_guest(&GuestLinkKind::Dummy, "eth1", None, None, 9));
+        let b = bytes(new_link_in_guest(
+            &GuestLinkKind::Dummy,
+            "eth1",
+            None,
+            None,
+            9,
+        ));
         let top = nlas(&b[32..]);
         assert!(!top.iter().any(|(k, _)| *k == IFLA_LINK));
         let (k, data) = info_kind_and_data(&top);

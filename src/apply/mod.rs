@@ -2,24 +2,27 @@
 //! failure every recorded change is undone in reverse order, so a failed attach leaves nothing
 //! half-plumbed.
 
+mod nic;
+mod undo;
+
 use std::fmt::Display;
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 
 use crate::announce;
 use crate::driver::get_link;
-use crate::driver::{kernel_lacks, ovs, phys};
+use crate::driver::{bridge, kernel_lacks, ovs};
 use crate::error::Error;
 use crate::mac::MacAddr;
 use crate::netlink::{msg, Netlink};
 use crate::ns::NetNs;
-use crate::plan::{GuestLink, NicState, Op, Plan, Side, Step};
+use crate::plan::{GuestLink, Op, Plan, Side, Step};
 use crate::request::MacvlanMode;
 use netlink_packet_route::link::MacVlanMode;
+use undo::Undo;
 
 /// Step-by-step logging for `-v`: `pipework: step NAME: what`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,44 +53,6 @@ pub struct Env<'a> {
     pub log: Log,
     /// PIPEWORK_TEST_FAIL_STEP: fail right after this step (tests prove every rollback path).
     pub fail_after: Option<String>,
-}
-
-/// A change made, and how to take it back.
-#[derive(Debug)]
-enum Undo {
-    DeleteLink {
-        side: Side,
-        index: u32,
-        name: String,
-    },
-    ReAddRoute {
-        route: Box<RouteMessage>,
-        text: String,
-    },
-    /// A route we added that would outlive the veth's removal ordering: taken out first so
-    /// the original default route can be restored in its place.
-    DeleteRoute {
-        route: Box<RouteMessage>,
-        text: String,
-    },
-    OvsDelPort {
-        bridge: String,
-        port: String,
-    },
-    OvsDelBridge {
-        name: String,
-    },
-    /// A host link we brought up goes back down.
-    HostLinkDown {
-        index: u32,
-        name: String,
-    },
-    /// A NIC moved into the guest goes back, under its name, with its MAC, MTU, addresses and
-    /// up/down state.
-    MoveBack {
-        guest_index: u32,
-        nic: Box<NicState>,
-    },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -129,7 +94,7 @@ pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
             r = Err(Error::Injected(step.name));
         }
         if let Err(e) = r {
-            return Err(rollback(e, undo, env));
+            return Err(undo::rollback(e, undo, env));
         }
         times.push((step.name, t.elapsed()));
     }
@@ -146,88 +111,6 @@ pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
         ));
     }
     Ok(st.applied)
-}
-
-fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error {
-    let mut left = Vec::new();
-    for u in undo.into_iter().rev() {
-        match u {
-            Undo::DeleteLink { side, index, name } => {
-                env.log
-                    .step("rollback", format!("delete {name} ({side:?})"));
-                let nl = match side {
-                    Side::Host => &mut *env.host,
-                    Side::Guest => &mut *env.guest,
-                };
-                match nl.request(msg::del_link(index), 0) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == libc::ENODEV => {} // already gone
-                    Err(e) => left.push(format!("link {name} ({e})")),
-                }
-            }
-            Undo::OvsDelPort { bridge, port } => {
-                env.log
-                    .step("rollback", format!("remove port {port} from {bridge}"));
-                if let Err(e) =
-                    ovs::vsctl_change(&["--if-exists", "del-port", &bridge, &port], "rollback")
-                {
-                    left.push(format!("Open vSwitch port {port} on {bridge} ({e})"));
-                }
-            }
-            Undo::OvsDelBridge { name } => {
-                env.log
-                    .step("rollback", format!("delete Open vSwitch bridge {name}"));
-                if let Err(e) = ovs::vsctl_change(&["--if-exists", "del-br", &name], "rollback") {
-                    left.push(format!("Open vSwitch bridge {name} ({e})"));
-                }
-            }
-            Undo::HostLinkDown { index, name } => {
-                env.log.step("rollback", format!("bring {name} back down"));
-                match env.host.request(msg::set_link_down(index), 0) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == libc::ENODEV => {}
-                    Err(e) => left.push(format!("{name} is still up ({e})")),
-                }
-            }
-            Undo::MoveBack { guest_index, nic } => {
-                env.log
-                    .step("rollback", format!("move {} back to the host", nic.name));
-                if let Err(e) = move_back(env, guest_index, &nic) {
-                    left.push(format!(
-                        "{} is not back in the host as it was ({e})",
-                        nic.name
-                    ));
-                }
-            }
-            Undo::DeleteRoute { route, text } => {
-                env.log.step("rollback", format!("delete route {text}"));
-                match env.guest.request(msg::del_route(&route), 0) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == libc::ESRCH || e.errno == libc::ENODEV => {}
-                    Err(e) => left.push(format!("route {text} ({e})")),
-                }
-            }
-            Undo::ReAddRoute { route, text } => {
-                env.log.step("rollback", format!("restore route {text}"));
-                match env
-                    .guest
-                    .request(msg::readd_route(&route), NLM_F_CREATE | NLM_F_EXCL)
-                {
-                    Ok(()) => {}
-                    Err(e) if e.errno == libc::EEXIST => {}
-                    Err(e) => left.push(format!("route {text} was not restored ({e})")),
-                }
-            }
-        }
-    }
-    if left.is_empty() {
-        err
-    } else {
-        Error::Rollback {
-            source: Box::new(err),
-            left: left.join("; "),
-        }
-    }
 }
 
 /// Reads the guest interface just created or moved: its index (cached for later steps), MAC
@@ -250,118 +133,7 @@ fn macvlan_mode(m: MacvlanMode) -> MacVlanMode {
     }
 }
 
-fn move_to_guest(
-    env: &mut Env<'_>,
-    nic: &NicState,
-    guest: &str,
-    mtu: Option<u32>,
-) -> Result<(), Error> {
-    let index = link_index(env.host, &nic.name, Side::Host)?;
-    let Some(phy) = &nic.phy else {
-        return env
-            .host
-            .request(msg::move_link(index, env.guest_ns.raw_fd(), guest, mtu), 0)
-            .map_err(|e| {
-                Error::netlink(
-                    format!("cannot move {} into the guest as {guest}", nic.name),
-                    e,
-                )
-            });
-    };
-    // Wireless: the phy moves (with its interfaces, names unchanged), then the rename.
-    run_iw(&phys::iw_move_args(phy, env.guest_ns.raw_fd()), None)?;
-    let i = link_index(env.guest, &nic.name, Side::Guest)?;
-    env.guest
-        .request(msg::rename_link(i, guest), 0)
-        .map_err(|e| {
-            Error::netlink(
-                format!("cannot rename {} to {guest} in the guest", nic.name),
-                e,
-            )
-        })
-}
-
-fn move_back(env: &mut Env<'_>, guest_index: u32, nic: &NicState) -> Result<(), Error> {
-    match &nic.phy {
-        None => env
-            .guest
-            .request(
-                msg::move_link(guest_index, env.home.raw_fd(), &nic.name, nic.mtu),
-                0,
-            )
-            .map_err(|e| Error::netlink("cannot move it back", e))?,
-        Some(phy) => {
-            env.guest
-                .request(msg::set_link_down(guest_index), 0)
-                .and_then(|()| {
-                    env.guest
-                        .request(msg::rename_link(guest_index, &nic.name), 0)
-                })
-                .map_err(|e| Error::netlink("cannot rename it back", e))?;
-            run_iw(
-                &phys::iw_move_args(phy, env.home.raw_fd()),
-                Some(env.guest_ns),
-            )?;
-        }
-    }
-    let index = link_index(env.host, &nic.name, Side::Host)?;
-    if let Some(mac) = &nic.mac {
-        env.host
-            .request(msg::set_link_mac(index, mac), 0)
-            .map_err(|e| Error::netlink(format!("cannot restore its mac {mac}"), e))?;
-    }
-    for a in &nic.addresses {
-        let brd = match a {
-            ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
-            _ => None,
-        };
-        match env.host.request(
-            msg::new_address(index, a.addr(), a.prefix_len(), brd),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Ok(()) => {}
-            Err(e) if e.errno == libc::EEXIST => {}
-            Err(e) => return Err(Error::netlink(format!("cannot restore its address {a}"), e)),
-        }
-    }
-    if nic.up {
-        env.host
-            .request(msg::set_link_up(index), 0)
-            .map_err(|e| Error::netlink("cannot bring it back up", e))?;
-    }
-    Ok(())
-}
-
-/// Runs `iw ARGS…` (wireless phys change namespace through nl80211), inside `ns` if given.
-fn run_iw(args: &[String], ns: Option<&NetNs>) -> Result<(), Error> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new("iw");
-    cmd.args(args);
-    if let Some(ns) = ns {
-        let fd = ns.raw_fd();
-        // SAFETY: only a setns syscall between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let b = std::os::fd::BorrowedFd::borrow_raw(fd);
-                nix::sched::setns(b, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
-            });
-        }
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io("cannot run iw (package iw) to move a wireless interface", e))?;
-    if !out.status.success() {
-        return Err(Error::HostInterface(format!(
-            "iw {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-fn link_index(nl: &mut Netlink, name: &str, side: Side) -> Result<u32, Error> {
+pub(super) fn link_index(nl: &mut Netlink, name: &str, side: Side) -> Result<u32, Error> {
     get_link(nl, name)?.map(|l| l.header.index).ok_or_else(|| {
         Error::HostInterface(format!(
             "link {name} disappeared from the {} namespace",
@@ -382,56 +154,6 @@ fn guest_index(env: &mut Env<'_>, st: &mut State, ifname: &str) -> Result<u32, E
     let i = link_index(env.guest, ifname, Side::Guest)?;
     st.guest_index = Some((ifname.to_string(), i));
     Ok(i)
-}
-
-/// How long to wait for the bridge to enable a new port. Normally it is enabled already, or
-/// within microseconds; a loaded machine can delay the kernel's link-watch work.
-const PORT_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// RTNLGRP_LINK.
-const RTNLGRP_LINK: u32 = 1;
-
-fn port_enabled(nl: &mut Netlink, port: &str) -> Result<bool, Error> {
-    use netlink_packet_route::link::BridgePortState;
-    let link = get_link(nl, port)?.ok_or_else(|| {
-        Error::HostInterface(format!("bridge port {port} disappeared from the host"))
-    })?;
-    // Forwarding, or STP's listening/learning: the bridge has seen the carrier; STP's own
-    // delays are the bridge's policy, not ours to wait out.
-    Ok(!matches!(
-        msg::bridge_port_state(&link),
-        Some(BridgePortState::Disabled)
-    ))
-}
-
-/// Event-driven: the kernel notifies RTM_NEWLINK for the port right after the bridge has
-/// processed its carrier change, so we subscribe, re-check, and sleep only on the socket.
-fn wait_port_ready(env: &mut Env<'_>, port: &str) -> Result<(), Error> {
-    if port_enabled(env.host, port)? {
-        return Ok(());
-    }
-    let mut events =
-        Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
-    events
-        .subscribe(RTNLGRP_LINK)
-        .map_err(|e| Error::netlink("cannot subscribe to link events", e))?;
-    let deadline = std::time::Instant::now() + PORT_READY_LIMIT;
-    loop {
-        if port_enabled(&mut events, port)? {
-            return Ok(());
-        }
-        let now = std::time::Instant::now();
-        if now >= deadline {
-            env.log.info(format_args!(
-                "bridge port {port} still disabled after {PORT_READY_LIMIT:?}; announcing anyway"
-            ));
-            return Ok(());
-        }
-        // Any link event may be ours; the re-check above decides.
-        events
-            .recv_events(deadline - now)
-            .map_err(|e| Error::netlink("cannot read link events", e))?;
-    }
 }
 
 fn run_step(
@@ -610,7 +332,7 @@ fn run_step(
             });
         }
         Op::MoveToGuest { nic, guest, mtu } => {
-            move_to_guest(env, nic, guest, *mtu)?;
+            nic::move_to_guest(env, nic, guest, *mtu)?;
             let index = learn_guest_link(env, st, guest)?;
             undo.push(Undo::MoveBack {
                 guest_index: index,
@@ -715,7 +437,7 @@ fn run_step(
                 dev: ifname.clone(),
             });
         }
-        Op::WaitPortReady { port } => wait_port_ready(env, port)?,
+        Op::WaitPortReady { port } => bridge::wait_port_ready(env.host, env.log, port)?,
         Op::Announce { ifname } => {
             let i = guest_index(env, st, ifname)?;
             let mac = match st.applied.guest_mac {
