@@ -94,7 +94,17 @@ fn classify(host_if: &HostIf) -> Result<Found, Error> {
         // bridges (only then, so other attaches never spawn ovs-vsctl).
         Some(InfoKind::Tun) => match ovs::bridge_datapath(&host_if.name)? {
             ovs::OvsBridge::Exists(dp) => Found::Ovs(Some(dp)),
-            _ => Found::Other,
+            ovs::OvsBridge::Absent | ovs::OvsBridge::NotInstalled => Found::Other,
+            // Could be an OVS bridge we cannot see: a macvlan on it would silently put the
+            // guest on the wrong network.
+            ovs::OvsBridge::NotRunning(why) => {
+                return Err(Error::HostInterface(format!(
+                    "{} is a tap device and Open vSwitch, whose userspace bridges are taps, \
+                     cannot be asked about it ({why}); if it is an OVS bridge, start OVS or set \
+                     OVS_RUNDIR",
+                    host_if.name
+                )))
+            }
         },
         _ if link.header.link_layer_type == LinkLayerType::Infiniband => Found::Infiniband,
         _ => Found::Other,

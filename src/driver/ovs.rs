@@ -1,13 +1,19 @@
 //! Open vSwitch driver: a veth pair whose host end becomes a port of an OVS bridge.
 //!
-//! OVS is driven through `ovs-vsctl`, run by argv. Speaking OVSDB (JSON-RPC) directly would
+//! Changes go through `ovs-vsctl`, run by argv. Speaking OVSDB (JSON-RPC) directly would
 //! save a process per call, but ovs-vsctl gives us for free what a correct client must do:
 //! transactions with the right preconditions, and waiting until ovs-vswitchd has applied the
 //! change (so the port is live when we continue). It also finds the database exactly as the
 //! user's own OVS tools do (OVS_RUNDIR, OVS_DB, …), because it is one of them.
 
+use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{json, Value};
 
 use crate::driver::bridge::plan_veth;
 use crate::driver::{guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
@@ -18,6 +24,8 @@ use crate::plan::{Kind, Op, Plan, PlanCtx, Step};
 use crate::request::vlan_id;
 
 const VSCTL: &str = "ovs-vsctl";
+/// OVS's run directory when OVS_RUNDIR is not set (Debian's build).
+const DEFAULT_RUNDIR: &str = "/var/run/openvswitch";
 /// ovs-vsctl waits for ovs-vswitchd to apply each change; never forever.
 const VSCTL_TIMEOUT: &str = "--timeout=10";
 
@@ -63,28 +71,78 @@ pub fn not_installed() -> Error {
 
 pub fn not_running(why: &str) -> Error {
     Error::HostInterface(format!(
-        "Open vSwitch is not running: ovs-vsctl cannot reach its database ({why}); start \
-         ovsdb-server and ovs-vswitchd, or point OVS_RUNDIR/OVS_DB at them"
+        "Open vSwitch is not running: its database cannot be reached ({why}); start \
+         ovsdb-server and ovs-vswitchd, or point OVS_RUNDIR at their run directory"
     ))
 }
 
-/// Asks OVS whether `name` is one of its bridges, and its datapath type: one ovs-vsctl call.
+/// Where OVS's database listens: `$OVS_RUNDIR/db.sock`, as OVS's own tools find it.
+pub fn db_socket() -> PathBuf {
+    let rundir = std::env::var_os("OVS_RUNDIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNDIR));
+    rundir.join("db.sock")
+}
+
+fn vsctl_installed() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(VSCTL).is_file()))
+}
+
+/// Asks OVS whether `name` is one of its bridges, and its datapath type. A read-only OVSDB
+/// `select` straight on the database socket (JSON-RPC, ~0.3 ms) rather than a 5 ms ovs-vsctl
+/// process: this question is asked on the attach path, also of tap devices that are not OVS.
 pub fn bridge_datapath(name: &str) -> Result<OvsBridge, Error> {
-    let Some(out) = vsctl(&["get", "bridge", name, "datapath_type"])? else {
-        return Ok(OvsBridge::NotInstalled);
+    let sock = db_socket();
+    let mut stream = match UnixStream::connect(&sock) {
+        Ok(s) => s,
+        Err(_) if !vsctl_installed() => return Ok(OvsBridge::NotInstalled),
+        Err(e) => return Ok(OvsBridge::NotRunning(format!("{}: {e}", sock.display()))),
     };
-    if out.status.success() {
-        let dp = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .trim_matches('"')
-            .to_string();
-        return Ok(OvsBridge::Exists(dp));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = select_datapath_request(name);
+    let io = |e| Error::io(format!("Open vSwitch database at {}", sock.display()), e);
+    stream.write_all(req.to_string().as_bytes()).map_err(io)?;
+    // The server keeps the connection open: read exactly one JSON value.
+    let answer = serde_json::Deserializer::from_reader(&mut stream)
+        .into_iter::<Value>()
+        .next()
+        .ok_or_else(|| not_running("the database closed the connection"))?
+        .map_err(|e| not_running(&format!("unreadable answer: {e}")))?;
+    parse_select_answer(&answer)
+}
+
+fn select_datapath_request(name: &str) -> Value {
+    json!({
+        "id": 0,
+        "method": "transact",
+        "params": ["Open_vSwitch", {
+            "op": "select",
+            "table": "Bridge",
+            "where": [["name", "==", name]],
+            "columns": ["datapath_type"],
+        }],
+    })
+}
+
+fn parse_select_answer(answer: &Value) -> Result<OvsBridge, Error> {
+    if let Some(err) = answer.get("error").filter(|e| !e.is_null()) {
+        return Ok(OvsBridge::NotRunning(format!("database error: {err}")));
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no row") {
-        return Ok(OvsBridge::Absent);
-    }
-    Ok(OvsBridge::NotRunning(err.trim().to_string()))
+    let rows = answer
+        .pointer("/result/0/rows")
+        .and_then(Value::as_array)
+        .ok_or_else(|| not_running(&format!("unexpected answer: {answer}")))?;
+    Ok(match rows.first() {
+        None => OvsBridge::Absent,
+        Some(row) => OvsBridge::Exists(
+            row.get("datapath_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    })
 }
 
 /// The original's external-ids on the port's Interface row, so OVS tooling can tell which
@@ -288,6 +346,25 @@ mod tests {
                 "datapath_type=netdev"
             ]
         );
+    }
+
+    #[test]
+    fn select_answers() {
+        let req = select_datapath_request("ovsbr0");
+        assert_eq!(req["method"], "transact");
+        assert_eq!(req["params"][1]["where"][0][2], "ovsbr0");
+        let yes = json!({"id":0,"result":[{"rows":[{"datapath_type":"netdev"}]}],"error":null});
+        assert_eq!(
+            parse_select_answer(&yes).unwrap(),
+            OvsBridge::Exists("netdev".into())
+        );
+        let no = json!({"id":0,"result":[{"rows":[]}],"error":null});
+        assert_eq!(parse_select_answer(&no).unwrap(), OvsBridge::Absent);
+        let bad = json!({"id":0,"result":null,"error":"unknown database"});
+        assert!(matches!(
+            parse_select_answer(&bad).unwrap(),
+            OvsBridge::NotRunning(_)
+        ));
     }
 
     #[test]
