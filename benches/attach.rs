@@ -16,14 +16,24 @@
 //! Rows:
 //! * `netns path`  — `pipework br-bench /proc/PID/ns/net 10.213.X.Y/16`
 //! * `pid`         — `pipework br-bench PID 10.213.X.Y/16`
+//! * `macvlan (netns path)` — `pipework pwbnic0 /proc/PID/ns/net 10.213.X.Y/16`, where pwbnic0 is
+//!   one end of a veth pair in the row's host netns standing in for a physical NIC: pipework
+//!   creates a macvlan child of it as eth1 inside each guest (checked: kind macvlan).
+//! * `ovs (netns path)` — `pipework ovsbench /proc/PID/ns/net 10.213.X.Y/16` with OVS_RUNDIR set,
+//!   against a userspace-datapath (`datapath_type=netdev`) Open vSwitch bridge; ovsdb-server and
+//!   ovs-vswitchd run inside the row's host netns with all state in /run/pwb-ovs-<benchpid>, as
+//!   children of the bench with PR_SET_PDEATHSIG, stopped and removed on every exit path.
+//!   min(N, 50) guests by default (each add-port waits for ovs-vswitchd). Skipped, with the
+//!   reason, if Open vSwitch is not installed.
 //! * `docker name` — `pipework br-bench pwb-…-i 10.213.X.Y/16` with DOCKER_HOST set
-//! * `ip sequence` — baseline: the `ip` commands the original pipework runs per guest.
+//! * `ip sequence` — baseline: the `ip` commands the original pipework runs per guest (veth +
+//!   Linux bridge; every row's ratio is against this one).
 //!
 //! Timings are never asserted. The bench aborts only on functional failures (an attach that exits
 //! non-zero, a guest without its address, a bridge without its ports).
 //!
 //! Environment: PIPEWORK_BENCH_N (guests, default 200), PIPEWORK_BENCH_DOCKER_N (containers,
-//! default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
+//! default min(N, 50)), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
 //! PIPEWORK_TEST_DOCKER_HOST (unix://… of the test daemon; Docker row skipped without it),
 //! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest).
 
@@ -42,6 +52,7 @@ type R<T> = Result<T, String>;
 const BRIDGE: &str = "br-bench";
 const DEFAULT_N: usize = 200;
 const DEFAULT_DOCKER_N: usize = 50;
+const DEFAULT_OVS_N: usize = 50;
 const TARGET_P50_PATH_MS: f64 = 2.0;
 const TARGET_P50_DOCKER_MS: f64 = 3.0;
 const TARGET_RSS_KB: i64 = 5 * 1024;
@@ -543,6 +554,42 @@ impl Stats {
     }
 }
 
+/// Runs one `pipework <hostif> <guest> <ip>/16` process per guest from inside `host` (fork,
+/// setns, exec), timing each; aborts on the first attach that exits non-zero.
+fn attach_all(
+    label: &str,
+    bin: &std::path::Path,
+    host: &HostNs,
+    hostif: &str,
+    guests: &[Guest],
+    guest_arg: &dyn Fn(usize, &Guest) -> String,
+    envs: &[(&str, &str)],
+) -> R<(Vec<f64>, i64)> {
+    let mut samples = Vec::with_capacity(guests.len());
+    let mut peak = 0;
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        let garg = guest_arg(i, g);
+        let ip = format!("{}/16", guest_addr(i));
+        let mut c = cmd_in(host.raw(), bin);
+        c.args([hostif, &garg, &ip]);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let r = timed(c)?;
+        if !r.ok {
+            return Err(format!(
+                "[{label}] attach #{i} `pipework {hostif} {garg} {ip}` failed ({}):\n{}",
+                r.status,
+                r.stderr.trim_end()
+            ));
+        }
+        samples.push(r.ms);
+        peak = peak.max(r.maxrss_kb);
+    }
+    Ok((samples, peak))
+}
+
 /// One `pipework` process per guest, inside a fresh host netns; then verify and tear down.
 fn pipework_row(
     label: &str,
@@ -553,28 +600,11 @@ fn pipework_row(
     target: f64,
 ) -> R<Stats> {
     let host = HostNs::new()?;
-    let mut samples = Vec::with_capacity(guests.len());
-    let mut peak = 0;
-    for (i, g) in guests.iter().enumerate() {
-        check_stop()?;
-        let garg = guest_arg(i, g);
-        let ip = format!("{}/16", guest_addr(i));
-        let mut c = cmd_in(host.raw(), bin);
-        c.args([BRIDGE, &garg, &ip]);
-        if let Some(h) = docker_host {
-            c.env("DOCKER_HOST", h);
-        }
-        let r = timed(c)?;
-        if !r.ok {
-            return Err(format!(
-                "[{label}] attach #{i} `pipework {BRIDGE} {garg} {ip}` failed ({}):\n{}",
-                r.status,
-                r.stderr.trim_end()
-            ));
-        }
-        samples.push(r.ms);
-        peak = peak.max(r.maxrss_kb);
-    }
+    let envs: Vec<(&str, &str)> = docker_host
+        .map(|h| ("DOCKER_HOST", h))
+        .into_iter()
+        .collect();
+    let (samples, peak) = attach_all(label, bin, &host, BRIDGE, guests, &guest_arg, &envs)?;
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
         return Err(format!(
@@ -593,6 +623,508 @@ fn pipework_row(
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: Some(target),
+    })
+}
+
+/// Kind (`linkinfo.info_kind`) and, for macvlan, mode of each guest's eth1, read with
+/// `ip -j -d link show dev eth1` run inside the guest netns.
+fn guest_eth1_kinds(guests: &[Guest]) -> R<Vec<(String, Option<String>)>> {
+    let mut out = Vec::with_capacity(guests.len());
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        let args = ["-j", "-d", "link", "show", "dev", "eth1"];
+        let txt = run_in(g.ns.as_raw_fd(), "ip", &args)
+            .map_err(|e| format!("guest {i} (pid {}): {e}", g.pid))?;
+        let v: serde_json::Value = serde_json::from_str(txt.trim())
+            .map_err(|e| format!("guest {i}: parse `ip -j -d link show dev eth1`: {e}"))?;
+        let info = &v[0]["linkinfo"];
+        let kind = info["info_kind"].as_str().unwrap_or("(none)").to_string();
+        let mode = info["info_data"]["mode"].as_str().map(str::to_string);
+        out.push((kind, mode));
+    }
+    Ok(out)
+}
+
+/// Every guest's eth1 is of link kind `want`; returns "mode: count" for macvlan modes seen.
+fn check_kinds(label: &str, guests: &[Guest], want: &str) -> R<String> {
+    let kinds = guest_eth1_kinds(guests).map_err(|e| format!("[{label}] {e}"))?;
+    let mut modes: Vec<(String, usize)> = Vec::new();
+    for (i, (kind, mode)) in kinds.iter().enumerate() {
+        if kind != want {
+            return Err(format!(
+                "[{label}] guest {i} (pid {}): eth1 is of kind {kind}, expected {want}",
+                guests[i].pid
+            ));
+        }
+        if let Some(m) = mode {
+            match modes.iter_mut().find(|(k, _)| k == m) {
+                Some((_, c)) => *c += 1,
+                None => modes.push((m.clone(), 1)),
+            }
+        }
+    }
+    Ok(modes
+        .iter()
+        .map(|(m, c)| format!("mode {m}: {c}"))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// Names of the links in `host` (over netlink, via `ip -j link show`).
+fn host_links(host: &HostNs) -> R<Vec<String>> {
+    let out = run_in(host.raw(), "ip", &["-j", "link", "show"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).map_err(|e| format!("parse `ip -j link show`: {e}"))?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+const NIC: &str = "pwbnic0";
+const NIC_PEER: &str = "pwbnic0p";
+
+/// macvlan: the row's host netns gets a stand-in "physical NIC" (a veth pair, both ends up, both
+/// in the host netns); `pipework pwbnic0 /proc/PID/ns/net IP/16` creates a macvlan child of it
+/// as eth1 inside each guest. Closing the host netns deletes pwbnic0 and with it every child.
+fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> R<Stats> {
+    let label = "macvlan (netns path)";
+    let host = HostNs::new()?;
+    run_in(
+        host.raw(),
+        "ip",
+        &["link", "add", NIC, "type", "veth", "peer", "name", NIC_PEER],
+    )?;
+    run_in(host.raw(), "ip", &["link", "set", NIC_PEER, "up"])?;
+    run_in(host.raw(), "ip", &["link", "set", NIC, "up"])?;
+    let (samples, peak) = attach_all(
+        label,
+        bin,
+        &host,
+        NIC,
+        guests,
+        &|_, g| format!("/proc/{}/ns/net", g.pid),
+        &[],
+    )?;
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    let modes = check_kinds(label, guests, "macvlan")?;
+    // The macvlan is meant to be born inside the guest: anything else in the host is a leftover.
+    let extra: Vec<String> = host_links(&host)?
+        .into_iter()
+        .filter(|n| n != "lo" && n != NIC && n != NIC_PEER)
+        .collect();
+    if !extra.is_empty() {
+        let msg = format!(
+            "{label}: {} unexpected links left in the host netns after the attaches: {}",
+            extra.len(),
+            extra.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+        println!("  WARNING: {msg}");
+        notes.push(msg);
+    }
+    drop(host);
+    let t =
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    println!(
+        "  {label}: {} attaches verified (every guest has eth1, kind macvlan on {NIC}, {modes}, with its address); host netns torn down in {:.0} ms",
+        guests.len(),
+        t.as_secs_f64() * 1e3
+    );
+    Ok(Stats {
+        label: label.into(),
+        n: guests.len(),
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open vSwitch (userspace datapath) inside the row's host netns.
+
+const OVS_BRIDGE: &str = "ovsbench";
+const OVS_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+const OVS_PROGS: [&str; 4] = ["ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl"];
+
+fn in_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p).any(|d| {
+                std::fs::metadata(d.join(prog))
+                    .map(|m| m.is_file())
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// OVS row preconditions; Err(reason) means "skip the row".
+fn ovs_ready() -> Result<(), String> {
+    let missing: Vec<&str> = OVS_PROGS.iter().copied().filter(|p| !in_path(p)).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} not installed (package openvswitch-switch; scripts/bench.sh installs it)",
+            missing.join(", ")
+        ));
+    }
+    if !std::path::Path::new(OVS_SCHEMA).is_file() {
+        return Err(format!("{OVS_SCHEMA} missing (package openvswitch-common)"));
+    }
+    Ok(())
+}
+
+/// Private ovsdb-server + ovs-vswitchd running inside a host netns, all state under
+/// /run/pwb-ovs-<benchpid>. The daemons run in the foreground as children of the bench (not
+/// `--detach`ed): they get PR_SET_PDEATHSIG(SIGKILL), so they die with the bench even if it is
+/// SIGKILLed, and the bench can wait for them. Drop stops them (SIGTERM to the pids in the
+/// pidfiles — checked against the children — then SIGKILL after 5 s), reaps them and removes the
+/// directory; it runs on every exit path, and must run before the host netns is closed (the
+/// daemons keep it alive).
+struct OvsDaemons {
+    dir: PathBuf,
+    /// (program, pidfile, child), in start order.
+    kids: Vec<(&'static str, PathBuf, Child)>,
+}
+
+impl OvsDaemons {
+    fn start(host: &HostNs) -> R<Self> {
+        let dir = PathBuf::from(format!("/run/pwb-ovs-{}", std::process::id()));
+        sweep_stale_ovs_dirs();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let mut me = OvsDaemons {
+            dir,
+            kids: Vec::new(),
+        };
+        let d = me.dir.to_str().ok_or("non-UTF-8 run dir")?.to_string();
+        let db = format!("{d}/conf.db");
+        let sock = format!("{d}/db.sock");
+        me.run(host, "ovsdb-tool", &["create", &db, OVS_SCHEMA])?;
+        me.spawn(
+            host,
+            "ovsdb-server",
+            "db.pid",
+            &[
+                &db,
+                &format!("--remote=punix:{sock}"),
+                &format!("--pidfile={d}/db.pid"),
+                &format!("--log-file={d}/db.log"),
+            ],
+        )?;
+        // Ready when the socket accepts connections.
+        let t0 = Instant::now();
+        loop {
+            check_stop()?;
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                break;
+            }
+            me.check_alive()?;
+            if t0.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "ovsdb-server: {sock} not accepting after 10 s\n{}",
+                    me.log_tail("db.log")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        me.run(
+            host,
+            "ovs-vsctl",
+            &[&format!("--db=unix:{sock}"), "--no-wait", "init"],
+        )?;
+        me.spawn(
+            host,
+            "ovs-vswitchd",
+            "vs.pid",
+            &[
+                &format!("unix:{sock}"),
+                &format!("--pidfile={d}/vs.pid"),
+                &format!("--log-file={d}/vs.log"),
+            ],
+        )?;
+        // Without --no-wait, add-br returns once ovs-vswitchd has applied the change.
+        me.run(
+            host,
+            "ovs-vsctl",
+            &[
+                "--timeout=20",
+                "add-br",
+                OVS_BRIDGE,
+                "--",
+                "set",
+                "bridge",
+                OVS_BRIDGE,
+                "datapath_type=netdev",
+            ],
+        )?;
+        Ok(me)
+    }
+
+    fn rundir(&self) -> &str {
+        self.dir.to_str().unwrap_or("/nonexistent")
+    }
+
+    /// OVS_RUNDIR (and the db/log dirs) point at the private directory for everything started.
+    fn cmd(&self, host: &HostNs, prog: &str) -> Command {
+        let mut c = cmd_in(host.raw(), prog);
+        for k in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR"] {
+            c.env(k, &self.dir);
+        }
+        c
+    }
+
+    fn run(&self, host: &HostNs, prog: &str, args: &[&str]) -> R<String> {
+        let mut c = self.cmd(host, prog);
+        c.args(args);
+        output_of(c, prog, args).map_err(|e| {
+            format!(
+                "{e}\n--- ovsdb-server log ---\n{}\n--- ovs-vswitchd log ---\n{}",
+                self.log_tail("db.log"),
+                self.log_tail("vs.log")
+            )
+        })
+    }
+
+    fn spawn(&mut self, host: &HostNs, prog: &'static str, pidfile: &str, args: &[&str]) -> R<()> {
+        let mut c = self.cmd(host, prog);
+        c.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        unsafe {
+            c.pre_exec(|| {
+                // Own process group (a terminal ^C reaches only the bench, which then stops
+                // them in order); die with the bench whatever happens to it.
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                    || libc::setpgid(0, 0) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().map_err(|e| format!("spawn {prog}: {e}"))?;
+        self.kids.push((prog, self.dir.join(pidfile), child));
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> R<()> {
+        let mut dead = None;
+        for (prog, _, k) in &mut self.kids {
+            if let Ok(Some(st)) = k.try_wait() {
+                dead = Some((*prog, st));
+                break;
+            }
+        }
+        match dead {
+            None => Ok(()),
+            Some((prog, st)) => {
+                let log = if prog == "ovsdb-server" {
+                    "db.log"
+                } else {
+                    "vs.log"
+                };
+                Err(format!(
+                    "{prog} exited early ({st})\n{}",
+                    self.log_tail(log)
+                ))
+            }
+        }
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let txt = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let lines: Vec<&str> = txt.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    fn list_ports(&self, host: &HostNs) -> R<Vec<String>> {
+        Ok(self
+            .run(host, "ovs-vsctl", &["list-ports", OVS_BRIDGE])?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Stops the daemons (vswitchd first) and removes the directory; returns problems seen.
+    fn stop(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        while let Some((prog, pidfile, mut child)) = self.kids.pop() {
+            let cpid = child.id() as libc::pid_t;
+            if let Ok(Some(_)) = child.try_wait() {
+                problems.push(format!("{prog} had already exited"));
+                continue;
+            }
+            match std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<libc::pid_t>().ok())
+            {
+                Some(p) if p == cpid => {}
+                Some(p) => problems.push(format!(
+                    "{prog}: pidfile {} names {p}, but the child is {cpid}",
+                    pidfile.display()
+                )),
+                None => problems.push(format!("{prog}: no pidfile {}", pidfile.display())),
+            }
+            // The pid is our unreaped child, so it cannot have been recycled.
+            unsafe { libc::kill(cpid, libc::SIGTERM) };
+            let t0 = Instant::now();
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if t0.elapsed() > Duration::from_secs(5) => {
+                        problems.push(format!("{prog} ignored SIGTERM for 5 s; SIGKILL"));
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        }
+        if self.dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                problems.push(format!("remove {}: {e}", self.dir.display()));
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for OvsDaemons {
+    fn drop(&mut self) {
+        for p in self.stop() {
+            eprintln!("attach bench: ovs cleanup: {p}");
+        }
+    }
+}
+
+/// /run/pwb-ovs-<pid> directories of earlier benches that are gone (their daemons died with them
+/// through PDEATHSIG; only the directory can be left after a SIGKILL).
+fn sweep_stale_ovs_dirs() {
+    let Ok(rd) = std::fs::read_dir("/run") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("pwb-ovs-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            println!("  removed stale {} (its bench is gone)", e.path().display());
+        }
+    }
+}
+
+/// ovs: `pipework ovsbench /proc/PID/ns/net IP/16` (OVS_RUNDIR set) against a userspace-datapath
+/// OVS bridge whose daemons run inside the row's host netns.
+fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> R<Stats> {
+    let label = "ovs (netns path)";
+    let host = HostNs::new()?;
+    let t = Instant::now();
+    // Declared after `host`, so dropped before it on every error path (the daemons hold it).
+    let mut ovs = OvsDaemons::start(&host).map_err(|e| format!("[{label}] OVS start: {e}"))?;
+    println!(
+        "  {label}: ovsdb-server + ovs-vswitchd started in the row's host netns, bridge {OVS_BRIDGE} (datapath_type=netdev) ready in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let rundir = ovs.rundir().to_string();
+    let (samples, peak) = attach_all(
+        label,
+        bin,
+        &host,
+        OVS_BRIDGE,
+        guests,
+        &|_, g| format!("/proc/{}/ns/net", g.pid),
+        &[("OVS_RUNDIR", &rundir)],
+    )?;
+    let ports = ovs
+        .list_ports(&host)
+        .map_err(|e| format!("[{label}] {e}"))?;
+    if ports.len() != guests.len() {
+        return Err(format!(
+            "[{label}] `ovs-vsctl list-ports {OVS_BRIDGE}` shows {} ports, expected {}: {}",
+            ports.len(),
+            guests.len(),
+            ports.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    check_kinds(label, guests, "veth")?;
+    // For reading the row: what the add-port inside each attach costs on its own (one more veth
+    // after the checks; it goes away with the host netns).
+    run_in(
+        host.raw(),
+        "ip",
+        &[
+            "link",
+            "add",
+            "pwbprobe0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "pwbprobe1",
+        ],
+    )?;
+    let mut c = ovs.cmd(&host, "ovs-vsctl");
+    c.args(["add-port", OVS_BRIDGE, "pwbprobe0"]);
+    let vsctl = timed(c)?;
+    if !vsctl.ok {
+        return Err(format!(
+            "[{label}] `ovs-vsctl add-port {OVS_BRIDGE} pwbprobe0` failed ({}): {}",
+            vsctl.status,
+            vsctl.stderr.trim()
+        ));
+    }
+    println!(
+        "  {label}: a bare `ovs-vsctl add-port` (port {}) takes {:.2} ms, ru_maxrss {} kB",
+        guests.len() + 1,
+        vsctl.ms,
+        vsctl.maxrss_kb
+    );
+    let t = Instant::now();
+    let problems = ovs.stop();
+    drop(ovs);
+    let stop_ms = t.elapsed().as_secs_f64() * 1e3;
+    for p in problems {
+        println!("  WARNING: {label}: OVS cleanup: {p}");
+        notes.push(format!("{label}: OVS cleanup: {p}"));
+    }
+    drop(host);
+    let t =
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    println!(
+        "  {label}: {} attaches verified ({} OVS ports, every guest has eth1 (veth) with its address); daemons stopped in {stop_ms:.0} ms, host netns torn down in {:.0} ms",
+        guests.len(),
+        ports.len(),
+        t.as_secs_f64() * 1e3
+    );
+    Ok(Stats {
+        label: label.into(),
+        n: guests.len(),
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: None,
     })
 }
 
@@ -886,6 +1418,22 @@ fn run() -> R<()> {
     )?);
 
     let mut notes = Vec::new();
+    rows.push(macvlan_row(&bin, &procs.guests, &mut notes)?);
+
+    match ovs_ready() {
+        Err(reason) => {
+            println!("  ovs: row skipped: {reason}");
+            notes.push(format!("ovs row skipped: {reason}"));
+        }
+        Ok(()) => {
+            let on = env_usize("PIPEWORK_BENCH_OVS_N", DEFAULT_OVS_N.min(n))?.clamp(1, n);
+            println!(
+                "  ovs: {on} guests (each attach runs ovs-vsctl add-port, which waits for ovs-vswitchd to reconfigure, so the OVS row uses min(N, {DEFAULT_OVS_N}); PIPEWORK_BENCH_OVS_N overrides, up to N)"
+            );
+            rows.push(ovs_row(&bin, &procs.guests[..on], &mut notes)?);
+        }
+    }
+
     match docker_ready() {
         Err(reason) => {
             println!("  docker name: row skipped: {reason}");
@@ -924,11 +1472,17 @@ fn run() -> R<()> {
     println!(
         "targets (reference only, never asserted): p50 <= {TARGET_P50_PATH_MS} ms with a namespace path, <= {TARGET_P50_DOCKER_MS} ms with a Docker name; peak RSS <= {TARGET_RSS_KB} kB"
     );
-    println!("vs_ip_sequence = ip-sequence p50 / row p50 (same guests, same run). Times are spawn-to-reap of each process,");
+    println!("vs_ip_sequence = ip-sequence p50 / row p50 (same guests, same run). The baseline is always the veth + Linux bridge");
+    println!("  ip sequence, also for the macvlan and ovs rows (their own shell equivalents differ). Times are spawn-to-reap of each process,");
     println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone.");
     println!(
         "peak_rss_kb = max ru_maxrss (wait4) over the row's child processes; floor inherited from the forked bench: {floor} kB"
     );
+    println!("  wait4's ru_maxrss also covers the children each process waited for: in the ovs row that includes the");
+    println!("  ovs-vsctl that pipework runs, so that row's peak is max(pipework, ovs-vsctl).");
+    println!("macvlan: parent {NIC} is one end of a veth pair in the row's host netns (a stand-in for a physical NIC).");
+    println!("ovs: ovsdb-server + ovs-vswitchd (userspace datapath) run inside the row's host netns; every ovs attach includes");
+    println!("  pipework's ovs-vsctl add-port, which waits for ovs-vswitchd to apply the change.");
     for n in notes {
         println!("note: {n}");
     }

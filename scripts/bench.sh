@@ -2,6 +2,7 @@
 # Attach benchmark (benches/attach.rs). Run as root.
 #   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker row with min(N,50)
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
+#   PIPEWORK_BENCH_OVS_N=20               guests of the Open vSwitch row (default min(N,50))
 # Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
 # not already running -- and stops it again on exit only if this script started it -- then runs
 # `cargo bench --bench attach`. Extra arguments are passed to the bench binary.
@@ -44,6 +45,22 @@ else
   started_env=1
   if ! "$TESTENV" up; then
     echo "bench: warning: testenv up failed; the Docker row will be skipped" >&2
+  fi
+fi
+
+# Open vSwitch row: the bench starts its own ovsdb-server/ovs-vswitchd (userspace datapath) inside
+# a private netns; it only needs the programs. (The package's service is not started: no systemd,
+# and policy-rc.d forbids it.) Without them the row is skipped with the reason.
+ovs_missing=0
+for p in ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl; do
+  command -v "$p" >/dev/null || ovs_missing=1
+done
+[ -f /usr/share/openvswitch/vswitch.ovsschema ] || ovs_missing=1
+if [ "$ovs_missing" = 1 ]; then
+  echo "bench: installing openvswitch-switch (for the ovs row)"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvswitch-switch >/dev/null; }; then
+    echo "bench: warning: could not install openvswitch-switch; the ovs row will be skipped" >&2
   fi
 fi
 
