@@ -17,6 +17,9 @@ BR_ADDR=${PIPEWORK_TEST_BRIDGE_ADDR:-10.211.250.1/24}
 SOCK="$D/docker.sock"
 CONTAINERD_PID="$D/exec/containerd/containerd.pid"
 
+# True when PROGRAM is on PATH or in an sbin directory (a non-root PATH may lack those).
+have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+
 install() {
   local need=()
   command -v dockerd >/dev/null || need+=(docker.io)
@@ -27,6 +30,12 @@ install() {
   command -v unshare >/dev/null || need+=(util-linux)
   command -v nsenter >/dev/null || need+=(util-linux)
   command -v ping >/dev/null || need+=(iputils-ping)
+  # Open vSwitch (tests/ovs.rs runs a private ovsdb-server/ovs-vswitchd per test with the
+  # userspace datapath; the package's own service is not used) and ethtool (the OVS tests check
+  # the guest end's TX checksum offload).
+  have ovs-vsctl && have ovsdb-tool && have ovsdb-server && have ovs-vswitchd ||
+    need+=(openvswitch-switch)
+  have ethtool || need+=(ethtool)
   if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -234,10 +234,12 @@ fn run_step(
             learn_guest_link(env, st, guest)?;
         }
         Op::OvsAddBridge { name, datapath } => {
+            // Recorded first: ovs-vsctl may have written the bridge to the database and then
+            // timed out waiting for ovs-vswitchd; the (idempotent) removal must run then too.
+            undo.push(Undo::OvsDelBridge { name: name.clone() });
             let args = ovs::add_bridge_args(name, datapath.as_deref());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ovs::vsctl_change(&args, &format!("cannot create Open vSwitch bridge {name}"))?;
-            undo.push(Undo::OvsDelBridge { name: name.clone() });
         }
         Op::OvsAddPort {
             bridge,
@@ -245,16 +247,16 @@ fn run_step(
             tag,
             external_ids,
         } => {
+            undo.push(Undo::OvsDelPort {
+                bridge: bridge.clone(),
+                port: port.clone(),
+            });
             let args = ovs::add_port_args(bridge, port, *tag, external_ids);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ovs::vsctl_change(
                 &args,
                 &format!("cannot add {port} to Open vSwitch bridge {bridge}"),
             )?;
-            undo.push(Undo::OvsDelPort {
-                bridge: bridge.clone(),
-                port: port.clone(),
-            });
         }
         Op::TxChecksumOff { ifname } => ovs::tx_checksum_off(env.guest_ns, env.home, ifname)?,
         Op::CreateVlan {

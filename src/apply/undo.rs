@@ -69,16 +69,19 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
             Undo::OvsDelPort { bridge, port } => {
                 env.log
                     .step("rollback", format!("remove port {port} from {bridge}"));
-                if let Err(e) =
-                    ovs::vsctl_change(&["--if-exists", "del-port", &bridge, &port], "rollback")
-                {
+                if let Err(e) = ovs::vsctl_change(
+                    &["--no-wait", "--if-exists", "del-port", &bridge, &port],
+                    "rollback",
+                ) {
                     left.push(format!("Open vSwitch port {port} on {bridge} ({e})"));
                 }
             }
             Undo::OvsDelBridge { name } => {
                 env.log
                     .step("rollback", format!("delete Open vSwitch bridge {name}"));
-                if let Err(e) = ovs::vsctl_change(&["--if-exists", "del-br", &name], "rollback") {
+                if let Err(e) =
+                    ovs::vsctl_change(&["--no-wait", "--if-exists", "del-br", &name], "rollback")
+                {
                     left.push(format!("Open vSwitch bridge {name} ({e})"));
                 }
             }

@@ -92,20 +92,22 @@ fn classify(host_if: &HostIf) -> Result<Found, Error> {
         Some(InfoKind::Other(k)) if k == "openvswitch" => Found::Ovs(None),
         // The userspace datapath's bridge device is a tap: ask OVS whether it is one of its
         // bridges (only then, so other attaches never spawn ovs-vsctl).
-        Some(InfoKind::Tun) => match ovs::bridge_datapath(&host_if.name)? {
-            ovs::OvsBridge::Exists(dp) => Found::Ovs(Some(dp)),
-            ovs::OvsBridge::Absent | ovs::OvsBridge::NotInstalled => Found::Other,
-            // Could be an OVS bridge we cannot see: a macvlan on it would silently put the
-            // guest on the wrong network.
-            ovs::OvsBridge::NotRunning(why) => {
-                return Err(Error::HostInterface(format!(
-                    "{} is a tap device and Open vSwitch, whose userspace bridges are taps, \
+        Some(InfoKind::Tun) if link.header.link_layer_type == LinkLayerType::Ether => {
+            match ovs::bridge_datapath(&host_if.name)? {
+                ovs::OvsBridge::Exists(dp) => Found::Ovs(Some(dp)),
+                ovs::OvsBridge::Absent | ovs::OvsBridge::NotInstalled => Found::Other,
+                // Could be an OVS bridge we cannot see: a macvlan on it would silently put the
+                // guest on the wrong network.
+                ovs::OvsBridge::NotRunning(why) => {
+                    return Err(Error::HostInterface(format!(
+                        "{} is a tap device and Open vSwitch, whose userspace bridges are taps, \
                      cannot be asked about it ({why}); if it is an OVS bridge, start OVS or set \
                      OVS_RUNDIR",
-                    host_if.name
-                )))
+                        host_if.name
+                    )))
+                }
             }
-        },
+        }
         _ if link.header.link_layer_type == LinkLayerType::Infiniband => Found::Infiniband,
         _ => Found::Other,
     })

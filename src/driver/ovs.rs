@@ -26,8 +26,9 @@ use crate::request::vlan_id;
 const VSCTL: &str = "ovs-vsctl";
 /// OVS's run directory when OVS_RUNDIR is not set (Debian's build).
 const DEFAULT_RUNDIR: &str = "/var/run/openvswitch";
-/// ovs-vsctl waits for ovs-vswitchd to apply each change; never forever.
-const VSCTL_TIMEOUT: &str = "--timeout=10";
+/// ovs-vsctl waits for ovs-vswitchd to apply each change; never forever (it normally takes
+/// 10–20 ms).
+const VSCTL_TIMEOUT_S: u32 = 5;
 
 /// What OVS says about a bridge name.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,7 +42,11 @@ pub enum OvsBridge {
 
 /// Runs `ovs-vsctl ARGS…`; `Ok(None)` when OVS's tools are not installed.
 pub fn vsctl(args: &[&str]) -> Result<Option<Output>, Error> {
-    match Command::new(VSCTL).arg(VSCTL_TIMEOUT).args(args).output() {
+    match Command::new(VSCTL)
+        .arg(format!("--timeout={VSCTL_TIMEOUT_S}"))
+        .args(args)
+        .output()
+    {
         Ok(o) => Ok(Some(o)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(format!("cannot run {VSCTL}"), e)),
@@ -54,10 +59,18 @@ pub fn vsctl_change(args: &[&str], what: &str) -> Result<(), Error> {
     if out.status.success() {
         return Ok(());
     }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("Alarm clock") {
+        return Err(Error::Timeout(format!(
+            "{what}: Open vSwitch did not apply the change within {VSCTL_TIMEOUT_S} s (ovs-vsctl \
+             {}): is ovs-vswitchd running?",
+            args.join(" ")
+        )));
+    }
     Err(Error::HostInterface(format!(
         "{what}: ovs-vsctl {}: {}",
         args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
+        err.trim()
     )))
 }
 

@@ -1130,10 +1130,15 @@ pub fn host_end_of(host: &dyn Ns, guest: &dyn Ns, guest_if: &str) -> Link {
         .into_iter()
         .filter(|l| l.kind.as_deref() == Some("veth"))
         .collect::<Vec<_>>();
-    // `ip -j link` gives the peer's ifindex as "link_index" for a peer in another netns.
-    let found = ours
-        .iter()
-        .find(|l| l.raw.get("link_index").and_then(Value::as_u64) == Some(g.index));
+    // `ip -j link` gives the peer's ifindex as "link_index" for a peer in another netns. Guests
+    // in fresh namespaces often all have the same ifindex for their interface (2), so match
+    // both ways: the guest end's link_index is the host end's ifindex, and the host end's
+    // link_index is the guest end's.
+    let peer = g.raw.get("link_index").and_then(Value::as_u64);
+    let found = ours.iter().find(|l| {
+        l.raw.get("link_index").and_then(Value::as_u64) == Some(g.index)
+            && peer.is_none_or(|p| p == l.index)
+    });
     match found {
         Some(l) => l.clone(),
         None => panic!(
@@ -1150,4 +1155,648 @@ pub fn host_end_of(host: &dyn Ns, guest: &dyn Ns, guest_if: &str) -> Link {
 pub fn default_host_name(guest_if: &str, pid: u32) -> Option<String> {
     let n = format!("v{guest_if}pl{pid}");
     (n.len() <= 15).then_some(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host-interface kinds: shared helpers (Open vSwitch, macvlan, direct-phys, probes)
+// ---------------------------------------------------------------------------------------------
+
+/// True when `program` is an executable file in one of the directories of `$PATH` (plus the
+/// sbin directories, where Debian puts the OVS daemons).
+pub fn have_program(program: &str) -> bool {
+    find_program(program).is_some()
+}
+
+/// The full path of `program` (see [`have_program`]).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"])
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        });
+    found
+}
+
+/// A `-v` run's distinct step names, in order.
+pub fn step_names_of(run: &Run) -> Vec<String> {
+    let mut names: Vec<String> = vec![];
+    for (n, _) in run.steps() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+/// Checks of one run with `PIPEWORK_TEST_FAIL_STEP=step`: exit 1 and the injection message.
+pub fn injected_failure_problems(run: &Run, step: &str) -> Vec<String> {
+    let mut problems = vec![];
+    if run.code != 1 {
+        problems.push(format!("exit code {} (want 1)", run.code));
+    }
+    let needle = format!("injected failure after step {step}");
+    if !run.stderr.contains(&needle) {
+        problems.push(format!("stderr lacks {needle:?}"));
+    }
+    if run.stderr.contains("panicked at") {
+        problems.push("stderr shows a panic".into());
+    }
+    problems
+}
+
+/// `None` when `ns` looks like `before` (waiting up to `limit` for the kernel and daemons to
+/// settle: link-local addresses, OVS reconfiguration), else a description of the difference.
+pub fn changed_within(
+    ns: &dyn Ns,
+    before: &Snapshot,
+    limit: Duration,
+    what: &str,
+) -> Option<String> {
+    let mut last = None;
+    let same = wait_until(limit, || {
+        let now = snapshot(ns);
+        let eq = &now == before;
+        last = Some(now);
+        eq
+    });
+    if same {
+        None
+    } else {
+        Some(format!(
+            "{what} ({}) changed:\nbefore {before:#?}\nafter {:#?}",
+            ns.describe(),
+            last.unwrap()
+        ))
+    }
+}
+
+/// Like [`assert_unchanged`], but gives the namespace up to 2 s to settle.
+pub fn assert_unchanged_soon(ns: &dyn Ns, before: &Snapshot, context: &str) {
+    if let Some(d) = changed_within(ns, before, Duration::from_secs(2), context) {
+        panic!("{d}");
+    }
+}
+
+/// Runs every attempt, collects the problems of each, fails once at the end with all of them.
+pub fn for_each_step(steps: &[String], mut attempt: impl FnMut(&str) -> Vec<String>) {
+    assert!(!steps.is_empty(), "no steps to inject a failure after");
+    eprintln!("steps: {steps:?}");
+    let mut failures = vec![];
+    for step in steps {
+        let problems = attempt(step);
+        if !problems.is_empty() {
+            failures.push(format!("step {step}:\n  {}", problems.join("\n  ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} injected failures did not roll back cleanly:\n{}",
+        failures.len(),
+        steps.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// One ping, one try, waiting `wait_s` seconds: for checks that a peer is NOT reachable.
+pub fn ping_once(ns: &dyn Ns, addr: &str, wait_s: u32) -> bool {
+    cmd_in(ns, "ping")
+        .args(["-c1", &format!("-W{wait_s}"), addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn ping")
+        .success()
+}
+
+/// Moves the calling thread into the network namespace at `path` (only this thread).
+pub fn enter_thread_ns(path: &Path) -> std::io::Result<()> {
+    let f = File::open(path)?;
+    // SAFETY: setns on a valid fd; affects only the calling thread's network namespace.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A TCP exchange between two namespaces: a listener in `server` on `port`, a client in
+/// `client` that connects to `addr`, sends `len` bytes (several full-size segments, so
+/// checksums and segmentation matter) and reads them back echoed. Threads that setns, no
+/// external tools. Err with what went wrong.
+pub fn tcp_roundtrip(
+    server: &dyn Ns,
+    client: &dyn Ns,
+    addr: &str,
+    port: u16,
+    len: usize,
+) -> Result<(), String> {
+    use std::io::Write;
+    use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::sync::mpsc;
+    let limit = Duration::from_secs(5);
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|e| format!("bad address {addr}: {e}"))?;
+    let sp = server.ns_path();
+    let cp = client.ns_path();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let srv = std::thread::spawn(move || -> Result<(), String> {
+        let setup = (|| -> Result<TcpListener, String> {
+            enter_thread_ns(&sp).map_err(|e| format!("server setns: {e}"))?;
+            let any: IpAddr = if ip.is_ipv6() {
+                "::".parse().unwrap()
+            } else {
+                "0.0.0.0".parse().unwrap()
+            };
+            let l = TcpListener::bind(SocketAddr::new(any, port))
+                .map_err(|e| format!("bind :{port}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(l)
+        })();
+        let l = match setup {
+            Ok(l) => {
+                let _ = ready_tx.send(Ok(()));
+                l
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let deadline = Instant::now() + limit;
+        let (mut s, _) = loop {
+            match l.accept() {
+                Ok(x) => break x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return Err("server: no connection within 5 s".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        };
+        s.set_nonblocking(false).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(limit))
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![];
+        s.read_to_end(&mut buf)
+            .map_err(|e| format!("server read (got {} bytes): {e}", buf.len()))?;
+        s.write_all(&buf)
+            .map_err(|e| format!("server write: {e}"))?;
+        let _ = s.shutdown(Shutdown::Write);
+        Ok(())
+    });
+    match ready_rx.recv_timeout(limit) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("server did not start".into()),
+    }
+    let cli = std::thread::spawn(move || -> Result<(), String> {
+        enter_thread_ns(&cp).map_err(|e| format!("client setns: {e}"))?;
+        let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, port), limit)
+            .map_err(|e| format!("connect {ip} port {port}: {e}"))?;
+        s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(limit))
+            .map_err(|e| e.to_string())?;
+        let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        s.write_all(&payload)
+            .map_err(|e| format!("client write: {e}"))?;
+        s.shutdown(Shutdown::Write)
+            .map_err(|e| format!("client shutdown: {e}"))?;
+        let mut back = vec![];
+        s.read_to_end(&mut back)
+            .map_err(|e| format!("client read (got {} bytes): {e}", back.len()))?;
+        if back != payload {
+            return Err(format!(
+                "echo differs: sent {} bytes, got {}",
+                payload.len(),
+                back.len()
+            ));
+        }
+        Ok(())
+    });
+    let c = cli
+        .join()
+        .map_err(|_| "client thread panicked".to_string())?;
+    let s = srv
+        .join()
+        .map_err(|_| "server thread panicked".to_string())?;
+    c.and(s)
+}
+
+/// A veth pair standing for a "physical NIC": `nic` in `host` (down, optional MAC), its peer
+/// `peer` in `lan` (up, no automatic IPv6 link-local address), the outside switch/LAN. Returns the NIC as the host sees it.
+pub fn veth_nic(host: &Netns, nic: &str, mac: Option<&str>, lan: &Netns, peer: &str) -> Link {
+    let mut args = vec!["link", "add", "name", nic];
+    if let Some(m) = mac {
+        args.extend_from_slice(&["address", m]);
+    }
+    args.extend_from_slice(&["type", "veth", "peer", "name", peer, "netns", &lan.name]);
+    ip(host, &args);
+    // No automatic link-local address on the LAN side: it would appear the first time the NIC
+    // comes up and stay (kernel behaviour, not pipework's), which would spoil before/after
+    // comparisons of the LAN namespace. Addresses added by hand still work.
+    ip(lan, &["link", "set", peer, "addrgenmode", "none"]);
+    ip(lan, &["link", "set", peer, "up"]);
+    must_link(host, nic)
+}
+
+/// The kernel can create a link of this type: tries `ip link add <args>` in a throwaway
+/// namespace (which holds a veth `pv0` to use as a parent). Err(kernel's message) when not.
+pub fn probe_link(args: &[&str]) -> Result<(), String> {
+    let ns = Netns::new("probe");
+    ip(
+        &ns,
+        &["link", "add", "pv0", "type", "veth", "peer", "name", "pv1"],
+    );
+    let mut full = vec!["link", "add"];
+    full.extend_from_slice(args);
+    let out = ip_raw(&ns, &full);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Whether the kernel has the `dummy` link type (module dummy).
+pub fn kernel_has_dummy() -> Result<(), String> {
+    static R: OnceLock<Result<(), String>> = OnceLock::new();
+    R.get_or_init(|| probe_link(&["pwtprobe0", "type", "dummy"]))
+        .clone()
+}
+
+/// Whether the kernel has 802.1Q VLAN links (module 8021q).
+pub fn kernel_has_8021q() -> Result<(), String> {
+    static R: OnceLock<Result<(), String>> = OnceLock::new();
+    R.get_or_init(|| probe_link(&["link", "pv0", "name", "pv0.5", "type", "vlan", "id", "5"]))
+        .clone()
+}
+
+/// Links of type InfiniBand (ARPHRD_INFINIBAND, 32) in `ns`: `ip -j link` says
+/// `"link_type": "infiniband"`. Read only.
+pub fn infiniband_links(ns: &dyn Ns) -> Vec<String> {
+    links(ns)
+        .into_iter()
+        .filter(|l| l.raw.get("link_type").and_then(Value::as_str) == Some("infiniband"))
+        .map(|l| l.name)
+        .collect()
+}
+
+/// `linkinfo.info_data.<key>` of a link (`ip -d -j link`), e.g. the macvlan `mode`.
+pub fn info_data(l: &Link, key: &str) -> Option<Value> {
+    l.raw
+        .pointer(&format!("/linkinfo/info_data/{key}"))
+        .cloned()
+}
+
+/// The parent's ifindex of a link whose parent is in another namespace (macvlan/veth peer).
+pub fn link_index(l: &Link) -> Option<u64> {
+    l.raw.get("link_index").and_then(Value::as_u64)
+}
+
+/// `ethtool -k IF` inside `ns`: the value of `feature` (e.g. "tx-checksumming"), "on"/"off".
+pub fn ethtool_feature(ns: &dyn Ns, ifname: &str, feature: &str) -> Option<String> {
+    let ethtool = find_program("ethtool").unwrap_or_else(|| "ethtool".into());
+    let out = cmd_in(ns, ethtool.to_str().unwrap_or("ethtool"))
+        .args(["-k", ifname])
+        .output()
+        .expect("spawn ethtool (install it: scripts/testenv.sh install)");
+    assert!(
+        out.status.success(),
+        "ethtool -k {ifname}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == feature).then(|| v.split_whitespace().next().unwrap_or("").to_string())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open vSwitch (userspace datapath), one private instance per test
+// ---------------------------------------------------------------------------------------------
+
+/// Where the OVS database schema lives (OVS_PKGDATADIR overrides, as for OVS's own tools).
+pub fn ovs_schema() -> PathBuf {
+    let dir = std::env::var("OVS_PKGDATADIR").unwrap_or_else(|_| "/usr/share/openvswitch".into());
+    Path::new(&dir).join("vswitch.ovsschema")
+}
+
+/// True when the OVS tools and daemons are installed; prints the reason and returns false
+/// otherwise (or when not root).
+pub fn ovs_or_skip(test: &str) -> bool {
+    if !root_or_skip(test) {
+        return false;
+    }
+    let missing: Vec<&str> = [
+        "ovs-vsctl",
+        "ovsdb-tool",
+        "ovsdb-server",
+        "ovs-vswitchd",
+        "ethtool",
+    ]
+    .into_iter()
+    .filter(|p| !have_program(p))
+    .collect();
+    if !missing.is_empty() || !ovs_schema().exists() {
+        eprintln!(
+            "SKIP {test}: needs Open vSwitch and ethtool (missing: {missing:?}, schema {}): \
+             scripts/testenv.sh install",
+            ovs_schema().display()
+        );
+        return false;
+    }
+    true
+}
+
+/// Returns early (with a printed reason) unless root with Open vSwitch installed.
+#[allow(unused_macros)]
+macro_rules! need_ovs {
+    () => {
+        if !$crate::common::ovs_or_skip(&$crate::common::test_name()) {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use need_ovs;
+
+/// A private Open vSwitch for one test: ovsdb-server and ovs-vswitchd running inside the
+/// test's host namespace, everything (database, sockets, pidfiles, logs) in their own
+/// directory `/tmp/pwt-ovs…` (OVS_RUNDIR). Bridges must use `datapath_type=netdev` (the kernel
+/// here has no OVS datapath). The daemons are children of the test process (PR_SET_PDEATHSIG,
+/// so they die with it even when Drop never runs); Drop stops them and removes the directory.
+pub struct Ovs {
+    pub dir: PathBuf,
+    ns: PathBuf,
+    db: Option<Child>,
+    vswitchd: Option<Child>,
+}
+
+impl Ovs {
+    /// Database and switch daemon, ready.
+    pub fn start(host: &dyn Ns) -> Ovs {
+        let mut o = Ovs::start_db_only(host);
+        o.start_vswitchd();
+        o
+    }
+
+    /// Only ovsdb-server (an initialised database), no ovs-vswitchd.
+    pub fn start_db_only(host: &dyn Ns) -> Ovs {
+        let dir = std::env::temp_dir().join(unique("ovs"));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let mut o = Ovs {
+            dir,
+            ns: host.ns_path(),
+            db: None,
+            vswitchd: None,
+        };
+        let db = o.path("conf.db");
+        let out = Command::new(find_program("ovsdb-tool").unwrap_or_else(|| "ovsdb-tool".into()))
+            .arg("create")
+            .arg(&db)
+            .arg(ovs_schema())
+            .output()
+            .expect("spawn ovsdb-tool");
+        assert!(
+            out.status.success(),
+            "ovsdb-tool create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let child = o
+            .daemon("ovsdb-server")
+            .arg(&db)
+            .arg(format!("--remote=punix:{}", o.path("db.sock").display()))
+            .arg(format!("--pidfile={}", o.path("db.pid").display()))
+            .arg(format!("--log-file={}", o.path("db.log").display()))
+            .arg(format!("--unixctl={}", o.path("db.ctl").display()))
+            .spawn()
+            .expect("spawn ovsdb-server");
+        o.db = Some(child);
+        let sock = o.path("db.sock");
+        if !wait_until(Duration::from_secs(5), || sock.exists()) {
+            panic!("ovsdb-server did not come up:\n{}", o.log("db.log"));
+        }
+        o.vsctl(&["--no-wait", "init"]);
+        o
+    }
+
+    /// Starts ovs-vswitchd (again).
+    pub fn start_vswitchd(&mut self) {
+        assert!(self.vswitchd.is_none(), "ovs-vswitchd already running");
+        let ctl = self.path("vs.ctl");
+        let _ = std::fs::remove_file(&ctl);
+        let child = self
+            .daemon("ovs-vswitchd")
+            .arg(format!("unix:{}", self.path("db.sock").display()))
+            .arg(format!("--pidfile={}", self.path("vs.pid").display()))
+            .arg(format!("--log-file={}", self.path("vs.log").display()))
+            .arg(format!("--unixctl={}", ctl.display()))
+            .spawn()
+            .expect("spawn ovs-vswitchd");
+        self.vswitchd = Some(child);
+        if !wait_until(Duration::from_secs(5), || ctl.exists()) {
+            panic!("ovs-vswitchd did not come up:\n{}", self.log("vs.log"));
+        }
+    }
+
+    /// Stops ovs-vswitchd (the database stays up).
+    pub fn stop_vswitchd(&mut self) {
+        if let Some(c) = self.vswitchd.take() {
+            stop_child(c);
+        }
+    }
+
+    fn daemon(&self, program: &str) -> Command {
+        let mut cmd = Command::new(find_program(program).unwrap_or_else(|| program.into()));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for k in ["OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR"] {
+            cmd.env(k, &self.dir);
+        }
+        let file =
+            File::open(&self.ns).unwrap_or_else(|e| panic!("open {}: {e}", self.ns.display()));
+        // SAFETY: only async-signal-safe calls (prctl, setns) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The value to give pipework (and ovs-vsctl) as OVS_RUNDIR.
+    pub fn rundir(&self) -> &str {
+        self.dir.to_str().expect("utf-8 temp dir")
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// `ovs-vsctl --timeout=10 ARGS` with OVS_RUNDIR, inside the host namespace.
+    pub fn vsctl_raw(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(find_program("ovs-vsctl").unwrap_or_else(|| "ovs-vsctl".into()));
+        enter_ns(&mut c, &self.ns);
+        c.env("OVS_RUNDIR", &self.dir)
+            .arg("--timeout=10")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn ovs-vsctl")
+    }
+
+    /// `ovs-vsctl ARGS`, panicking with its output when it fails; stdout trimmed.
+    pub fn vsctl(&self, args: &[&str]) -> String {
+        let out = self.vsctl_raw(args);
+        if !out.status.success() {
+            panic!(
+                "ovs-vsctl {} failed ({}): {}{}\n--- vs.log ---\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log("vs.log")
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A userspace-datapath bridge (its kernel side is a tap device named `name`).
+    pub fn add_br(&self, name: &str) {
+        self.vsctl(&[
+            "add-br",
+            name,
+            "--",
+            "set",
+            "bridge",
+            name,
+            "datapath_type=netdev",
+        ]);
+    }
+
+    fn lines(&self, args: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .vsctl(args)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Bridges in the database (sorted).
+    pub fn bridges(&self) -> Vec<String> {
+        self.lines(&["--no-wait", "list-br"])
+    }
+
+    /// Ports of `bridge` (without its own internal port), sorted.
+    pub fn ports(&self, bridge: &str) -> Vec<String> {
+        self.lines(&["--no-wait", "list-ports", bridge])
+    }
+
+    /// One column of one record, e.g. `get("Port", "x", "tag")` ("[]" when unset).
+    pub fn get(&self, table: &str, record: &str, column: &str) -> String {
+        self.vsctl(&["--no-wait", "get", table, record, column])
+    }
+
+    /// The VLAN tag of port `port` (None when untagged).
+    pub fn tag(&self, port: &str) -> Option<u64> {
+        let t = self.get("Port", port, "tag");
+        (t != "[]").then(|| t.parse().unwrap_or_else(|_| panic!("tag of {port}: {t}")))
+    }
+
+    /// `external_ids` of Interface `iface`.
+    pub fn external_ids(&self, iface: &str) -> BTreeMap<String, String> {
+        let s = self.vsctl(&[
+            "--no-wait",
+            "--format=json",
+            "--columns=external_ids",
+            "list",
+            "Interface",
+            iface,
+        ]);
+        let v: Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"));
+        // {"data":[[["map",[["k","v"],...]]]],"headings":["external_ids"]}
+        let pairs = v
+            .pointer("/data/0/0/1")
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("external_ids of {iface}: {s}"));
+        pairs
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.get(0)?.as_str()?.to_string(),
+                    p.get(1)?.as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Everything pipework may add to the database: bridges with their ports, and all Port
+    /// and Interface names (orphans included). Compared before/after failed runs.
+    pub fn state(&self) -> BTreeMap<String, Vec<String>> {
+        let mut m = BTreeMap::new();
+        for br in self.bridges() {
+            let ports = self.ports(&br);
+            m.insert(format!("bridge {br}"), ports);
+        }
+        m.insert(
+            "all ports".into(),
+            self.lines(&["--no-wait", "--bare", "--columns=name", "list", "Port"]),
+        );
+        m.insert(
+            "all interfaces".into(),
+            self.lines(&["--no-wait", "--bare", "--columns=name", "list", "Interface"]),
+        );
+        m
+    }
+}
+
+/// SIGTERM, up to 2 s grace, then SIGKILL; always reaped.
+fn stop_child(mut c: Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        if let Some(c) = self.vswitchd.take() {
+            stop_child(c);
+        }
+        if let Some(c) = self.db.take() {
+            stop_child(c);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
