@@ -19,12 +19,23 @@ pub fn enable_arp_notify(nl: &mut Netlink, index: u32, ifname: &str) -> Result<(
 /// ndisc_notify has no netlink knob: write the sysctl from inside the guest namespace
 /// (/proc/sys/net resolves against the calling thread's namespace).
 pub fn enable_ndisc_notify(ns: &NetNs, home: &NetNs, ifname: &str) -> Result<(), Error> {
-    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify");
+    write_ipv6_conf(ns, home, ifname, "ndisc_notify", "1")
+}
+
+/// Writes net.ipv6.conf.IF.KEY in the guest (IPv6 devconf has no netlink setter).
+pub fn write_ipv6_conf(
+    ns: &NetNs,
+    home: &NetNs,
+    ifname: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), Error> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
     ns.run_in(home, || {
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .and_then(|mut f| f.write_all(b"1"))
+            .and_then(|mut f| f.write_all(value.as_bytes()))
     })?
     .map_err(|e| {
         Error::io(

@@ -16,6 +16,7 @@ pub mod driver;
 pub mod error;
 pub mod exec;
 pub mod guest;
+pub mod list;
 pub mod mac;
 pub mod naming;
 pub mod netlink;
@@ -64,6 +65,13 @@ pub fn run(cmd: &Command, opts: Options) -> Result<Outcome, Error> {
             Ok(Outcome {
                 stdout: None,
                 status,
+            })
+        }
+        Command::List => {
+            let text = list::render(&list::dhcp_clients(), opts.json);
+            Ok(Outcome {
+                stdout: Some(text),
+                status: 0,
             })
         }
         Command::Wait(w) => {
@@ -122,6 +130,7 @@ fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error
             host: &mut host_nl,
             guest: &mut guest_nl,
             guest_ns: &guest.netns,
+            guest_desc: &guest,
             home: &home,
             log,
             fail_after: std::env::var(FAIL_STEP_ENV).ok().filter(|s| !s.is_empty()),

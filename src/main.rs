@@ -6,7 +6,14 @@ use std::process::ExitCode;
 use pipework::cli::{self, Invocation};
 
 fn main() -> ExitCode {
+    // Called by an external DHCP client as its script: configure the guest interface only.
+    if let Ok(client) = std::env::var(pipework::addressing::dhcp::external::HOOK_ENV) {
+        pipework::addressing::dhcp::external::hook(&client);
+    }
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(pipework::addressing::dhcp::supervisor::SUBCOMMAND) {
+        pipework::addressing::dhcp::supervisor::run();
+    }
     let result = cli::parse(&argv).and_then(|inv| match inv {
         Invocation::Print(text) => {
             print!("{text}");

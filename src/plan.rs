@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::guest::Guest;
 use crate::mac::MacAddr;
 use crate::netlink::Netlink;
-use crate::request::{AttachRequest, MacvlanMode};
+use crate::request::{AttachRequest, DhcpClient, DhcpSpec, MacvlanMode};
 use crate::{addressing, driver};
 
 /// Which of the two namespaces a link lives in.
@@ -157,6 +157,12 @@ pub enum Op {
         gateway: IpAddr,
         ifname: String,
     },
+    /// A route to a network via a gateway (DHCP classless static routes).
+    AddRoute {
+        dst: IpNet,
+        via: IpAddr,
+        ifname: String,
+    },
     /// Waits (bounded) until the bridge has processed the new port's carrier, so the announce
     /// and the guest's first packets are not dropped by a port still disabled. The kernel
     /// enables the port from its link-watch work, asynchronously, after the guest end is up.
@@ -168,6 +174,29 @@ pub enum Op {
     Announce {
         ifname: String,
     },
+    /// net.ipv6.conf.IF.accept_dad = 0: the link-local address DHCPv6 speaks from is usable
+    /// at once instead of after 1–2 s of duplicate address detection.
+    DisableDad {
+        ifname: String,
+    },
+    /// Obtains a lease (built-in client, supervisor, SLAAC or an external client) and applies
+    /// it: address, default route, routes, and the guest's resolv.conf when asked.
+    Dhcp(Box<DhcpStep>),
+    /// Records the client left running (supervisor or external `-f`) for `pipework ls`.
+    DhcpRecord {
+        ifname: String,
+    },
+}
+
+/// Everything the DHCP step needs, decided at plan time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DhcpStep {
+    pub ifname: String,
+    pub spec: DhcpSpec,
+    pub v6: bool,
+    pub hostname: Option<String>,
+    pub timeout: std::time::Duration,
+    pub resolv: Option<std::path::PathBuf>,
 }
 
 impl fmt::Display for Op {
@@ -263,6 +292,26 @@ impl fmt::Display for Op {
                     f,
                     "announce the addresses of {ifname} (gratuitous ARP / unsolicited NA)"
                 )
+            }
+            Op::DisableDad { ifname } => write!(f, "set accept_dad=0 on {ifname}"),
+            Op::AddRoute { dst, via, ifname } => {
+                write!(f, "add route {dst} via {via} dev {ifname}")
+            }
+            Op::Dhcp(d) => {
+                let what = match (d.spec.client, d.v6) {
+                    (DhcpClient::Builtin, false) => "DHCPv4 (built-in client)".to_string(),
+                    (DhcpClient::Builtin, true) => "DHCPv6 (built-in client)".to_string(),
+                    (DhcpClient::Slaac, _) => "a SLAAC address".to_string(),
+                    (c, v6) => format!("a lease from {}{}", c.name(), if v6 { " -6" } else { "" }),
+                };
+                write!(f, "obtain {what} on {}", d.ifname)?;
+                if d.spec.keep {
+                    write!(f, ", kept renewed")?;
+                }
+                Ok(())
+            }
+            Op::DhcpRecord { ifname } => {
+                write!(f, "record the DHCP client of {ifname} for `pipework ls`")
             }
         }
     }

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::apply::dhcp::DhcpReport;
 use crate::apply::{Applied, RouteReport};
 use crate::guest::{Guest, GuestInfo};
 use crate::mac::MacAddr;
@@ -33,6 +34,8 @@ pub struct AttachReport<'a> {
     pub addresses: Vec<String>,
     pub gateway: Option<IpAddr>,
     pub routes: Vec<RouteReport>,
+    /// The lease and the client, for DHCP and SLAAC.
+    pub dhcp: Option<DhcpReport>,
     /// True when only the plan was shown (--dry-run).
     pub dry_run: bool,
     pub steps: Vec<&'static str>,
@@ -61,9 +64,17 @@ impl<'a> AttachReport<'a> {
                 .iter()
                 .map(|a| a.to_string())
                 .collect(),
-            addresses: plan.addresses.iter().map(|a| a.to_string()).collect(),
-            gateway: plan.gateway,
+            addresses: plan
+                .addresses
+                .iter()
+                .chain(applied.lease.as_ref().map(|l| &l.address))
+                .map(|a| a.to_string())
+                .collect(),
+            gateway: plan
+                .gateway
+                .or(applied.lease.as_ref().and_then(|l| l.gateway)),
             routes: applied.routes,
+            dhcp: applied.dhcp,
             dry_run,
             steps: plan.steps.iter().map(|s| s.name).collect(),
         }

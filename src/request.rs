@@ -64,29 +64,125 @@ pub enum Addressing {
         address: IpNet,
         gateway: Option<IpAddr>,
     },
+    Dhcp(DhcpSpec),
 }
 
-const DHCP_WORDS: [&str; 8] = [
-    "dhcp",
-    "udhcpc",
-    "udhcpc-f",
-    "dhcpcd",
-    "dhclient",
-    "dhclient-f",
-    "dhcp6",
-    "slaac",
-];
+/// Which DHCP client obtains the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpClient {
+    /// pipework's own client (DHCPv4, or DHCPv6 with `dhcp6` / `-a 6`).
+    Builtin,
+    /// Wait for the kernel's SLAAC address from a router advertisement.
+    Slaac,
+    Udhcpc,
+    Dhclient,
+    Dhcpcd,
+}
+
+impl DhcpClient {
+    pub fn name(self) -> &'static str {
+        match self {
+            DhcpClient::Builtin => "builtin",
+            DhcpClient::Slaac => "slaac",
+            DhcpClient::Udhcpc => "udhcpc",
+            DhcpClient::Dhclient => "dhclient",
+            DhcpClient::Dhcpcd => "dhcpcd",
+        }
+    }
+}
+
+/// `dhcp`, `dhcp:-f`, `dhcp6`, `slaac`, `udhcpc[-f][:OPTIONS]`, `dhclient…`, `dhcpcd…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpSpec {
+    pub client: DhcpClient,
+    /// `dhcp6`: the built-in client speaks DHCPv6 (also chosen by `-a 6`).
+    pub v6: bool,
+    /// Keep a client running to renew the lease (`-f` forms, `dhcp:-f`, `--dhcp-keep`).
+    pub keep: bool,
+    /// Extra arguments for an external client (`udhcpc:-t 3`).
+    pub options: Vec<String>,
+}
+
+const DHCP_SUPPORTED: &str = "dhcp, dhcp:-f, dhcp6, slaac, udhcpc, udhcpc-f, dhclient, \
+                              dhclient-f, dhcpcd, dhcpcd-f (each external one with :OPTIONS)";
+
+impl DhcpSpec {
+    /// `Ok(None)` when `s` is not a DHCP word at all (an address, then).
+    pub fn parse(s: &str) -> Result<Option<DhcpSpec>, Error> {
+        let (word, opts) = match s.split_once(':') {
+            Some((w, o)) => (w, Some(o)),
+            None => (s, None),
+        };
+        // An address has digits, dots or colons; a bare word is a client name.
+        if word.is_empty()
+            || !word
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '6')
+            || !word.starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            return Ok(None);
+        }
+        // IPv6 literals such as "fe80::1" are hex words followed by ':' — not client names.
+        if opts.is_some() && word.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let (base, keep) = match word.strip_suffix("-f") {
+            Some(b) => (b, true),
+            None => (word, false),
+        };
+        let (client, v6) = match base {
+            "dhcp" if !keep => (DhcpClient::Builtin, false),
+            "dhcp6" if !keep => (DhcpClient::Builtin, true),
+            "slaac" if !keep => (DhcpClient::Slaac, true),
+            "udhcpc" => (DhcpClient::Udhcpc, false),
+            "dhclient" => (DhcpClient::Dhclient, false),
+            "dhcpcd" => (DhcpClient::Dhcpcd, false),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "'{s}' is neither an address (such as 192.168.1.5/24) nor a DHCP client \
+                     pipework knows: use one of {DHCP_SUPPORTED}"
+                )))
+            }
+        };
+        let options: Vec<String> = opts
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let mut spec = DhcpSpec {
+            client,
+            v6,
+            keep,
+            options: Vec::new(),
+        };
+        match client {
+            // The built-in client takes only the original's `-f` (stay and renew).
+            DhcpClient::Builtin | DhcpClient::Slaac => {
+                for o in &options {
+                    match o.as_str() {
+                        "-f" if client == DhcpClient::Builtin => spec.keep = true,
+                        _ => {
+                            return Err(Error::Invalid(format!(
+                                "'{s}': the built-in client takes no option '{o}' (only -f, to \
+                                 stay and renew); to pass options to a client, name it, e.g. \
+                                 udhcpc:{o}"
+                            )))
+                        }
+                    }
+                }
+            }
+            _ => spec.options = options,
+        }
+        Ok(Some(spec))
+    }
+}
 
 impl Addressing {
-    /// Parses `<ip>/<prefix>[@gateway]` or `0/0`.
+    /// Parses `<ip>/<prefix>[@gateway]`, `0/0`, or a DHCP word.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let word = s.split(':').next().unwrap_or(s);
-        if DHCP_WORDS.contains(&word) {
-            return Err(Error::Usage(format!(
-                "'{s}': DHCP is not available in this version of pipework yet; give a static \
-                 address such as 192.168.1.5/24, or 0/0 and configure the address from inside \
-                 the guest"
-            )));
+        if let Some(spec) = DhcpSpec::parse(s)? {
+            return Ok(Addressing::Dhcp(spec));
         }
         let (addr, gateway) = match s.split_once('@') {
             Some((a, g)) => (a, Some(g)),
@@ -157,6 +253,8 @@ impl Addressing {
     pub fn family(&self) -> Option<Family> {
         match self {
             Addressing::None => None,
+            Addressing::Dhcp(d) if d.v6 => Some(Family::V6),
+            Addressing::Dhcp(_) => None,
             Addressing::Static { address, .. } => Some(Family::of(&address.addr())),
         }
     }
@@ -264,6 +362,10 @@ pub struct AttachRequest {
     /// `--ovs-datapath TYPE` for an Open vSwitch bridge pipework creates (e.g. netdev).
     pub ovs_datapath: Option<String>,
     pub macvlan_mode: MacvlanMode,
+    /// `--dhcp-timeout`: how long to wait for a lease.
+    pub dhcp_timeout: std::time::Duration,
+    /// `--dns-resolv`: write the lease's DNS servers to the guest's resolv.conf.
+    pub dns_resolv: bool,
 }
 
 impl AttachRequest {
@@ -341,6 +443,8 @@ pub enum Command {
     Attach(AttachRequest),
     Exec(ExecRequest),
     Wait(WaitRequest),
+    /// `pipework ls`: what pipework keeps running (DHCP clients).
+    List,
 }
 
 #[cfg(test)]
@@ -399,10 +503,52 @@ mod tests {
         }
     }
 
+    fn dhcp(s: &str) -> DhcpSpec {
+        match Addressing::parse(s).unwrap() {
+            Addressing::Dhcp(d) => d,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn dhcp_is_refused_clearly_for_now() {
-        let e = Addressing::parse("dhcp:-f").unwrap_err();
-        assert!(e.to_string().contains("DHCP"), "{e}");
+    fn dhcp_words() {
+        let d = dhcp("dhcp");
+        assert_eq!(
+            (d.client, d.v6, d.keep),
+            (DhcpClient::Builtin, false, false)
+        );
+        assert!(dhcp("dhcp:-f").keep);
+        assert!(dhcp("dhcp6").v6);
+        assert_eq!(dhcp("slaac").client, DhcpClient::Slaac);
+        let d = dhcp("udhcpc-f:-t 3 -T 1");
+        assert_eq!((d.client, d.keep), (DhcpClient::Udhcpc, true));
+        assert_eq!(d.options, ["-t", "3", "-T", "1"]);
+        assert_eq!(dhcp("dhclient").client, DhcpClient::Dhclient);
+        assert!(dhcp("dhcpcd-f").keep);
+    }
+
+    #[test]
+    fn unknown_dhcp_words_list_the_clients() {
+        for s in ["dhcpx", "foo", "dhcp-f", "udhcpd"] {
+            let e = Addressing::parse(s).unwrap_err();
+            assert!(e.to_string().contains("udhcpc, udhcpc-f"), "{s}: {e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+        let e = Addressing::parse("dhcp:-x").unwrap_err();
+        assert!(e.to_string().contains("no option '-x'"), "{e}");
+    }
+
+    #[test]
+    fn addresses_are_not_dhcp_words() {
+        assert!(matches!(
+            Addressing::parse("fe80::5/64"),
+            Ok(Addressing::Static { .. })
+        ));
+        assert!(matches!(
+            Addressing::parse("dead::5/64"),
+            Ok(Addressing::Static { .. })
+        ));
+        assert!(matches!(Addressing::parse("0/0"), Ok(Addressing::None)));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Addressing of the guest interface: static addresses, default route, and the announce.
-//! (DHCP comes as a second module beside this one.)
+//! Addressing of the guest interface: static addresses, default route, and the announce;
+//! DHCP in its own module.
+
+pub mod dhcp;
 
 use std::net::IpAddr;
 
@@ -9,8 +11,9 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::Error;
 use crate::netlink::msg;
+use crate::plan::DhcpStep;
 use crate::plan::{Op, Plan, PlanCtx, Step};
-use crate::request::Addressing;
+use crate::request::{Addressing, DhcpClient, DhcpSpec, Family};
 
 pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> {
     let ifname = plan.guest_ifname.clone();
@@ -22,6 +25,7 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
             return Ok(());
         }
         Addressing::Static { address, gateway } => (*address, *gateway),
+        Addressing::Dhcp(spec) => return plan_dhcp(ctx, plan, spec),
     };
 
     // Announce setup must precede the up (a devconf change sent with IFF_UP does nothing).
@@ -86,6 +90,79 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
         plan.gateway = Some(gw);
     }
     plan.steps.extend(plan.ready.take());
+    if plan.announce {
+        plan.steps
+            .push(Step::new("announce", Op::Announce { ifname }));
+    }
+    Ok(())
+}
+
+fn plan_dhcp(ctx: &mut PlanCtx<'_>, plan: &mut Plan, spec: &DhcpSpec) -> Result<(), Error> {
+    let ifname = plan.guest_ifname.clone();
+    let v6 = spec.v6 || ctx.req.family == Some(Family::V6);
+    if spec.client == DhcpClient::Udhcpc && v6 {
+        return Err(Error::Invalid(
+            "udhcpc speaks only DHCPv4: use dhcp6 (built in) or dhclient with -a 6".into(),
+        ));
+    }
+    let resolv = if ctx.req.dns_resolv {
+        Some(dhcp::resolv_target(ctx.guest)?)
+    } else {
+        None
+    };
+    let name = |n: &'static str| {
+        Step::new(
+            n,
+            Op::LinkUp {
+                ifname: ifname.clone(),
+            },
+        )
+    };
+    if v6 {
+        plan.steps.push(Step::new(
+            "guest-ndisc-notify",
+            Op::SetNdiscNotify {
+                ifname: ifname.clone(),
+            },
+        ));
+        // DHCPv6 clients speak from the link-local address: make it usable at once.
+        if spec.client != DhcpClient::Slaac {
+            plan.steps.push(Step::new(
+                "guest-no-dad",
+                Op::DisableDad {
+                    ifname: ifname.clone(),
+                },
+            ));
+        }
+    } else {
+        plan.steps.push(Step::new(
+            "guest-arp-notify",
+            Op::SetArpNotify {
+                ifname: ifname.clone(),
+            },
+        ));
+    }
+    plan.steps.push(name("guest-link-up"));
+    plan.steps.extend(plan.ready.take());
+    plan.steps.push(Step::new(
+        "dhcp-lease",
+        Op::Dhcp(Box::new(DhcpStep {
+            ifname: ifname.clone(),
+            spec: spec.clone(),
+            v6,
+            hostname: dhcp::hostname_for(ctx.guest),
+            timeout: ctx.req.dhcp_timeout,
+            resolv,
+        })),
+    ));
+    if spec.keep {
+        plan.steps.push(Step::new(
+            "dhcp-supervise",
+            Op::DhcpRecord {
+                ifname: ifname.clone(),
+            },
+        ));
+    }
     if plan.announce {
         plan.steps
             .push(Step::new("announce", Op::Announce { ifname }));

@@ -2,6 +2,7 @@
 //! failure every recorded change is undone in reverse order, so a failed attach leaves nothing
 //! half-plumbed.
 
+pub mod dhcp;
 mod nic;
 mod undo;
 
@@ -48,6 +49,8 @@ pub struct Env<'a> {
     pub host: &'a mut Netlink,
     pub guest: &'a mut Netlink,
     pub guest_ns: &'a NetNs,
+    /// The guest as resolved (for DHCP supervisors and records).
+    pub guest_desc: &'a crate::guest::Guest,
     /// The namespace this thread works from (the host side).
     pub home: &'a NetNs,
     pub log: Log,
@@ -69,10 +72,15 @@ pub struct Applied {
     pub guest_mac: Option<MacAddr>,
     pub guest_mtu: Option<u32>,
     pub routes: Vec<RouteReport>,
+    /// What DHCP (or SLAAC) gave the interface.
+    pub lease: Option<crate::addressing::dhcp::Lease>,
+    pub dhcp: Option<dhcp::DhcpReport>,
 }
 
 #[derive(Default)]
 struct State {
+    /// A DHCP client left running: pid, client name, pidfile, info file.
+    dhcp_client: Option<(u32, &'static str, std::path::PathBuf, std::path::PathBuf)>,
     bridge_index: Option<u32>,
     guest_index: Option<(String, u32)>,
     applied: Applied,
@@ -133,7 +141,7 @@ fn macvlan_mode(m: MacvlanMode) -> MacVlanMode {
     }
 }
 
-pub(super) fn link_index(nl: &mut Netlink, name: &str, side: Side) -> Result<u32, Error> {
+fn link_index(nl: &mut Netlink, name: &str, side: Side) -> Result<u32, Error> {
     get_link(nl, name)?.map(|l| l.header.index).ok_or_else(|| {
         Error::HostInterface(format!(
             "link {name} disappeared from the {} namespace",
@@ -436,6 +444,45 @@ fn run_step(
             st.applied.routes.push(RouteReport {
                 dst: "default".into(),
                 via: Some(*gateway),
+                dev: ifname.clone(),
+            });
+        }
+        Op::DisableDad { ifname } => {
+            announce::write_ipv6_conf(env.guest_ns, env.home, ifname, "accept_dad", "0")?
+        }
+        Op::Dhcp(d) => dhcp::run(env, st, undo, d)?,
+        Op::DhcpRecord { ifname } => {
+            if let Some((pid, client, pidfile, infofile)) = &st.dhcp_client {
+                let info = crate::addressing::dhcp::supervisor::Info {
+                    pid: *pid,
+                    client: client.to_string(),
+                    guest: env.guest_desc.spec.clone(),
+                    netns_inode: env.guest_desc.netns.inode,
+                    ifname: ifname.clone(),
+                    address: st.applied.lease.as_ref().map(|l| l.address.to_string()),
+                    pidfile: pidfile.clone(),
+                };
+                crate::addressing::dhcp::supervisor::write_info(infofile, &info)?;
+            }
+        }
+        Op::AddRoute { dst, via, ifname } => {
+            let i = guest_index(env, st, ifname)?;
+            match env
+                .guest
+                .request(msg::new_route(*dst, *via, i), NLM_F_CREATE | NLM_F_EXCL)
+            {
+                Ok(()) => {}
+                Err(e) if e.errno == libc::EEXIST => {}
+                Err(e) => {
+                    return Err(Error::netlink(
+                        format!("cannot add route {dst} via {via}"),
+                        e,
+                    ))
+                }
+            }
+            st.applied.routes.push(RouteReport {
+                dst: dst.to_string(),
+                via: Some(*via),
                 dev: ifname.clone(),
             });
         }

@@ -14,6 +14,17 @@ use crate::plan::{NicState, Side};
 /// A change made, and how to take it back.
 #[derive(Debug)]
 pub(super) enum Undo {
+    /// A DHCP client we started: SIGTERM (the built-in supervisor then releases its lease),
+    /// and its files go.
+    StopProcess {
+        pid: u32,
+        files: Vec<std::path::PathBuf>,
+    },
+    /// A file we overwrote (the guest's resolv.conf) gets its old content back.
+    RestoreFile {
+        path: std::path::PathBuf,
+        content: Option<Vec<u8>>,
+    },
     DeleteLink {
         side: Side,
         index: u32,
@@ -64,6 +75,24 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
                     Ok(()) => {}
                     Err(e) if e.errno == libc::ENODEV => {} // already gone
                     Err(e) => left.push(format!("link {name} ({e})")),
+                }
+            }
+            Undo::StopProcess { pid, files } => {
+                env.log.step("rollback", format!("stop DHCP client {pid}"));
+                stop_process(pid);
+                for f in files {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            Undo::RestoreFile { path, content } => {
+                env.log
+                    .step("rollback", format!("restore {}", path.display()));
+                let r = match content {
+                    Some(c) => std::fs::write(&path, c),
+                    None => std::fs::remove_file(&path),
+                };
+                if let Err(e) = r {
+                    left.push(format!("{} ({e})", path.display()));
                 }
             }
             Undo::OvsDelPort { bridge, port } => {
@@ -131,5 +160,30 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
             source: Box::new(err),
             left: left.join("; "),
         }
+    }
+}
+
+/// SIGTERM, a short grace period (a supervisor releases its lease), then SIGKILL.
+pub(super) fn stop_process(pid: u32) {
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    };
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if alive() {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
 }

@@ -76,6 +76,15 @@ struct Cli {
     /// Mode of macvlan children of a physical interface: bridge, private, vepa, passthru
     #[arg(long, value_name = "MODE")]
     macvlan_mode: Option<String>,
+    /// With dhcp: keep a client running that renews the lease (same as dhcp:-f)
+    #[arg(long)]
+    dhcp_keep: bool,
+    /// With dhcp: seconds to wait for a lease (default 10)
+    #[arg(long, value_name = "SECONDS")]
+    dhcp_timeout: Option<f64>,
+    /// With dhcp: write the lease's DNS servers to the guest's resolv.conf
+    #[arg(long)]
+    dns_resolv: bool,
     /// Wait (inside a guest) until the interface is up
     #[arg(long)]
     wait: bool,
@@ -96,13 +105,13 @@ pub struct Options {
 
 #[derive(Debug)]
 pub enum Invocation {
-    Run(Command, Options),
+    Run(Box<Command>, Options),
     /// --help / --version: text for stdout, exit 0.
     Print(String),
 }
 
 /// Options of ours that take a value as the next word.
-const VALUE_OPTS: [&str; 7] = [
+const VALUE_OPTS: [&str; 8] = [
     "-i",
     "-l",
     "-a",
@@ -110,6 +119,7 @@ const VALUE_OPTS: [&str; 7] = [
     "--timeout",
     "--ovs-datapath",
     "--macvlan-mode",
+    "--dhcp-timeout",
 ];
 
 /// For route/rule/tc, cuts argv after the guest: the rest belongs to `ip`/`tc` untouched (it
@@ -181,7 +191,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             }
         };
         return Ok(Invocation::Run(
-            Command::Wait(WaitRequest { ifname, timeout }),
+            Box::new(Command::Wait(WaitRequest { ifname, timeout })),
             opts,
         ));
     }
@@ -190,6 +200,12 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         .args
         .first()
         .ok_or_else(|| syntax("missing arguments"))?;
+    if first == "ls" {
+        if cli.args.len() > 1 {
+            return Err(syntax("ls takes no arguments"));
+        }
+        return Ok(Invocation::Run(Box::new(Command::List), opts));
+    }
     if let Some(tool) = Tool::from_word(first) {
         let guest = cli
             .args
@@ -201,11 +217,11 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             return Err(syntax(&format!("'{first}' needs arguments for the tool")));
         }
         return Ok(Invocation::Run(
-            Command::Exec(ExecRequest {
+            Box::new(Command::Exec(ExecRequest {
                 tool,
                 guest: GuestSpec::parse(guest)?,
                 args,
-            }),
+            })),
             opts,
         ));
     }
@@ -225,13 +241,26 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         Some(m) => MacVlan::parse(m)?,
         None => MacVlan::default(),
     };
+    let mut addressing = Addressing::parse(addr)?;
+    if let Addressing::Dhcp(d) = &mut addressing {
+        d.keep |= cli.dhcp_keep;
+    }
+    let dhcp_timeout = match cli.dhcp_timeout {
+        None => Duration::from_secs(10),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(Error::Invalid(format!(
+                "--dhcp-timeout {t}: give a number of seconds from 0 to 3600"
+            )))
+        }
+    };
     let req = AttachRequest {
         host_if: HostIfSpec::parse(host_if)?,
         guest: GuestSpec::parse(guest)?,
         guest_ifname: cli.guest_if,
         host_ifname: cli.local_if,
         family: cli.family.as_deref().map(Family::parse).transpose()?,
-        addressing: Addressing::parse(addr)?,
+        addressing,
         mac: macvlan.mac,
         tag: macvlan.tag,
         mtu: cli.mtu,
@@ -243,9 +272,11 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             .map(MacvlanMode::parse)
             .transpose()?
             .unwrap_or_default(),
+        dhcp_timeout,
+        dns_resolv: cli.dns_resolv,
     };
     req.validate()?;
-    Ok(Invocation::Run(Command::Attach(req), opts))
+    Ok(Invocation::Run(Box::new(Command::Attach(req)), opts))
 }
 
 fn syntax(what: &str) -> Error {
@@ -256,6 +287,13 @@ fn syntax(what: &str) -> Error {
 mod tests {
     use super::*;
 
+    fn unbox(i: Invocation) -> Option<(Command, Options)> {
+        match i {
+            Invocation::Run(c, o) => Some((*c, o)),
+            Invocation::Print(_) => None,
+        }
+    }
+
     fn argv(s: &str) -> Vec<String> {
         std::iter::once("pipework")
             .chain(s.split_whitespace())
@@ -264,8 +302,8 @@ mod tests {
     }
 
     fn attach(s: &str) -> (AttachRequest, Options) {
-        match parse(&argv(s)).unwrap() {
-            Invocation::Run(Command::Attach(r), o) => (r, o),
+        match unbox(parse(&argv(s)).unwrap()) {
+            Some((Command::Attach(r), o)) => (r, o),
             other => panic!("{s}: {other:?}"),
         }
     }
@@ -314,15 +352,15 @@ mod tests {
 
     #[test]
     fn route_rule_tc_pass_everything_after_the_guest() {
-        match parse(&argv("route web1 -6 add fd00::/64 via fd00::1")).unwrap() {
-            Invocation::Run(Command::Exec(e), _) => {
+        match unbox(parse(&argv("route web1 -6 add fd00::/64 via fd00::1")).unwrap()) {
+            Some((Command::Exec(e), _)) => {
                 assert_eq!(e.tool, Tool::Route);
                 assert_eq!(e.args, argv("-6 add fd00::/64 via fd00::1")[1..].to_vec());
             }
             o => panic!("{o:?}"),
         }
-        match parse(&argv("-v tc web1 qdisc add dev eth0 root netem loss 30%")).unwrap() {
-            Invocation::Run(Command::Exec(e), o) => {
+        match unbox(parse(&argv("-v tc web1 qdisc add dev eth0 root netem loss 30%")).unwrap()) {
+            Some((Command::Exec(e), o)) => {
                 assert_eq!(e.tool, Tool::Tc);
                 assert_eq!(e.args.len(), 8);
                 assert!(o.verbose);
@@ -333,15 +371,15 @@ mod tests {
 
     #[test]
     fn wait_forms() {
-        match parse(&argv("--wait -i ib0 --timeout 2.5")).unwrap() {
-            Invocation::Run(Command::Wait(w), _) => {
+        match unbox(parse(&argv("--wait -i ib0 --timeout 2.5")).unwrap()) {
+            Some((Command::Wait(w), _)) => {
                 assert_eq!(w.ifname, "ib0");
                 assert_eq!(w.timeout, Some(Duration::from_millis(2500)));
             }
             o => panic!("{o:?}"),
         }
-        match parse(&argv("--wait")).unwrap() {
-            Invocation::Run(Command::Wait(w), _) => {
+        match unbox(parse(&argv("--wait")).unwrap()) {
+            Some((Command::Wait(w), _)) => {
                 assert_eq!((w.ifname.as_str(), w.timeout), ("eth1", None))
             }
             o => panic!("{o:?}"),
@@ -376,7 +414,10 @@ mod tests {
                         assert_eq!(e.exit_code(), 2, "{s}");
                     }
                 }
-                Ok(Invocation::Run(Command::Attach(r), _)) if want == "VLAN" => {
+                Ok(Invocation::Run(c, _)) if want == "VLAN" => {
+                    let Command::Attach(r) = *c else {
+                        panic!("{s}")
+                    };
                     // VLAN is refused by the bridge driver, which knows the host interface.
                     assert_eq!(r.tag.as_deref(), Some("10"));
                 }

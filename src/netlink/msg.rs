@@ -299,6 +299,17 @@ pub fn new_address(
     RouteNetlinkMessage::NewAddress(m)
 }
 
+/// RTM_DELADDR of one address of an interface.
+pub fn del_address(index: u32, ip: IpAddr, prefix_len: u8) -> RouteNetlinkMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = family_of(&ip);
+    m.header.prefix_len = prefix_len;
+    m.header.index = index;
+    m.attributes.push(AddressAttribute::Local(ip));
+    m.attributes.push(AddressAttribute::Address(ip));
+    RouteNetlinkMessage::DelAddress(m)
+}
+
 pub fn dump_routes(family: AddressFamily) -> RouteNetlinkMessage {
     let mut m = RouteMessage::default();
     m.header.address_family = family;
@@ -337,6 +348,30 @@ pub fn new_default_route(gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
         .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
     m.attributes.push(RouteAttribute::Oif(oif));
     RouteNetlinkMessage::NewRoute(m)
+}
+
+/// A route to `dst` via `gateway` out of `oif` (a DHCP classless static route).
+pub fn new_route(dst: ipnet::IpNet, gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
+    let mut m = unicast_route(family_of(&gateway), Some((dst.network(), dst.prefix_len())));
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+    m.attributes.push(RouteAttribute::Oif(oif));
+    RouteNetlinkMessage::NewRoute(m)
+}
+
+pub fn route_oif(m: &RouteMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    })
+}
+
+pub fn route_gateway(m: &RouteMessage) -> Option<IpAddr> {
+    m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    })
 }
 
 /// Deletes a route exactly as the kernel dumped it.

@@ -1,0 +1,314 @@
+//! The built-in DHCP client: mozim (the DHCP library of nispor and netavark) for the protocol,
+//! on a current-thread tokio runtime that lives only on a thread (or process) that has entered
+//! the guest's namespace — its sockets open lazily, so that thread must stay inside. mozim does
+//! not configure the interface; `apply` does, over netlink.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use mozim::{
+    DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State, DhcpV6Client, DhcpV6Config, DhcpV6Lease,
+    DhcpV6Mode, DhcpV6State,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressScope};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::{ClientParams, Lease};
+use crate::error::Error;
+use crate::netlink::{msg, Netlink};
+use crate::ns::NetNs;
+
+/// A running client of either family, with the last lease it obtained (what `release`
+/// gives back).
+pub enum Client {
+    V4(Box<DhcpV4Client>, Option<Box<DhcpV4Lease>>),
+    V6(Box<DhcpV6Client>, Option<Box<DhcpV6Lease>>),
+}
+
+/// A state change worth acting on.
+pub enum Event {
+    /// A lease was obtained or renewed (possibly with new contents).
+    Bound(Lease),
+    /// Renewing, rebinding, …: nothing to apply.
+    Progress(String),
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::io("cannot start the DHCP client's runtime", e))
+}
+
+fn dhcp_err(p: &ClientParams, e: mozim::DhcpError) -> Error {
+    if matches!(e.kind(), mozim::ErrorKind::Timeout) {
+        return Error::Timeout(format!(
+            "no DHCP{} server answered on {} within {:.0} s (is one serving this network?)",
+            if p.v6 { "v6" } else { "" },
+            p.ifname,
+            p.timeout.as_secs_f64().ceil()
+        ));
+    }
+    Error::Guest(format!("DHCP on {}: {e}", p.ifname))
+}
+
+/// Sets up the client for the interface (call inside the guest namespace).
+pub async fn start(p: &ClientParams, nl: &mut Netlink) -> Result<Client, Error> {
+    let timeout = p.timeout.as_secs_f64().ceil() as u32;
+    if !p.v6 {
+        let mut c = DhcpV4Config::new(&p.ifname);
+        c.set_iface_index(p.index);
+        if let Some(mac) = &p.mac {
+            c.set_iface_mac_raw(&mac.0).map_err(|e| dhcp_err(p, e))?;
+        }
+        if let Some(h) = &p.hostname {
+            c.set_host_name(h);
+        }
+        c.set_timeout_sec(timeout.max(1));
+        let cli = DhcpV4Client::init(c, None)
+            .await
+            .map_err(|e| dhcp_err(p, e))?;
+        return Ok(Client::V4(Box::new(cli), None));
+    }
+    let ll = link_local(nl, p)?;
+    let mut c = DhcpV6Config::new(&p.ifname, DhcpV6Mode::NonTemporaryAddresses);
+    c.set_iface_index(p.index).set_link_local_ip(ll);
+    if let Some(mac) = &p.mac {
+        c.set_duid_by_iface_mac(&mac.0);
+        // RFC 8415: the IAID must be stable for the interface; derive it from the MAC.
+        c.set_iaid(u32::from_be_bytes([mac.0[2], mac.0[3], mac.0[4], mac.0[5]]));
+    }
+    c.timeout_sec = timeout.max(1);
+    let cli = DhcpV6Client::init(c, None)
+        .await
+        .map_err(|e| dhcp_err(p, e))?;
+    Ok(Client::V6(Box::new(cli), None))
+}
+
+/// Runs the client until the next state change.
+pub async fn next(c: &mut Client, p: &ClientParams) -> Result<Event, Error> {
+    match c {
+        Client::V4(cli, last) => match cli.run().await.map_err(|e| dhcp_err(p, e))? {
+            DhcpV4State::Done(l) => {
+                let lease = lease_v4(&l);
+                *last = Some(l);
+                Ok(Event::Bound(lease))
+            }
+            s => Ok(Event::Progress(s.to_string())),
+        },
+        Client::V6(cli, last) => match cli.run().await.map_err(|e| dhcp_err(p, e))? {
+            DhcpV6State::Done(l) => {
+                let lease = lease_v6(&l);
+                *last = Some(l);
+                Ok(Event::Bound(lease))
+            }
+            s => Ok(Event::Progress(format!("{s:?}").to_lowercase())),
+        },
+    }
+}
+
+/// Runs the client until it holds a lease.
+pub async fn acquire(c: &mut Client, p: &ClientParams) -> Result<Lease, Error> {
+    loop {
+        if let Event::Bound(l) = next(c, p).await? {
+            return Ok(l);
+        }
+    }
+}
+
+/// Gives the last lease back to the server (DHCPRELEASE / Release).
+pub async fn release(c: &mut Client, p: &ClientParams) -> Result<(), Error> {
+    match c {
+        Client::V4(cli, Some(l)) => cli.release(l).await.map_err(|e| dhcp_err(p, e)),
+        Client::V6(cli, Some(l)) => cli.release(l).await.map_err(|e| dhcp_err(p, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Starts over (after a lost lease): the next `next` sends DISCOVER / Solicit.
+pub fn reset(c: &mut Client) {
+    match c {
+        Client::V4(cli, last) => {
+            cli.clean_up();
+            *last = None;
+        }
+        Client::V6(cli, last) => {
+            cli.clean_up();
+            *last = None;
+        }
+    }
+}
+
+pub fn lease_v4(l: &DhcpV4Lease) -> Lease {
+    let address = IpNet::new(IpAddr::V4(l.yiaddr), l.prefix_length())
+        .unwrap_or_else(|_| IpNet::from(IpAddr::V4(l.yiaddr)));
+    let routes: Vec<(IpNet, IpAddr)> = l
+        .classless_routes
+        .iter()
+        .flatten()
+        .filter_map(|r| {
+            IpNet::new(IpAddr::V4(r.destination), r.prefix_length)
+                .ok()
+                .map(|n| (n, IpAddr::V4(r.router)))
+        })
+        .collect();
+    // RFC 3442: with classless routes, the Router option is ignored; a 0/0 entry is the default.
+    let gateway = if l.classless_routes.is_some() {
+        routes
+            .iter()
+            .find(|(n, _)| n.prefix_len() == 0)
+            .map(|(_, r)| *r)
+    } else {
+        l.gateways
+            .as_ref()
+            .and_then(|g| g.first())
+            .map(|g| IpAddr::V4(*g))
+    };
+    Lease {
+        family: 4,
+        address,
+        broadcast: l.broadcast_addr,
+        gateway,
+        routes: routes
+            .into_iter()
+            .filter(|(n, _)| n.prefix_len() > 0)
+            .collect(),
+        dns: l
+            .dns_srvs
+            .iter()
+            .flatten()
+            .map(|d| IpAddr::V4(*d))
+            .collect(),
+        server: Some(IpAddr::V4(l.srv_id)),
+        lease_time: l.lease_time_sec,
+        t1: l.t1_sec,
+        t2: l.t2_sec,
+    }
+}
+
+pub fn lease_v6(l: &DhcpV6Lease) -> Lease {
+    Lease {
+        family: 6,
+        // IA_NA carries no prefix length; the on-link prefix comes from router advertisements
+        // (as with dhclient, the address is added as a /128).
+        address: IpNet::from(IpAddr::V6(l.address)),
+        broadcast: None,
+        gateway: None,
+        routes: Vec::new(),
+        dns: l.dns_srvs.iter().map(|d| IpAddr::V6(*d)).collect(),
+        server: (!l.srv_ip.is_unspecified()).then_some(IpAddr::V6(l.srv_ip)),
+        lease_time: l.valid_time_sec,
+        t1: l.t1_sec,
+        t2: l.t2_sec,
+    }
+}
+
+/// The interface's IPv6 link-local address, usable (not tentative): DHCPv6 speaks from it.
+fn link_local(nl: &mut Netlink, p: &ClientParams) -> Result<Ipv6Addr, Error> {
+    let deadline =
+        Instant::now() + Duration::from_secs(3).min(p.timeout.max(Duration::from_secs(1)));
+    loop {
+        for m in nl
+            .dump(msg::dump_addresses())
+            .map_err(|e| Error::netlink("cannot list the guest's addresses", e))?
+        {
+            let RouteNetlinkMessage::NewAddress(a) = m else {
+                continue;
+            };
+            if a.header.index != p.index || a.header.scope != AddressScope::Link {
+                continue;
+            }
+            let tentative = a.attributes.iter().any(
+                |x| matches!(x, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)),
+            );
+            let ip = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+                _ => None,
+            });
+            if let (false, Some(ip)) = (tentative, ip) {
+                return Ok(ip);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "{} has no usable IPv6 link-local address to run DHCPv6 from",
+                p.ifname
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One-shot: enters the guest on a thread of its own, runs the client to a lease, and returns
+/// it; the runtime and the thread end there.
+pub fn obtain(ns: &NetNs, p: &ClientParams) -> Result<Lease, Error> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(ns.fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                Error::io("cannot enter the guest for DHCP", std::io::Error::from(e))
+            })?;
+            let mut nl =
+                Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+            runtime()?.block_on(async {
+                let mut c = start(p, &mut nl).await?;
+                acquire(&mut c, p).await
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Guest("the DHCP client thread failed".into())))
+    })
+}
+
+/// SLAAC: waits until the kernel has configured a global, non-tentative address on the
+/// interface from a router advertisement.
+pub fn wait_slaac(nl: &mut Netlink, p: &ClientParams) -> Result<Lease, Error> {
+    let deadline = Instant::now() + p.timeout;
+    loop {
+        for m in nl
+            .dump(msg::dump_addresses())
+            .map_err(|e| Error::netlink("cannot list the guest's addresses", e))?
+        {
+            let RouteNetlinkMessage::NewAddress(a) = m else {
+                continue;
+            };
+            if a.header.index != p.index || a.header.scope != AddressScope::Universe {
+                continue;
+            }
+            let flags = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Flags(f) => Some(*f),
+                _ => None,
+            });
+            if flags.is_some_and(|f| f.contains(AddressFlags::Tentative)) {
+                continue;
+            }
+            let ip = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(ip @ IpAddr::V6(_)) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = ip {
+                return Ok(Lease {
+                    family: 6,
+                    address: IpNet::new(ip, a.header.prefix_len).unwrap_or(IpNet::from(ip)),
+                    broadcast: None,
+                    gateway: None,
+                    routes: Vec::new(),
+                    dns: Vec::new(),
+                    server: None,
+                    lease_time: 0,
+                    t1: 0,
+                    t2: 0,
+                });
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "no router advertisement configured an address on {} within {:.0} s (SLAAC)",
+                p.ifname,
+                p.timeout.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

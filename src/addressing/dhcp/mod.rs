@@ -1,0 +1,176 @@
+//! DHCP addressing: the built-in client (DHCPv4, DHCPv6, SLAAC wait), the original's external
+//! clients run with a script of ours, the supervisor that keeps a lease renewed, and the
+//! guest's resolv.conf. The async DHCP library stays confined here: plain attaches never start
+//! a runtime.
+
+pub mod builtin;
+pub mod external;
+pub mod supervisor;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::guest::{Engine, Guest};
+use crate::mac::MacAddr;
+
+/// What a DHCP exchange (or SLAAC) gave the interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub family: u8,
+    pub address: IpNet,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
+    /// Classless static routes (option 121): destination and router.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<(IpNet, IpAddr)>,
+    pub dns: Vec<IpAddr>,
+    pub server: Option<IpAddr>,
+    pub lease_time: u32,
+    pub t1: u32,
+    pub t2: u32,
+}
+
+/// What the interface's DHCP client needs to know, for any client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientParams {
+    pub ifname: String,
+    pub index: u32,
+    pub mac: Option<MacAddr>,
+    pub hostname: Option<String>,
+    pub v6: bool,
+    pub timeout: Duration,
+}
+
+/// pipework's runtime directory: `$PIPEWORK_RUNTIME_DIR`, else /run/pipework.
+pub fn runtime_dir() -> PathBuf {
+    std::env::var_os("PIPEWORK_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/pipework"))
+}
+
+/// Files of one DHCP client: `<runtime>/dhcp/<netns inode>-<ifname>.{pid,json,log,leases}`.
+pub fn client_file(guest: &Guest, ifname: &str, ext: &str) -> PathBuf {
+    runtime_dir()
+        .join("dhcp")
+        .join(format!("{}-{ifname}.{ext}", guest.netns.inode))
+}
+
+/// The hostname option: the guest as named on the command line, as the original sends it,
+/// when that is a valid hostname; else the container's or namespace's name.
+pub fn hostname_for(guest: &Guest) -> Option<String> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !s.starts_with('-')
+    };
+    let spec = guest
+        .spec
+        .split_once(':')
+        .filter(|(p, _)| matches!(*p, "docker" | "netns" | "pid"))
+        .map(|(_, r)| r)
+        .unwrap_or(&guest.spec);
+    if valid(spec) && !spec.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(spec.to_string());
+    }
+    guest.name.as_deref().filter(|n| valid(n)).map(String::from)
+}
+
+/// Where the guest's resolv.conf is, seen from here: the container's own file through its
+/// root (`/proc/PID/root/etc/resolv.conf`), or `/etc/netns/NAME/resolv.conf` for a named
+/// namespace (what `ip netns exec` shows processes there). Refused when that would be this
+/// host's own /etc/resolv.conf (a guest sharing the host's mount namespace).
+pub fn resolv_target(guest: &Guest) -> Result<PathBuf, Error> {
+    let target = match (guest.engine, guest.pid, guest.name.as_deref()) {
+        (Engine::Netns, _, Some(name)) => Path::new("/etc/netns").join(name).join("resolv.conf"),
+        (_, Some(pid), _) => PathBuf::from(format!("/proc/{pid}/root/etc/resolv.conf")),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "--dns-resolv: cannot tell where guest {}'s resolv.conf is (give a container, \
+                 a PID or a named netns)",
+                guest.spec
+            )))
+        }
+    };
+    if same_file(&target, Path::new("/etc/resolv.conf"))
+        || target
+            .parent()
+            .is_some_and(|d| same_file(d, Path::new("/etc")))
+    {
+        return Err(Error::Guest(format!(
+            "--dns-resolv: guest {} shares this host's /etc (its resolv.conf is the host's own \
+             file), which pipework never writes",
+            guest.spec
+        )));
+    }
+    Ok(target)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// The resolv.conf text for a lease's DNS servers.
+pub fn resolv_text(dns: &[IpAddr]) -> String {
+    let mut s = String::from("# written by pipework from a DHCP lease\n");
+    for d in dns {
+        s.push_str(&format!("nameserver {d}\n"));
+    }
+    s
+}
+
+/// Writes the guest's resolv.conf, returning what was there before (for rollback).
+pub fn write_resolv(target: &Path, dns: &[IpAddr]) -> Result<Option<Vec<u8>>, Error> {
+    let old = std::fs::read(target).ok();
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    // In place, not rename: a container's resolv.conf is a bind mount; replacing the file would
+    // detach it from the container.
+    std::fs::write(target, resolv_text(dns))
+        .map_err(|e| Error::io(format!("cannot write {}", target.display()), e))?;
+    Ok(old)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_text_lists_servers() {
+        let t = resolv_text(&["10.0.0.53".parse().unwrap(), "fd00::53".parse().unwrap()]);
+        assert!(t.contains("nameserver 10.0.0.53\n"));
+        assert!(t.contains("nameserver fd00::53\n"));
+    }
+
+    #[test]
+    fn lease_round_trips_as_json() {
+        let l = Lease {
+            family: 4,
+            address: "10.0.0.7/24".parse().unwrap(),
+            broadcast: Some("10.0.0.255".parse().unwrap()),
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            routes: vec![("10.9.0.0/16".parse().unwrap(), "10.0.0.2".parse().unwrap())],
+            dns: vec!["10.0.0.53".parse().unwrap()],
+            server: Some("10.0.0.1".parse().unwrap()),
+            lease_time: 120,
+            t1: 60,
+            t2: 105,
+        };
+        let s = serde_json::to_string(&l).unwrap();
+        assert_eq!(serde_json::from_str::<Lease>(&s).unwrap(), l);
+    }
+}
