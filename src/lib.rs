@@ -16,6 +16,7 @@ pub mod driver;
 pub mod error;
 pub mod exec;
 pub mod guest;
+pub mod lifecycle;
 pub mod list;
 pub mod mac;
 pub mod naming;
@@ -25,6 +26,7 @@ pub mod plan;
 pub mod privilege;
 pub mod report;
 pub mod request;
+pub mod state;
 pub mod wait;
 
 use crate::apply::{Env, Log};
@@ -67,10 +69,23 @@ pub fn run(cmd: &Command, opts: Options) -> Result<Outcome, Error> {
                 status,
             })
         }
-        Command::List => {
-            let text = list::render(&list::dhcp_clients(), opts.json);
+        Command::List => Ok(Outcome {
+            stdout: Some(list::render(&lifecycle::list(), opts.json)),
+            status: 0,
+        }),
+        Command::Detach(t) => {
+            privilege::require_admin()?;
+            let done = lifecycle::detach(t, opts.dry_run)?;
             Ok(Outcome {
-                stdout: Some(text),
+                stdout: Some(list::render_actions(&done, opts.json, opts.dry_run)),
+                status: 0,
+            })
+        }
+        Command::Gc => {
+            privilege::require_admin()?;
+            let done = lifecycle::gc(opts.dry_run)?;
+            Ok(Outcome {
+                stdout: Some(list::render_actions(&done, opts.json, opts.dry_run)),
                 status: 0,
             })
         }
@@ -135,7 +150,25 @@ fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error
             log,
             fail_after: std::env::var(FAIL_STEP_ENV).ok().filter(|s| !s.is_empty()),
         };
-        Some(apply::apply(&plan, &mut env)?)
+        let undo_info = state::undo_info(&plan);
+        let record = |applied: &apply::Applied| {
+            let rep = report::AttachReport::new(&guest, &plan, Some(applied.clone()));
+            let value = serde_json::to_value(&rep)
+                .map_err(|e| Error::Invalid(format!("cannot record the attachment: {e}")))?;
+            let mut files = Vec::new();
+            if plan.host_interface_created {
+                let kind = format!("{:?}", plan.kind).to_lowercase();
+                files.push(state::mark_created(&kind, &plan.host_interface)?);
+            }
+            if let Some(v) = &undo_info.vlan_created {
+                files.push(state::mark_created("vlan", v)?);
+            }
+            let path = state::path_for(guest.netns.inode, &plan.guest_ifname);
+            state::write(&path, &value, &undo_info)?;
+            files.push(path);
+            Ok(files)
+        };
+        Some(apply::apply(&plan, &mut env, record)?)
     };
     let stdout = if opts.json {
         let rep = report::AttachReport::new(&guest, &plan, applied);

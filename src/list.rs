@@ -34,23 +34,44 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-pub fn render(infos: &[Info], json: bool) -> String {
+pub fn render(items: &[crate::lifecycle::Listed], json: bool) -> String {
     if json {
-        return serde_json::to_string(infos).unwrap_or_else(|_| "[]".into());
+        return serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
     }
     let mut s = format!(
-        "{:<8} {:<10} {:<24} {:<10} {}\n",
-        "PID", "CLIENT", "GUEST", "IFNAME", "ADDRESS"
+        "{:<6} {:<20} {:<8} {:<16} {:<16} {:<8} {:<20} {}\n",
+        "STATE", "GUEST", "KIND", "HOST", "HOST-IF", "IFNAME", "ADDRESS", "DHCP"
     );
-    for i in infos {
+    for i in items {
         s.push_str(&format!(
-            "{:<8} {:<10} {:<24} {:<10} {}\n",
-            i.pid,
-            i.client,
+            "{:<6} {:<20} {:<8} {:<16} {:<16} {:<8} {:<20} {}\n",
+            i.state,
             i.guest,
+            i.kind,
+            i.host_interface,
+            i.host_ifname.as_deref().unwrap_or("-"),
             i.ifname,
-            i.address.as_deref().unwrap_or("-")
+            i.address.as_deref().unwrap_or("-"),
+            match (&i.client, i.pid) {
+                (Some(c), Some(p)) => format!("{c} (pid {p})"),
+                _ => "-".into(),
+            }
         ));
     }
     s.trim_end().to_string()
+}
+
+/// What detach/gc did (or, with --dry-run, would do).
+pub fn render_actions(done: &[String], json: bool, dry_run: bool) -> String {
+    if json {
+        return serde_json::json!({ "dry_run": dry_run, "actions": done }).to_string();
+    }
+    if done.is_empty() {
+        return "nothing to do".into();
+    }
+    let prefix = if dry_run { "would " } else { "" };
+    done.iter()
+        .map(|d| format!("{prefix}{d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -443,8 +443,12 @@ pub enum Command {
     Attach(AttachRequest),
     Exec(ExecRequest),
     Wait(WaitRequest),
-    /// `pipework ls`: what pipework keeps running (DHCP clients).
+    /// `pipework ls`: the attachments pipework made (alive or stale) and their DHCP clients.
     List,
+    /// `pipework detach GUEST [-i IF]` / `pipework detach --all`.
+    Detach(crate::lifecycle::Target),
+    /// `pipework gc [--dry-run]`.
+    Gc,
 }
 
 #[cfg(test)]

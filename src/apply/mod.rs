@@ -67,7 +67,7 @@ pub struct RouteReport {
 }
 
 /// What apply learnt from the kernel along the way.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Applied {
     pub guest_mac: Option<MacAddr>,
     pub guest_mtu: Option<u32>,
@@ -86,7 +86,13 @@ struct State {
     applied: Applied,
 }
 
-pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
+/// Applies the plan; then `record` (the attachment's record for `ls`/`detach`, written last as
+/// the step `record`, undone like any other) — a failure there rolls everything back too.
+pub fn apply(
+    plan: &Plan,
+    env: &mut Env<'_>,
+    record: impl FnOnce(&Applied) -> Result<Vec<std::path::PathBuf>, Error>,
+) -> Result<Applied, Error> {
     let mut undo: Vec<Undo> = Vec::new();
     let mut st = State::default();
     let start = std::time::Instant::now();
@@ -105,6 +111,16 @@ pub fn apply(plan: &Plan, env: &mut Env<'_>) -> Result<Applied, Error> {
             return Err(undo::rollback(e, undo, env));
         }
         times.push((step.name, t.elapsed()));
+    }
+    env.log
+        .step("record", "record the attachment for pipework ls/detach/gc");
+    let mut r = record(&st.applied)
+        .map(|paths| undo.extend(paths.into_iter().map(|path| Undo::RemoveFile { path })));
+    if r.is_ok() && env.fail_after.as_deref() == Some("record") {
+        r = Err(Error::Injected("record"));
+    }
+    if let Err(e) = r {
+        return Err(undo::rollback(e, undo, env));
     }
     if env.log.verbose {
         let each: Vec<String> = times

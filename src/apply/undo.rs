@@ -20,6 +20,10 @@ pub(super) enum Undo {
         pid: u32,
         files: Vec<std::path::PathBuf>,
     },
+    /// A file we created (the attachment's record).
+    RemoveFile {
+        path: std::path::PathBuf,
+    },
     /// A file we overwrote (the guest's resolv.conf) gets its old content back.
     RestoreFile {
         path: std::path::PathBuf,
@@ -83,6 +87,9 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
                 for f in files {
                     let _ = std::fs::remove_file(f);
                 }
+            }
+            Undo::RemoveFile { path } => {
+                let _ = std::fs::remove_file(&path);
             }
             Undo::RestoreFile { path, content } => {
                 env.log

@@ -25,6 +25,9 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework <hostinterface> <guest> 0/0
        pipework --direct-phys <hostinterface> [-i containerinterface] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr]
        pipework dummy <guest> <ipaddr>/<subnet>[@default_gateway]
+       pipework ls [--json]
+       pipework detach <guest> [-i containerinterface] | pipework detach --all
+       pipework gc [--dry-run]
        pipework route <guest> <route_command>
        pipework rule <guest> <rule_command>
        pipework tc <guest> <tc_command>
@@ -85,6 +88,9 @@ struct Cli {
     /// With dhcp: write the lease's DNS servers to the guest's resolv.conf
     #[arg(long)]
     dns_resolv: bool,
+    /// With detach: every attachment pipework made
+    #[arg(long)]
+    all: bool,
     /// Wait (inside a guest) until the interface is up
     #[arg(long)]
     wait: bool,
@@ -200,11 +206,31 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         .args
         .first()
         .ok_or_else(|| syntax("missing arguments"))?;
-    if first == "ls" {
-        if cli.args.len() > 1 {
-            return Err(syntax("ls takes no arguments"));
+    match (first.as_str(), &cli.args[1..]) {
+        ("ls", []) => return Ok(Invocation::Run(Box::new(Command::List), opts)),
+        ("gc", []) => return Ok(Invocation::Run(Box::new(Command::Gc), opts)),
+        ("detach", []) if cli.all => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Detach(crate::lifecycle::Target::All)),
+                opts,
+            ))
         }
-        return Ok(Invocation::Run(Box::new(Command::List), opts));
+        ("detach", [guest]) if !cli.all => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Detach(crate::lifecycle::Target::Guest {
+                    spec: guest.clone(),
+                    ifname: cli.guest_if,
+                })),
+                opts,
+            ))
+        }
+        ("ls" | "gc", _) => return Err(syntax(&format!("{first} takes no arguments"))),
+        ("detach", _) => {
+            return Err(syntax(
+                "detach takes one guest (pipework detach GUEST [-i IF]) or --all",
+            ))
+        }
+        _ => {}
     }
     if let Some(tool) = Tool::from_word(first) {
         let guest = cli

@@ -1,0 +1,420 @@
+//! Undoing attachments: `pipework detach` (one guest, one interface, or all) and `pipework gc`
+//! (what belongs to guests that no longer exist). Both work from the attachment records,
+//! checked against the live kernel state, and are idempotent: what is already gone is fine.
+
+use std::path::PathBuf;
+
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::addressing::dhcp::supervisor;
+use crate::driver::{get_link, ovs};
+use crate::error::Error;
+use crate::netlink::{msg, Netlink};
+use crate::ns::NetNs;
+use crate::state::{self, Record};
+
+/// What to detach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Guest {
+        spec: String,
+        ifname: Option<String>,
+    },
+}
+
+/// Detaches; returns one line per thing undone.
+pub fn detach(target: &Target, dry_run: bool) -> Result<Vec<String>, Error> {
+    let records = state::read_all();
+    let chosen: Vec<(PathBuf, Record)> = match target {
+        Target::All => records,
+        Target::Guest { spec, ifname } => {
+            let inode = resolve_inode(spec);
+            records
+                .into_iter()
+                .filter(|(_, r)| {
+                    let a = &r.attachment;
+                    let who =
+                        inode == Some(a.netns.inode) || (inode.is_none() && names_guest(r, spec));
+                    who && ifname.as_ref().is_none_or(|i| *i == a.guest_ifname)
+                })
+                .collect()
+        }
+    };
+    let mut host =
+        Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+    let mut out = Vec::new();
+    for (path, r) in &chosen {
+        out.extend(teardown(&mut host, path, r, dry_run)?);
+    }
+    Ok(out)
+}
+
+/// Removes what belongs to guests that are gone.
+pub fn gc(dry_run: bool) -> Result<Vec<String>, Error> {
+    let mut host =
+        Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+    let mut out = Vec::new();
+    for (path, r) in state::read_all() {
+        if !state::guest_alive(&r) {
+            out.extend(teardown(&mut host, &path, &r, dry_run)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The guest's namespace inode, if the spec still resolves to a live guest.
+fn resolve_inode(spec: &str) -> Option<u64> {
+    let gs = crate::guest::GuestSpec::parse(spec).ok()?;
+    let home = NetNs::current().ok()?;
+    crate::guest::resolve(spec, &gs, &home)
+        .ok()
+        .map(|g| g.netns.inode)
+}
+
+/// Whether a record names this guest (for guests that are gone): as given, by name or by ID.
+fn names_guest(r: &Record, spec: &str) -> bool {
+    let g = &r.attachment.guest;
+    let bare = spec
+        .split_once(':')
+        .filter(|(p, _)| matches!(*p, "docker" | "netns" | "pid"))
+        .map(|(_, s)| s)
+        .unwrap_or(spec);
+    g.spec == spec
+        || g.name.as_deref() == Some(bare)
+        || g.id
+            .as_deref()
+            .is_some_and(|id| bare.len() >= 4 && id.starts_with(bare))
+        || g.pid.map(|p| p.to_string()).as_deref() == Some(bare)
+}
+
+fn guest_ns(r: &Record) -> Option<NetNs> {
+    let a = &r.attachment;
+    let path = match a.guest.pid {
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+        None => PathBuf::from(&a.netns.path),
+    };
+    NetNs::open(&path).ok().filter(|n| n.inode == a.netns.inode)
+}
+
+/// Undoes one attachment, as far as it still exists. Returns what was (or would be) done.
+fn teardown(
+    host: &mut Netlink,
+    path: &PathBuf,
+    r: &Record,
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    let a = &r.attachment;
+    let who = format!("{} of {}", a.guest_ifname, a.guest.spec);
+    let mut done = Vec::new();
+    let mut act = |what: String, f: &mut dyn FnMut() -> Result<(), Error>| -> Result<(), Error> {
+        if !dry_run {
+            f()?;
+        }
+        done.push(what);
+        Ok(())
+    };
+
+    // The DHCP client first: it releases the lease while the interface still exists.
+    if let Some(pid) = a
+        .dhcp
+        .as_ref()
+        .and_then(|d| d.pointer("/supervisor/pid"))
+        .and_then(|p| p.as_u64())
+        .map(|p| p as u32)
+        .filter(|p| is_running(*p))
+    {
+        act(format!("stop DHCP client {pid} of {who}"), &mut || {
+            stop(pid);
+            Ok(())
+        })?;
+    }
+
+    let home = NetNs::current()?;
+    match a.kind.as_str() {
+        "bridge" | "ovs" => {
+            if a.kind == "ovs" {
+                if let Some(port) = &a.host_ifname {
+                    if ovs_has_port(&a.host_interface, port) {
+                        act(
+                            format!(
+                                "remove port {port} from Open vSwitch bridge {}",
+                                a.host_interface
+                            ),
+                            &mut || {
+                                ovs::vsctl_change(
+                                    &["--if-exists", "del-port", &a.host_interface, port],
+                                    "detach",
+                                )
+                            },
+                        )?;
+                    }
+                }
+            }
+            if let Some(h) = &a.host_ifname {
+                if let Some(l) = get_link(host, h)? {
+                    let index = l.header.index;
+                    act(format!("delete {h} (host end of {who})"), &mut || {
+                        delete_link(host, index, h)
+                    })?;
+                }
+            }
+        }
+        "macvlan" | "ipoib" | "dummy" => {
+            if let Some(ns) = guest_ns(r) {
+                let mut gnl = ns
+                    .run_in(&home, Netlink::open)?
+                    .map_err(|e| Error::netlink("cannot open a netlink socket in the guest", e))?;
+                if let Some(l) = get_link(&mut gnl, &a.guest_ifname)? {
+                    let index = l.header.index;
+                    act(format!("delete {who}"), &mut || {
+                        delete_link(&mut gnl, index, &a.guest_ifname)
+                    })?;
+                }
+            }
+        }
+        "phys" => {
+            if let (Some(ns), Some(nic)) = (guest_ns(r), &r.undo.moved_nic) {
+                let mut gnl = ns
+                    .run_in(&home, Netlink::open)?
+                    .map_err(|e| Error::netlink("cannot open a netlink socket in the guest", e))?;
+                if let Some(l) = get_link(&mut gnl, &a.guest_ifname)? {
+                    let index = l.header.index;
+                    act(
+                        format!("move {who} back to the host as {}", nic.name),
+                        &mut || move_back(host, &mut gnl, index, nic, &home),
+                    )?;
+                }
+            }
+        }
+        _ => {}
+    }
+
+    let vlan_parent = (a.kind == "macvlan" || a.kind == "phys")
+        .then(|| a.vlan.map(|v| format!("{}.{v}", a.host_interface)))
+        .flatten();
+    if let Some(v) = vlan_parent.filter(|v| state::was_created("vlan", v)) {
+        let v = &v;
+        if !used_by_others(path, |o| {
+            o.attachment
+                .vlan
+                .map(|x| format!("{}.{x}", o.attachment.host_interface))
+                .as_deref()
+                == Some(v.as_str())
+        }) {
+            if let Some(l) = get_link(host, v)? {
+                let index = l.header.index;
+                act(
+                    format!("delete VLAN interface {v} (created by pipework, now unused)"),
+                    &mut || {
+                        state::unmark_created("vlan", v);
+                        delete_link(host, index, v)
+                    },
+                )?;
+            }
+        }
+    }
+    if state::was_created(&a.kind, &a.host_interface)
+        && !used_by_others(path, |o| o.attachment.host_interface == a.host_interface)
+    {
+        let b = &a.host_interface;
+        // In a dry run our own port is still there: it would be gone by now.
+        let ours = usize::from(dry_run);
+        if a.kind == "bridge" {
+            if let Some(l) = get_link(host, b)? {
+                let index = l.header.index;
+                if bridge_ports(host, index)?.saturating_sub(ours) == 0 {
+                    act(
+                        format!("delete bridge {b} (created by pipework, now unused)"),
+                        &mut || {
+                            state::unmark_created("bridge", b);
+                            delete_link(host, index, b)
+                        },
+                    )?;
+                }
+            }
+        } else if a.kind == "ovs" && ovs_ports(b).is_some_and(|p| p.len().saturating_sub(ours) == 0)
+        {
+            act(
+                format!("delete Open vSwitch bridge {b} (created by pipework, now unused)"),
+                &mut || {
+                    state::unmark_created("ovs", b);
+                    ovs::vsctl_change(&["--if-exists", "del-br", b], "detach")
+                },
+            )?;
+        }
+    }
+    if !dry_run {
+        let _ = std::fs::remove_file(path);
+    }
+    done.push(format!("forget the record of {who}"));
+    Ok(done)
+}
+
+fn used_by_others(me: &PathBuf, pred: impl Fn(&Record) -> bool) -> bool {
+    state::read_all()
+        .iter()
+        .any(|(p, r)| p != me && pred(r) && state::guest_alive(r))
+}
+
+fn delete_link(nl: &mut Netlink, index: u32, name: &str) -> Result<(), Error> {
+    match nl.request(msg::del_link(index), 0) {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno == libc::ENODEV => Ok(()),
+        Err(e) => Err(Error::netlink(format!("cannot delete {name}"), e)),
+    }
+}
+
+fn bridge_ports(nl: &mut Netlink, bridge: u32) -> Result<usize, Error> {
+    use netlink_packet_route::link::LinkAttribute;
+    let links = nl
+        .dump(msg::dump_links())
+        .map_err(|e| Error::netlink("cannot list links", e))?;
+    Ok(links
+        .iter()
+        .filter(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => l
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::Controller(c) if *c == bridge)),
+            _ => false,
+        })
+        .count())
+}
+
+fn ovs_ports(bridge: &str) -> Option<Vec<String>> {
+    let out = ovs::vsctl(&["list-ports", bridge]).ok()??;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn ovs_has_port(bridge: &str, port: &str) -> bool {
+    ovs_ports(bridge).is_some_and(|p| p.iter().any(|x| x == port))
+}
+
+fn move_back(
+    host: &mut Netlink,
+    gnl: &mut Netlink,
+    index: u32,
+    nic: &state::MovedNic,
+    home: &NetNs,
+) -> Result<(), Error> {
+    use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+    gnl.request(msg::move_link(index, home.raw_fd(), &nic.name, nic.mtu), 0)
+        .map_err(|e| Error::netlink(format!("cannot move {} back", nic.name), e))?;
+    let l = get_link(host, &nic.name)?
+        .ok_or_else(|| Error::HostInterface(format!("{} did not come back", nic.name)))?;
+    let i = l.header.index;
+    if let Some(mac) = nic.mac.as_deref().and_then(|m| m.parse().ok()) {
+        let _ = host.request(msg::set_link_mac(i, &mac), 0);
+    }
+    for a in nic
+        .addresses
+        .iter()
+        .filter_map(|a| a.parse::<ipnet::IpNet>().ok())
+    {
+        let brd = match a {
+            ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
+            _ => None,
+        };
+        let _ = host.request(
+            msg::new_address(i, a.addr(), a.prefix_len(), brd),
+            NLM_F_CREATE | NLM_F_EXCL,
+        );
+    }
+    if nic.up {
+        let _ = host.request(msg::set_link_up(i), 0);
+    }
+    Ok(())
+}
+
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn stop(pid: u32) {
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while is_running(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if is_running(pid) {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// Lines of `pipework ls`: every recorded attachment, alive or stale.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    pub state: &'static str,
+    pub guest: String,
+    pub engine: String,
+    pub guest_id: Option<String>,
+    pub guest_name: Option<String>,
+    pub guest_pid: Option<u32>,
+    pub netns_inode: u64,
+    pub kind: String,
+    pub host_interface: String,
+    pub host_ifname: Option<String>,
+    pub ifname: String,
+    pub address: Option<String>,
+    pub addresses: Vec<String>,
+    pub mac: Option<String>,
+    pub vlan: Option<u16>,
+    /// The DHCP client kept running for this attachment (its PID), if any.
+    pub pid: Option<u32>,
+    pub client: Option<String>,
+    pub pidfile: Option<PathBuf>,
+}
+
+pub fn list() -> Vec<Listed> {
+    let supervisors = crate::list::dhcp_clients();
+    state::read_all()
+        .into_iter()
+        .map(|(_, r)| {
+            let a = r.attachment.clone();
+            let sup = supervisors
+                .iter()
+                .find(|s| s.netns_inode == a.netns.inode && s.ifname == a.guest_ifname);
+            let _ = supervisor::SUBCOMMAND;
+            Listed {
+                state: if state::guest_alive(&r) {
+                    "alive"
+                } else {
+                    "stale"
+                },
+                guest: a.guest.spec.clone(),
+                engine: a.guest.engine.clone(),
+                guest_id: a.guest.id.clone(),
+                guest_name: a.guest.name.clone(),
+                guest_pid: a.guest.pid,
+                netns_inode: a.netns.inode,
+                kind: a.kind.clone(),
+                host_interface: a.host_interface.clone(),
+                host_ifname: a.host_ifname.clone(),
+                ifname: a.guest_ifname.clone(),
+                address: a.addresses.first().cloned(),
+                addresses: a.addresses.clone(),
+                mac: a.mac.clone(),
+                vlan: a.vlan,
+                pid: sup.map(|s| s.pid),
+                client: sup.map(|s| s.client.clone()),
+                pidfile: sup.map(|s| s.pidfile.clone()),
+            }
+        })
+        .collect()
+}
