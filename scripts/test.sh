@@ -16,6 +16,9 @@ fi
 scripts/testenv.sh install
 eval "$(scripts/testenv.sh env)"
 export PIPEWORK_TEST_DOCKER_HOST PIPEWORK_TEST_IMAGE
+# pipework's records and DHCP pidfiles of the test runs stay out of the host's /run/pipework
+# (a test may set its own); removed at the end.
+export PIPEWORK_RUNTIME_DIR=${PIPEWORK_RUNTIME_DIR:-/tmp/pipework-test-run.$$}
 
 # Leave a daemon that was already running (someone else's session) as it was; stop the one we
 # start.
@@ -34,6 +37,7 @@ pwt_containers() {
 
 cleanup() {
   local rc=$?
+  case "$PIPEWORK_RUNTIME_DIR" in /tmp/pipework-test-run.*) rm -rf "$PIPEWORK_RUNTIME_DIR" ;; esac
   if [ "$started_docker" = 1 ]; then
     scripts/testenv.sh down || true
   fi
