@@ -29,18 +29,39 @@
 //! * `ip sequence` — baseline: the `ip` commands the original pipework runs per guest (veth +
 //!   Linux bridge; every row's ratio is against this one).
 //!
+//! Time to lease (own section and table): in one more private host netns, bridge `br-dhcp`
+//! (10.213.200.1/24) and dnsmasq serving 10.213.200.10-250 on it (a child of the bench with
+//! PR_SET_PDEATHSIG, stopped on every exit path; all its files, the clients' files and
+//! PIPEWORK_RUNTIME_DIR in /tmp/pwb-dhcp-<benchpid>, removed afterwards). M fresh guests per row:
+//! * `dhcp built-in` — `pipework br-dhcp /proc/PID/ns/net dhcp`, the whole process (veth + DORA +
+//!   applying the lease); checked: eth1 has exactly the address dnsmasq leased to its MAC, /24,
+//!   and no process is left behind; then the same on M more fresh guests with `-v`, whose
+//!   summary line gives the `dhcp-lease` step alone (DORA + applying the lease), shown as an
+//!   indented sub-row;
+//! * `udhcpc (time to lease)` — eth1 plumbed with `pipework … 0/0` (untimed), then
+//!   `udhcpc -q -n -f -i eth1 -s <no-op> -p <tmp> -t 5 -T 1` inside the guest netns;
+//! * `dhclient (time to lease)` — likewise `dhclient -1 -sf <no-op> -pf <tmp> -lf <tmp> eth1`,
+//!   timed until its foreground process exits (it daemonizes after the lease); the daemon is then
+//!   stopped through its pidfile (the bench is a child subreaper meanwhile, so it reaps it).
+//!
+//! The clients' script does nothing (the distribution scripts would rewrite the host's
+//! /etc/resolv.conf); every lease is checked in dnsmasq's lease file. A row whose client is not
+//! installed is skipped with the reason.
+//!
 //! Timings are never asserted. The bench aborts only on functional failures (an attach that exits
 //! non-zero, a guest without its address, a bridge without its ports).
 //!
 //! Environment: PIPEWORK_BENCH_N (guests, default 200), PIPEWORK_BENCH_DOCKER_N (containers,
 //! default min(N, 50)), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
 //! PIPEWORK_TEST_DOCKER_HOST (unix://… of the test daemon; Docker row skipped without it),
-//! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest).
+//! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest), PIPEWORK_BENCH_DHCP_N (guests per
+//! time-to-lease row, default 20, at most 60; 0 skips the section).
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -154,6 +175,28 @@ fn timed(mut c: Command) -> R<Run> {
     if let Some(mut s) = child.stderr.take() {
         let _ = s.read_to_end(&mut err);
     }
+    reap_timed(child, t0, String::from_utf8_lossy(&err).into_owned())
+}
+
+/// Like `timed`, but the child's stderr goes to the file `err` instead of a pipe: for programs
+/// that may leave a daemon behind (a pipe would stay open until that daemon exits, and the
+/// timing would include its whole life).
+fn timed_err_file(mut c: Command, err: &std::path::Path) -> R<Run> {
+    let f = File::create(err).map_err(|e| format!("create {}: {e}", err.display()))?;
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(f));
+    let t0 = Instant::now();
+    let child = c
+        .spawn()
+        .map_err(|e| format!("spawn {:?}: {e}", c.get_program()))?;
+    let mut run = reap_timed(child, t0, String::new())?;
+    run.stderr = std::fs::read_to_string(err).unwrap_or_default();
+    Ok(run)
+}
+
+/// wait4 for `child` (retrying on EINTR); the elapsed time since `t0`, its rusage and status.
+fn reap_timed(child: Child, t0: Instant, stderr: String) -> R<Run> {
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -186,7 +229,7 @@ fn timed(mut c: Command) -> R<Run> {
         maxrss_kb: ru.ru_maxrss,
         ok,
         status,
-        stderr: String::from_utf8_lossy(&err).into_owned(),
+        stderr,
     })
 }
 
@@ -1276,6 +1319,1094 @@ fn fork_rss_floor_kb() -> i64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Time to lease: DHCP against dnsmasq in a private host netns.
+//
+// One host netns for the whole section: bridge br-dhcp (10.213.200.1/24) and dnsmasq serving
+// 10.213.200.10-250 on it. Each row gets M fresh guests (so every lease is a first lease from a
+// new MAC), and all rows share one dnsmasq: 4 * M must fit in the pool of 241 addresses.
+
+const DHCP_BRIDGE: &str = "br-dhcp";
+const DHCP_HOST_CIDR: &str = "10.213.200.1/24";
+const DHCP_RANGE: &str = "10.213.200.10,10.213.200.250,255.255.255.0,2m";
+const DHCP_POOL: (u8, u8) = (10, 250);
+const DEFAULT_DHCP_N: usize = 20;
+/// Four rows of fresh guests (the built-in one twice: plain and with -v) share one dnsmasq
+/// pool of 241 addresses.
+const MAX_DHCP_N: usize = 60;
+
+/// A program in PATH, or in /usr/sbin or /sbin (where dnsmasq, udhcpc and dhclient live, and
+/// which a non-login root PATH may lack).
+fn find_prog(prog: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/sbin".into());
+    dirs.push("/sbin".into());
+    dirs.into_iter().map(|d| d.join(prog)).find(|p| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// Inode of a network namespace (what /proc/PID/ns/net resolves to).
+fn ns_inode(f: &File) -> R<u64> {
+    f.metadata()
+        .map(|m| m.ino())
+        .map_err(|e| format!("fstat netns fd: {e}"))
+}
+
+/// A process seen in /proc.
+struct ProcInfo {
+    pid: libc::pid_t,
+    ppid: libc::pid_t,
+    comm: String,
+}
+
+/// Every process whose network namespace is `ino` (zombies have none and are not listed).
+fn procs_in_netns(ino: u64) -> Vec<ProcInfo> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        match std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            Ok(m) if m.ino() == ino => {}
+            _ => continue,
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let (comm, ppid) = match (stat.find('('), stat.rfind(')')) {
+            (Some(a), Some(b)) if b > a => (
+                stat[a + 1..b].to_string(),
+                stat[b + 1..]
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
+            ),
+            _ => ("?".to_string(), 0),
+        };
+        out.push(ProcInfo { pid, ppid, comm });
+    }
+    out
+}
+
+fn describe_procs(ps: &[ProcInfo]) -> String {
+    ps.iter()
+        .map(|p| format!("{} (pid {}, ppid {})", p.comm, p.pid, p.ppid))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits (up to `timeout`) until `pid` is gone: reaped by us if it is our child (the bench is a
+/// child subreaper while the dhclient row runs), otherwise until /proc shows it gone or a zombie.
+fn wait_pid_gone(pid: libc::pid_t, timeout: Duration) -> bool {
+    let t0 = Instant::now();
+    loop {
+        let mut st = 0;
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            return true;
+        }
+        if r < 0 {
+            // Not our child: watch /proc.
+            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Err(_) => return true,
+                Ok(s) => {
+                    if s.rfind(')')
+                        .and_then(|b| s[b + 1..].split_whitespace().next().map(str::to_string))
+                        .as_deref()
+                        == Some("Z")
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Ends `pid` (SIGTERM, then SIGKILL after 5 s) and waits until it is gone.
+fn stop_pid(pid: libc::pid_t) -> R<()> {
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    if wait_pid_gone(pid, Duration::from_secs(5)) {
+        return Ok(());
+    }
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    if wait_pid_gone(pid, Duration::from_secs(5)) {
+        Err(format!("pid {pid} ignored SIGTERM for 5 s; SIGKILLed"))
+    } else {
+        Err(format!("pid {pid} survived SIGKILL for 5 s"))
+    }
+}
+
+/// The section's private directory /tmp/pwb-dhcp-<benchpid> (mode 0700): dnsmasq's lease, pid
+/// and log files, the clients' no-op script, pid and lease files, and PIPEWORK_RUNTIME_DIR.
+/// Removed on drop.
+struct DhcpDir {
+    dir: PathBuf,
+}
+
+impl DhcpDir {
+    fn create() -> R<Self> {
+        sweep_stale_dhcp_dirs();
+        let dir = PathBuf::from(format!("/tmp/pwb-dhcp-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let me = DhcpDir { dir };
+        // The clients' script: does nothing. For time to lease only the protocol exchange counts,
+        // and the distribution scripts would rewrite the host's /etc/resolv.conf.
+        let script = me.path("noop.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n")
+            .map_err(|e| format!("write {}: {e}", script.display()))?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod {}: {e}", script.display()))?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(me.path("run"))
+            .map_err(|e| format!("mkdir run: {e}"))?;
+        Ok(me)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for DhcpDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if self.dir.exists() {
+                eprintln!("attach bench: remove {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+/// /tmp/pwb-dhcp-<pid> directories of earlier benches that are gone, and the DHCP clients those
+/// benches started that outlived them (a dhclient daemon has no parent-death signal: after a
+/// SIGKILLed bench it would keep running, holding its guest netns; it is recognised by its own
+/// files in the dead bench's directory on its command line).
+fn sweep_stale_dhcp_dirs() {
+    let stale_dir = |arg: &str| -> bool {
+        arg.strip_prefix("/tmp/pwb-dhcp-")
+            .and_then(|r| r.split('/').next())
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            })
+    };
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<libc::pid_t>().ok())
+            else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if !matches!(comm.trim(), "dhclient" | "udhcpc") {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|a| stale_dir(&String::from_utf8_lossy(a)))
+            {
+                let r = stop_pid(pid);
+                println!(
+                    "  stopped a stale {} (pid {pid}) of an earlier bench{}",
+                    comm.trim(),
+                    r.err().map(|e| format!(": {e}")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let Ok(rd) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("pwb-dhcp-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            println!("  removed stale {} (its bench is gone)", e.path().display());
+        }
+    }
+}
+
+/// dnsmasq as a DHCP server inside the section's host netns: a foreground child of the bench
+/// with PR_SET_PDEATHSIG(SIGKILL) (it dies with the bench even if the bench is SIGKILLed),
+/// stopped (SIGTERM, then SIGKILL) and reaped on drop. Must be dropped before the host netns fd
+/// is closed (it keeps the namespace alive).
+struct Dnsmasq {
+    child: Option<Child>,
+    leasefile: PathBuf,
+    log: PathBuf,
+}
+
+impl Dnsmasq {
+    fn start(host: &HostNs, prog: &std::path::Path, d: &DhcpDir) -> R<Self> {
+        let mut c = cmd_in(host.raw(), prog);
+        c.args([
+            "--keep-in-foreground".to_string(),
+            "--conf-file=/dev/null".into(),
+            "--port=0".into(),
+            format!("--interface={DHCP_BRIDGE}"),
+            "--bind-interfaces".into(),
+            "--dhcp-authoritative".into(),
+            "--no-ping".into(),
+            format!("--dhcp-range={DHCP_RANGE}"),
+            format!("--dhcp-leasefile={}", d.s("dnsmasq.leases")),
+            format!("--pid-file={}", d.s("dnsmasq.pid")),
+            format!("--log-facility={}", d.s("dnsmasq.log")),
+        ]);
+        let err = File::create(d.path("dnsmasq.stderr")).map_err(|e| format!("create: {e}"))?;
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err));
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                    || libc::setpgid(0, 0) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().map_err(|e| format!("spawn dnsmasq: {e}"))?;
+        let pid = child.id();
+        let mut me = Dnsmasq {
+            child: Some(child),
+            leasefile: d.path("dnsmasq.leases"),
+            log: d.path("dnsmasq.log"),
+        };
+        // Ready when it has a UDP socket on port 67 (0x0043) in its netns, and its pidfile.
+        let t0 = Instant::now();
+        loop {
+            check_stop()?;
+            if let Some(Ok(Some(st))) = me.child.as_mut().map(|c| c.try_wait()) {
+                me.child = None;
+                return Err(format!(
+                    "dnsmasq exited at startup ({st}): {}{}",
+                    std::fs::read_to_string(d.path("dnsmasq.stderr")).unwrap_or_default(),
+                    me.log_tail()
+                ));
+            }
+            let udp = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
+            let bound = udp.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(":0043"))
+            });
+            let pidfile = std::fs::read_to_string(d.path("dnsmasq.pid")).unwrap_or_default();
+            if bound && pidfile.trim() == pid.to_string() {
+                return Ok(me);
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "dnsmasq not serving DHCP after 10 s (port 67 bound: {bound}, pidfile {:?})\n{}",
+                    pidfile.trim(),
+                    me.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn pid(&self) -> Option<libc::pid_t> {
+        self.child.as_ref().map(|c| c.id() as libc::pid_t)
+    }
+
+    fn log_tail(&self) -> String {
+        let txt = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = txt.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    /// MAC -> leased address, from the lease file (`expiry mac ip hostname clientid` lines).
+    fn leases(&self) -> Vec<(String, Ipv4Addr)> {
+        std::fs::read_to_string(&self.leasefile)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((f.get(1)?.to_lowercase(), f.get(2)?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The lease of each MAC in `macs`, waiting up to 2 s for dnsmasq to write its lease file.
+    fn leases_of(&self, macs: &[String]) -> R<Vec<Ipv4Addr>> {
+        let t0 = Instant::now();
+        loop {
+            let all = self.leases();
+            let found: Vec<Option<Ipv4Addr>> = macs
+                .iter()
+                .map(|m| all.iter().find(|(lm, _)| lm == m).map(|(_, a)| *a))
+                .collect();
+            if found.iter().all(|f| f.is_some()) {
+                return Ok(found.into_iter().flatten().collect());
+            }
+            if t0.elapsed() > Duration::from_secs(2) {
+                let missing: Vec<&str> = macs
+                    .iter()
+                    .zip(&found)
+                    .filter(|(_, f)| f.is_none())
+                    .map(|(m, _)| m.as_str())
+                    .collect();
+                return Err(format!(
+                    "dnsmasq has no lease for {} of {} guests (e.g. {})",
+                    missing.len(),
+                    macs.len(),
+                    missing
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stop(&mut self) -> Option<String> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(format!("dnsmasq had already exited ({st})"));
+        }
+        // Our unreaped child: the pid cannot have been recycled.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let t0 = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => return None,
+                Ok(None) if t0.elapsed() > Duration::from_secs(5) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Some("dnsmasq ignored SIGTERM for 5 s; SIGKILLed".into());
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        if let Some(p) = self.stop() {
+            eprintln!("attach bench: dhcp cleanup: {p}");
+        }
+    }
+}
+
+/// What the rows of the section share.
+struct DhcpCtx<'a> {
+    bin: &'a std::path::Path,
+    host: &'a HostNs,
+    host_ino: u64,
+    dir: &'a DhcpDir,
+    server: &'a Dnsmasq,
+}
+
+/// eth1 of a guest as `ip -j addr show dev eth1` (run inside the guest netns) reports it.
+struct Eth1 {
+    up: bool,
+    mac: String,
+    /// (address, prefix length, valid_life_time in s; None = forever)
+    v4: Vec<(Ipv4Addr, u8, Option<u64>)>,
+}
+
+fn guest_eth1(g: &Guest) -> R<Eth1> {
+    let txt = run_in(
+        g.ns.as_raw_fd(),
+        "ip",
+        &["-j", "addr", "show", "dev", "eth1"],
+    )
+    .map_err(|e| format!("guest pid {}: {e}", g.pid))?;
+    let v: serde_json::Value = serde_json::from_str(txt.trim())
+        .map_err(|e| format!("parse `ip -j addr show dev eth1`: {e}"))?;
+    let l = &v[0];
+    let up = l["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "UP"));
+    let mac = l["address"].as_str().unwrap_or("").to_lowercase();
+    let v4 = l["addr_info"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["family"] == "inet")
+                .filter_map(|x| {
+                    let addr: Ipv4Addr = x["local"].as_str()?.parse().ok()?;
+                    let plen = x["prefixlen"].as_u64()? as u8;
+                    let valid = x["valid_life_time"]
+                        .as_u64()
+                        .filter(|v| *v != u32::MAX as u64);
+                    Some((addr, plen, valid))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Eth1 { up, mac, v4 })
+}
+
+fn in_pool(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    o[0] == 10 && o[1] == 213 && o[2] == 200 && (DHCP_POOL.0..=DHCP_POOL.1).contains(&o[3])
+}
+
+/// Untimed: `pipework br-dhcp /proc/PID/ns/net 0/0` (eth1 up, no address) for a client to use.
+fn dhcp_plumb(ctx: &DhcpCtx, g: &Guest) -> R<()> {
+    let mut c = cmd_in(ctx.host.raw(), ctx.bin);
+    c.args([DHCP_BRIDGE, &format!("/proc/{}/ns/net", g.pid), "0/0"])
+        .env("PIPEWORK_RUNTIME_DIR", ctx.dir.path("run"));
+    let r = timed(c)?;
+    if r.ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`pipework {DHCP_BRIDGE} /proc/{}/ns/net 0/0` failed ({}): {}",
+            g.pid,
+            r.status,
+            r.stderr.trim_end()
+        ))
+    }
+}
+
+/// Processes left in the host netns (besides dnsmasq) or in a guest netns (besides the guest).
+fn dhcp_leftovers(ctx: &DhcpCtx, guests: &[Guest]) -> R<Vec<ProcInfo>> {
+    let mut left: Vec<ProcInfo> = procs_in_netns(ctx.host_ino)
+        .into_iter()
+        .filter(|p| Some(p.pid) != ctx.server.pid())
+        .collect();
+    for g in guests {
+        let ino = ns_inode(&g.ns)?;
+        left.extend(
+            procs_in_netns(ino)
+                .into_iter()
+                .filter(|p| p.pid != g.pid as libc::pid_t),
+        );
+    }
+    Ok(left)
+}
+
+/// Each guest's eth1 MAC must hold a lease in the pool, all different.
+fn check_row_leases(ctx: &DhcpCtx, macs: &[String]) -> R<Vec<Ipv4Addr>> {
+    let leased = ctx.server.leases_of(macs)?;
+    for (m, a) in macs.iter().zip(&leased) {
+        if !in_pool(*a) {
+            return Err(format!("{m} leased {a}, outside the pool"));
+        }
+    }
+    let mut sorted = leased.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != leased.len() {
+        return Err(format!(
+            "{} guests share {} leased addresses",
+            leased.len(),
+            sorted.len()
+        ));
+    }
+    Ok(leased)
+}
+
+/// Row 1: `pipework br-dhcp /proc/PID/ns/net dhcp`, timed whole (veth + DORA + apply).
+/// Ok(Err(reason)) = row skipped.
+fn dhcp_builtin_row(
+    ctx: &DhcpCtx,
+    m: usize,
+    notes: &mut Vec<String>,
+) -> R<Result<Vec<Stats>, String>> {
+    let label = "dhcp built-in";
+    let procs = GuestProcs::spawn(m)?;
+    let guests = &procs.guests;
+    let mut samples = Vec::with_capacity(m);
+    let mut peak = 0;
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        let garg = format!("/proc/{}/ns/net", g.pid);
+        let mut c = cmd_in(ctx.host.raw(), ctx.bin);
+        c.args([DHCP_BRIDGE, &garg, "dhcp"])
+            .env("PIPEWORK_RUNTIME_DIR", ctx.dir.path("run"));
+        // stderr to a file: if pipework left a client running, a pipe would hang the bench.
+        let r = timed_err_file(c, &ctx.dir.path("pipework.stderr"))?;
+        if !r.ok {
+            if i == 0 && r.stderr.contains("not available") {
+                return Ok(Err(format!(
+                    "this pipework has no built-in DHCP client yet ({})",
+                    r.stderr.trim().lines().next().unwrap_or("")
+                )));
+            }
+            return Err(format!(
+                "[{label}] guest #{i} `pipework {DHCP_BRIDGE} {garg} dhcp` failed ({}):\n{}\n--- dnsmasq log ---\n{}",
+                r.status,
+                r.stderr.trim_end(),
+                ctx.server.log_tail()
+            ));
+        }
+        samples.push(r.ms);
+        peak = peak.max(r.maxrss_kb);
+    }
+    // One-shot: nothing may be left running after the attaches.
+    let left = dhcp_leftovers(ctx, guests)?;
+    if !left.is_empty() {
+        let msg = format!(
+            "{label}: processes left running after the attaches: {}",
+            describe_procs(&left)
+        );
+        println!("  WARNING: {msg}");
+        notes.push(msg);
+        for p in &left {
+            if p.ppid == std::process::id() as libc::pid_t || p.comm.starts_with("pipework") {
+                let _ = stop_pid(p.pid);
+            }
+        }
+    }
+    // Every guest: eth1 up with exactly the address dnsmasq leased to its MAC, /24.
+    let mut macs = Vec::with_capacity(m);
+    let mut lifetimes = Vec::new();
+    let mut with_default = 0;
+    for (i, g) in guests.iter().enumerate() {
+        let e = guest_eth1(g).map_err(|e| format!("[{label}] guest {i}: {e}"))?;
+        match e.v4.as_slice() {
+            [(a, 24, valid)] if e.up && in_pool(*a) => lifetimes.push(*valid),
+            _ => {
+                return Err(format!(
+                    "[{label}] guest {i} (pid {}): eth1 up={} with {:?}, expected one 10.213.200.{}-{}/24",
+                    g.pid, e.up, e.v4, DHCP_POOL.0, DHCP_POOL.1
+                ))
+            }
+        }
+        let routes = run_in(
+            g.ns.as_raw_fd(),
+            "ip",
+            &["-j", "-4", "route", "show", "default"],
+        )?;
+        if routes.contains("10.213.200.1") {
+            with_default += 1;
+        }
+        macs.push(e.mac);
+    }
+    let leased = check_row_leases(ctx, &macs).map_err(|e| format!("[{label}] {e}"))?;
+    for (i, g) in guests.iter().enumerate() {
+        let have = guest_eth1(g)?.v4[0].0;
+        if have != leased[i] {
+            return Err(format!(
+                "[{label}] guest {i}: eth1 has {have}, but dnsmasq leased {} to {}",
+                leased[i], macs[i]
+            ));
+        }
+    }
+    let lft = match (
+        lifetimes.iter().flatten().min(),
+        lifetimes.iter().flatten().max(),
+    ) {
+        _ if lifetimes.iter().all(|l| l.is_none()) => "valid_lft forever".to_string(),
+        (Some(lo), Some(hi)) => format!(
+            "valid_lft {lo}-{hi} s ({} of {m} forever)",
+            lifetimes.iter().filter(|l| l.is_none()).count()
+        ),
+        _ => "?".into(),
+    };
+    let runtime: Vec<String> = std::fs::read_dir(ctx.dir.path("run"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "  {label}: {m} leases verified (eth1 up with the address dnsmasq leased to its MAC, /24, all different; {lft}; default route via 10.213.200.1 in {with_default}/{m}; no process left; PIPEWORK_RUNTIME_DIR holds {} entries{})",
+        runtime.len(),
+        if runtime.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", runtime.iter().take(5).cloned().collect::<Vec<_>>().join(", "))
+        }
+    );
+    drop(procs);
+
+    // The same on M more fresh guests with -v: pipework's own per-step timings show how much of
+    // the invocation is the DHCP step (DORA + applying the lease); the first one is printed.
+    let vprocs = GuestProcs::spawn(m)?;
+    let mut step = Vec::with_capacity(m);
+    let mut vpeak = 0;
+    let mut unparsed = None;
+    for (i, g) in vprocs.guests.iter().enumerate() {
+        check_stop()?;
+        let garg = format!("/proc/{}/ns/net", g.pid);
+        let mut c = cmd_in(ctx.host.raw(), ctx.bin);
+        c.args(["-v", DHCP_BRIDGE, &garg, "dhcp"])
+            .env("PIPEWORK_RUNTIME_DIR", ctx.dir.path("run"));
+        let r = timed_err_file(c, &ctx.dir.path("pipework-v.stderr"))?;
+        if !r.ok {
+            return Err(format!(
+                "[{label}] guest #{i} `pipework -v {DHCP_BRIDGE} {garg} dhcp` failed ({}):\n{}",
+                r.status,
+                r.stderr.trim_end()
+            ));
+        }
+        if i == 0 {
+            println!(
+                "  {label}: the same with -v on {m} more fresh guests; the first one ({:.2} ms):",
+                r.ms
+            );
+            for l in r.stderr.lines().take(25) {
+                println!("      {l}");
+            }
+        }
+        vpeak = vpeak.max(r.maxrss_kb);
+        match dhcp_step_ms(&r.stderr) {
+            Some(ms) => step.push(ms),
+            None => unparsed = Some(r.stderr),
+        }
+    }
+    let mut vmacs = Vec::with_capacity(m);
+    for (i, g) in vprocs.guests.iter().enumerate() {
+        let e = guest_eth1(g).map_err(|e| format!("[{label} -v] guest {i}: {e}"))?;
+        vmacs.push(e.mac);
+    }
+    check_row_leases(ctx, &vmacs).map_err(|e| format!("[{label} -v] {e}"))?;
+    let left = dhcp_leftovers(ctx, &vprocs.guests)?;
+    if !left.is_empty() {
+        let msg = format!(
+            "{label}: processes left after the -v attaches: {}",
+            describe_procs(&left)
+        );
+        println!("  WARNING: {msg}");
+        notes.push(msg);
+    }
+    drop(vprocs);
+
+    let mut rows = vec![Stats {
+        label: label.into(),
+        n: m,
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: None,
+    }];
+    match unparsed {
+        None => rows.push(Stats {
+            label: DHCP_STEP_LABEL.into(),
+            n: step.len(),
+            samples_ms: step,
+            peak_rss_kb: vpeak,
+            target_p50_ms: None,
+        }),
+        Some(err) => {
+            let msg = format!(
+                "{DHCP_STEP_LABEL}: row left out, no `dhcp-lease <ms>` in the -v summary: {}",
+                err.lines().last().unwrap_or("")
+            );
+            println!("  {msg}");
+            notes.push(msg);
+        }
+    }
+    Ok(Ok(rows))
+}
+
+const DHCP_STEP_LABEL: &str = "  built-in dhcp-lease step";
+
+/// The DHCP step's time from pipework's -v summary line
+/// (`applied N steps in X ms (create-veth 0.490, ..., dhcp-lease 72.811, announce 0.046)`).
+fn dhcp_step_ms(stderr: &str) -> Option<f64> {
+    let line = stderr.lines().rev().find(|l| l.contains("applied"))?;
+    let i = line.find("dhcp-lease ")?;
+    line[i + "dhcp-lease ".len()..]
+        .split(|c: char| c == ',' || c == ')' || c.is_whitespace())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Rows 2 and 3: fresh guests plumbed with `0/0` (untimed), then the client run inside the guest
+/// netns (fork + setns + exec) and timed until it exits (udhcpc -q: after the lease; dhclient:
+/// when its foreground process exits, i.e. when it daemonizes after the lease). `after` runs
+/// once per guest after the timed run (dhclient: stop the daemon).
+fn external_client_row(
+    ctx: &DhcpCtx,
+    label: &str,
+    prog: &std::path::Path,
+    m: usize,
+    args: &dyn Fn(usize) -> Vec<String>,
+    after: &dyn Fn(usize, &Guest, &Run) -> R<()>,
+    notes: &mut Vec<String>,
+) -> R<Stats> {
+    let procs = GuestProcs::spawn(m)?;
+    let guests = &procs.guests;
+    for g in guests {
+        check_stop()?;
+        dhcp_plumb(ctx, g).map_err(|e| format!("[{label}] {e}"))?;
+    }
+    let mut samples = Vec::with_capacity(m);
+    let mut peak = 0;
+    let mut macs = Vec::with_capacity(m);
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        let a = args(i);
+        let mut c = cmd_in(g.ns.as_raw_fd(), prog);
+        c.args(&a);
+        let r = timed_err_file(c, &ctx.dir.path("client.stderr"))?;
+        let res = after(i, g, &r);
+        if !r.ok {
+            return Err(format!(
+                "[{label}] guest #{i} `{} {}` failed ({}):\n{}\n--- dnsmasq log ---\n{}",
+                prog.display(),
+                a.join(" "),
+                r.status,
+                r.stderr.trim_end(),
+                ctx.server.log_tail()
+            ));
+        }
+        res.map_err(|e| format!("[{label}] guest #{i}: {e}"))?;
+        samples.push(r.ms);
+        peak = peak.max(r.maxrss_kb);
+        let e = guest_eth1(g).map_err(|e| format!("[{label}] guest {i}: {e}"))?;
+        if !e.v4.is_empty() {
+            return Err(format!(
+                "[{label}] guest {i}: eth1 got {:?} although the client's script does nothing",
+                e.v4
+            ));
+        }
+        macs.push(e.mac);
+    }
+    check_row_leases(ctx, &macs).map_err(|e| format!("[{label}] {e}"))?;
+    let left = dhcp_leftovers(ctx, guests)?;
+    if !left.is_empty() {
+        let msg = format!(
+            "{label}: processes left running after the row: {}",
+            describe_procs(&left)
+        );
+        println!("  WARNING: {msg}");
+        notes.push(msg);
+        for p in &left {
+            if p.comm == "dhclient" || p.comm == "udhcpc" {
+                let _ = stop_pid(p.pid);
+            }
+        }
+    }
+    println!(
+        "  {label}: {m} leases verified (dnsmasq leased each guest's eth1 MAC a pool address, all different; no client left running)"
+    );
+    drop(procs);
+    Ok(Stats {
+        label: label.into(),
+        n: m,
+        samples_ms: samples,
+        peak_rss_kb: peak,
+        target_p50_ms: None,
+    })
+}
+
+fn udhcpc_row(
+    ctx: &DhcpCtx,
+    prog: &std::path::Path,
+    m: usize,
+    notes: &mut Vec<String>,
+) -> R<Stats> {
+    let script = ctx.dir.s("noop.sh");
+    external_client_row(
+        ctx,
+        "udhcpc (time to lease)",
+        prog,
+        m,
+        &|i| {
+            [
+                "-q",
+                "-n",
+                "-f",
+                "-i",
+                "eth1",
+                "-s",
+                &script,
+                "-p",
+                &ctx.dir.s(&format!("udhcpc-{i}.pid")),
+                "-t",
+                "5",
+                "-T",
+                "1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        },
+        &|_, _, _| Ok(()),
+        notes,
+    )
+}
+
+/// Makes the bench a child subreaper while alive, so that the daemon dhclient forks after the
+/// lease is re-parented to the bench (not to PID 1, which reaps nothing here) and can be reaped.
+struct Subreaper;
+
+impl Subreaper {
+    fn on() -> R<Self> {
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(os_err("prctl(PR_SET_CHILD_SUBREAPER)"));
+        }
+        Ok(Subreaper)
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0 as libc::c_ulong, 0, 0, 0) };
+    }
+}
+
+fn dhclient_row(
+    ctx: &DhcpCtx,
+    prog: &std::path::Path,
+    m: usize,
+    notes: &mut Vec<String>,
+) -> R<Stats> {
+    let _reaper = Subreaper::on()?;
+    let script = ctx.dir.s("noop.sh");
+    external_client_row(
+        ctx,
+        "dhclient (time to lease)",
+        prog,
+        m,
+        &|i| {
+            [
+                "-1",
+                "-sf",
+                &script,
+                "-pf",
+                &ctx.dir.s(&format!("dhclient-{i}.pid")),
+                "-lf",
+                &ctx.dir.s(&format!("dhclient-{i}.leases")),
+                "eth1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        },
+        &|i, g, r| {
+            // The daemon it forked after the lease: its pid from the pidfile (written by the
+            // daemon, so it may lag the foreground's exit), checked to be a dhclient inside this
+            // guest's netns; then any other dhclient there (there should be none).
+            let ino = ns_inode(&g.ns)?;
+            let pidfile = ctx.dir.path(&format!("dhclient-{i}.pid"));
+            let t0 = Instant::now();
+            let mut problems = Vec::new();
+            if r.ok {
+                loop {
+                    let pid = std::fs::read_to_string(&pidfile)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<libc::pid_t>().ok());
+                    let found = pid.and_then(|p| {
+                        procs_in_netns(ino)
+                            .into_iter()
+                            .find(|x| x.pid == p && x.comm == "dhclient")
+                    });
+                    if let Some(p) = found {
+                        if let Err(e) = stop_pid(p.pid) {
+                            problems.push(e);
+                        }
+                        break;
+                    }
+                    if t0.elapsed() > Duration::from_secs(2) {
+                        problems.push(format!(
+                            "no running dhclient named by {} 2 s after the foreground exited",
+                            pidfile.display()
+                        ));
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            for p in procs_in_netns(ino) {
+                if p.comm == "dhclient" {
+                    problems.push(format!("stray dhclient pid {} (ppid {})", p.pid, p.ppid));
+                    if let Err(e) = stop_pid(p.pid) {
+                        problems.push(e);
+                    }
+                }
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            }
+        },
+        notes,
+    )
+}
+
+/// The whole section. Ok(rows) with the reasons for skipped rows printed and noted.
+fn dhcp_section(bin: &std::path::Path, m: usize, notes: &mut Vec<String>) -> R<Vec<Stats>> {
+    let Some(dnsmasq) = find_prog("dnsmasq") else {
+        let why = "dnsmasq not installed (package dnsmasq-base; scripts/bench.sh installs it)";
+        println!("  time to lease: section skipped: {why}");
+        notes.push(format!("time to lease skipped: {why}"));
+        return Ok(Vec::new());
+    };
+    let t_section = Instant::now();
+    let dir = DhcpDir::create()?;
+    let host = HostNs::new()?;
+    let host_ino = ns_inode(&host.fd)?;
+    run_in(
+        host.raw(),
+        "ip",
+        &["link", "add", DHCP_BRIDGE, "type", "bridge"],
+    )?;
+    run_in(
+        host.raw(),
+        "ip",
+        &["addr", "add", DHCP_HOST_CIDR, "dev", DHCP_BRIDGE],
+    )?;
+    run_in(host.raw(), "ip", &["link", "set", DHCP_BRIDGE, "up"])?;
+    let t = Instant::now();
+    // Declared after `host` and `dir`: dropped before them.
+    let mut server = Dnsmasq::start(&host, &dnsmasq, &dir)?;
+    println!(
+        "  time to lease: dnsmasq serving {DHCP_RANGE} on {DHCP_BRIDGE} ({DHCP_HOST_CIDR}) in a private host netns, ready in {:.0} ms; {m} fresh guests per row",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let ctx = DhcpCtx {
+        bin,
+        host: &host,
+        host_ino,
+        dir: &dir,
+        server: &server,
+    };
+    let mut rows = Vec::new();
+    match dhcp_builtin_row(&ctx, m, notes)? {
+        Ok(s) => rows.extend(s),
+        Err(why) => {
+            println!("  dhcp built-in: row skipped: {why}");
+            notes.push(format!("dhcp built-in row skipped: {why}"));
+        }
+    }
+    match find_prog("udhcpc") {
+        Some(p) => rows.push(udhcpc_row(&ctx, &p, m, notes)?),
+        None => {
+            let why = "udhcpc not installed (package udhcpc; scripts/bench.sh installs it)";
+            println!("  udhcpc (time to lease): row skipped: {why}");
+            notes.push(format!("udhcpc row skipped: {why}"));
+        }
+    }
+    match find_prog("dhclient") {
+        Some(p) => rows.push(dhclient_row(&ctx, &p, m, notes)?),
+        None => {
+            let why =
+                "dhclient not installed (package isc-dhcp-client; scripts/bench.sh installs it)";
+            println!("  dhclient (time to lease): row skipped: {why}");
+            notes.push(format!("dhclient row skipped: {why}"));
+        }
+    }
+    let leases = server.leases().len();
+    if let Some(p) = server.stop() {
+        notes.push(format!("time to lease: {p}"));
+    }
+    drop(server);
+    drop(host);
+    let path = dir.dir.clone();
+    drop(dir);
+    if path.exists() {
+        notes.push(format!("time to lease: {} was not removed", path.display()));
+    }
+    println!(
+        "  time to lease: {leases} leases in dnsmasq's file; dnsmasq stopped, host netns and {} removed; section took {:.1} s",
+        path.display(),
+        t_section.elapsed().as_secs_f64()
+    );
+    Ok(rows)
+}
+
+fn print_dhcp_table(rows: &[Stats]) {
+    let p50_of = |label: &str| rows.iter().find(|s| s.label == label).map(|s| s.pct(50.0));
+    let builtin = p50_of("dhcp built-in");
+    let step = p50_of(DHCP_STEP_LABEL);
+    let ratio = |own: f64, base: Option<f64>, is_base: bool| match base {
+        _ if is_base => "(reference)".to_string(),
+        Some(b) => format!("{:.2}x", own / b),
+        None => "-".into(),
+    };
+    println!();
+    println!(
+        "{:<30} {:>5} {:>8} {:>8} {:>8} {:>12} {:>13} {:>13}",
+        "time to lease",
+        "n",
+        "p50_ms",
+        "p95_ms",
+        "max_ms",
+        "peak_rss_kb",
+        "/built-in",
+        "/dhcp step"
+    );
+    for s in rows {
+        let p50 = s.pct(50.0);
+        let (r1, r2) = if s.label == DHCP_STEP_LABEL {
+            ("-".to_string(), ratio(p50, step, true))
+        } else if s.label == "dhcp built-in" {
+            (ratio(p50, builtin, true), "-".to_string())
+        } else {
+            (ratio(p50, builtin, false), ratio(p50, step, false))
+        };
+        println!(
+            "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>12} {:>13} {:>13}",
+            s.label,
+            s.n,
+            p50,
+            s.pct(95.0),
+            s.max(),
+            s.peak_rss_kb,
+            r1,
+            r2
+        );
+    }
+    println!("time to lease: dnsmasq (--no-ping) in a private host netns; fresh guests in every row, so each lease is a first lease.");
+    println!("  dhcp built-in = the whole `pipework br-dhcp /proc/PID/ns/net dhcp` process: it also creates the veth pair and");
+    println!("  applies the lease (address, routes, announce). Its indented sub-row is the `dhcp-lease` step alone (DORA + applying");
+    println!("  the lease) from pipework's own -v summary, on as many more fresh guests.");
+    println!("  The external rows time only the client's protocol exchange, run inside the guest netns on an eth1 that");
+    println!("  `pipework ... 0/0` plumbed beforehand (untimed), with a script that does nothing (so nothing is applied):");
+    println!("  udhcpc -q -n -f until it exits after the lease; dhclient -1 until its foreground process exits, i.e. when it");
+    println!("  daemonizes after the lease (the daemon is stopped afterwards, untimed).");
+    println!("  /built-in = row p50 / dhcp built-in p50 (udhcpc_p50/builtin_p50, dhclient_p50/builtin_p50); /dhcp step = row p50 /");
+    println!("  dhcp-lease step p50. Below 1: the external client is faster. peak_rss_kb of the external rows includes the");
+    println!("  script runs they wait for.");
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn env_usize(name: &str, default: usize) -> R<usize> {
     match std::env::var(name) {
@@ -1467,6 +2598,23 @@ fn run() -> R<()> {
     rows.push(base);
     drop(procs);
 
+    // Time to lease: its own guests and host netns. A failure there is reported after the main
+    // table (which is complete by then), and makes the bench exit non-zero.
+    let dm = env_usize("PIPEWORK_BENCH_DHCP_N", DEFAULT_DHCP_N)?;
+    let (dhcp_rows, dhcp_err) = if dm == 0 {
+        println!("  time to lease: section skipped (PIPEWORK_BENCH_DHCP_N=0)");
+        (Vec::new(), None)
+    } else if dm > MAX_DHCP_N {
+        return Err(format!(
+            "PIPEWORK_BENCH_DHCP_N={dm} out of range 0..={MAX_DHCP_N} (four runs of fresh guests share a pool of 241 addresses)"
+        ));
+    } else {
+        match dhcp_section(&bin, dm, &mut notes) {
+            Ok(r) => (r, None),
+            Err(e) => (Vec::new(), Some(e)),
+        }
+    };
+
     print_table(&rows, Some(base_p50));
     println!();
     println!(
@@ -1483,10 +2631,16 @@ fn run() -> R<()> {
     println!("macvlan: parent {NIC} is one end of a veth pair in the row's host netns (a stand-in for a physical NIC).");
     println!("ovs: ovsdb-server + ovs-vswitchd (userspace datapath) run inside the row's host netns; every ovs attach includes");
     println!("  pipework's ovs-vsctl add-port, which waits for ovs-vswitchd to apply the change.");
+    if !dhcp_rows.is_empty() {
+        print_dhcp_table(&dhcp_rows);
+    }
     for n in notes {
         println!("note: {n}");
     }
-    Ok(())
+    match dhcp_err {
+        Some(e) => Err(format!("time to lease: {e}")),
+        None => Ok(()),
+    }
 }
 
 fn main() {

@@ -3,6 +3,7 @@
 #   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker row with min(N,50)
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
 #   PIPEWORK_BENCH_OVS_N=20               guests of the Open vSwitch row (default min(N,50))
+#   PIPEWORK_BENCH_DHCP_N=20              fresh guests per time-to-lease row (default 20, max 60, 0 skips)
 # Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
 # not already running -- and stops it again on exit only if this script started it -- then runs
 # `cargo bench --bench attach`. Extra arguments are passed to the bench binary.
@@ -51,16 +52,26 @@ fi
 # Open vSwitch row: the bench starts its own ovsdb-server/ovs-vswitchd (userspace datapath) inside
 # a private netns; it only needs the programs. (The package's service is not started: no systemd,
 # and policy-rc.d forbids it.) Without them the row is skipped with the reason.
+# Time-to-lease section: dnsmasq (server, started by the bench in a private netns), udhcpc and
+# dhclient (the clients compared with the built-in one; run with a no-op script of the bench's own,
+# never the distribution scripts that rewrite /etc/resolv.conf). Missing ones skip their row.
+# (The bench also looks in /usr/sbin and /sbin for these three.)
+has() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+pkgs=()
 ovs_missing=0
 for p in ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl; do
   command -v "$p" >/dev/null || ovs_missing=1
 done
 [ -f /usr/share/openvswitch/vswitch.ovsschema ] || ovs_missing=1
-if [ "$ovs_missing" = 1 ]; then
-  echo "bench: installing openvswitch-switch (for the ovs row)"
+if [ "$ovs_missing" = 1 ]; then pkgs+=(openvswitch-switch); fi
+has dnsmasq || pkgs+=(dnsmasq-base)
+has udhcpc || pkgs+=(udhcpc)
+has dhclient || pkgs+=(isc-dhcp-client)
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  echo "bench: installing ${pkgs[*]} (for the ovs row / the time-to-lease section)"
   if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvswitch-switch >/dev/null; }; then
-    echo "bench: warning: could not install openvswitch-switch; the ovs row will be skipped" >&2
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; }; then
+    echo "bench: warning: could not install ${pkgs[*]}; the rows that need them will be skipped" >&2
   fi
 fi
 

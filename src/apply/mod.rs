@@ -114,6 +114,7 @@ pub fn apply(
     }
     env.log
         .step("record", "record the attachment for pipework ls/detach/gc");
+    let t = std::time::Instant::now();
     let mut r = record(&st.applied)
         .map(|paths| undo.extend(paths.into_iter().map(|path| Undo::RemoveFile { path })));
     if r.is_ok() && env.fail_after.as_deref() == Some("record") {
@@ -122,6 +123,7 @@ pub fn apply(
     if let Err(e) = r {
         return Err(undo::rollback(e, undo, env));
     }
+    times.push(("record", t.elapsed()));
     if env.log.verbose {
         let each: Vec<String> = times
             .iter()
