@@ -28,6 +28,7 @@ pub mod report;
 pub mod request;
 pub mod state;
 pub mod wait;
+pub mod watch;
 
 use crate::apply::{Env, Log};
 use crate::cli::Options;
@@ -78,6 +79,24 @@ pub fn run(cmd: &Command, opts: Options) -> Result<Outcome, Error> {
             let done = lifecycle::detach(t, opts.dry_run)?;
             Ok(Outcome {
                 stdout: Some(list::render_actions(&done, opts.json, opts.dry_run)),
+                status: 0,
+            })
+        }
+        Command::Watch { rules } => {
+            privilege::require_admin()?;
+            if let Some(r) = rules {
+                watch::load_rules(r)?; // a broken file is an error now, not at the first start
+            }
+            watch::Watcher {
+                rules_path: rules.clone(),
+                opts: Options {
+                    json: false,
+                    ..opts
+                },
+            }
+            .run()?;
+            Ok(Outcome {
+                stdout: None,
                 status: 0,
             })
         }

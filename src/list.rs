@@ -46,7 +46,7 @@ pub fn render(items: &[crate::lifecycle::Listed], json: bool) -> String {
         s.push_str(&format!(
             "{:<6} {:<20} {:<8} {:<16} {:<16} {:<8} {:<20} {}\n",
             i.state,
-            i.guest,
+            i.guest_name.as_deref().unwrap_or(&i.guest),
             i.kind,
             i.host_interface,
             i.host_ifname.as_deref().unwrap_or("-"),

@@ -449,6 +449,10 @@ pub enum Command {
     Detach(crate::lifecycle::Target),
     /// `pipework gc [--dry-run]`.
     Gc,
+    /// `pipework watch [--rules FILE]`.
+    Watch {
+        rules: Option<std::path::PathBuf>,
+    },
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework ls [--json]
        pipework detach <guest> [-i containerinterface] | pipework detach --all
        pipework gc [--dry-run]
+       pipework watch [--rules FILE]
        pipework route <guest> <route_command>
        pipework rule <guest> <rule_command>
        pipework tc <guest> <tc_command>
@@ -91,6 +92,9 @@ struct Cli {
     /// With detach: every attachment pipework made
     #[arg(long)]
     all: bool,
+    /// With watch: a JSON file of rules (match by name/label/image → attachments)
+    #[arg(long, value_name = "FILE")]
+    rules: Option<std::path::PathBuf>,
     /// Wait (inside a guest) until the interface is up
     #[arg(long)]
     wait: bool,
@@ -117,7 +121,8 @@ pub enum Invocation {
 }
 
 /// Options of ours that take a value as the next word.
-const VALUE_OPTS: [&str; 8] = [
+const VALUE_OPTS: [&str; 9] = [
+    "--rules",
     "-i",
     "-l",
     "-a",
@@ -209,6 +214,12 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
     match (first.as_str(), &cli.args[1..]) {
         ("ls", []) => return Ok(Invocation::Run(Box::new(Command::List), opts)),
         ("gc", []) => return Ok(Invocation::Run(Box::new(Command::Gc), opts)),
+        ("watch", []) => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Watch { rules: cli.rules }),
+                opts,
+            ))
+        }
         ("detach", []) if cli.all => {
             return Ok(Invocation::Run(
                 Box::new(Command::Detach(crate::lifecycle::Target::All)),
@@ -224,7 +235,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
                 opts,
             ))
         }
-        ("ls" | "gc", _) => return Err(syntax(&format!("{first} takes no arguments"))),
+        ("ls" | "gc" | "watch", _) => return Err(syntax(&format!("{first} takes no arguments"))),
         ("detach", _) => {
             return Err(syntax(
                 "detach takes one guest (pipework detach GUEST [-i IF]) or --all",

@@ -1,0 +1,423 @@
+//! `pipework watch`: keeps containers plumbed across restarts. It follows the engine's event
+//! stream (Docker's, or Podman's on its Docker-compatible socket) and, when a container starts,
+//! applies the attachments asked for by its labels (`pipework.1=br1 192.168.1.5/24@192.168.1.1`,
+//! `pipework.2=…`; the command line's grammar without the guest) and by a rules file; when it
+//! dies, undoes them (`detach`). On start it catches up with containers already running, and it
+//! reconnects when the engine restarts. Each attach is the same typed request → plan → apply as
+//! the command line's.
+//!
+//! Without a MAC in the spec, the interface gets a MAC derived from the container's name and
+//! the interface (as `U:<name>/<if>` would): a restarted container gets the same MAC back, and
+//! so the same DHCP lease.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cli::{self, Invocation, Options};
+use crate::error::Error;
+use crate::lifecycle::{self, Target};
+use crate::mac::MacAddr;
+use crate::request::Command;
+
+/// `{"rules": [{"match": {"name": "web*", "label": "role=front", "image": "nginx*"},
+///              "attach": ["br1 192.168.1.5/24@192.168.1.1", "br2 dhcp"]}]}`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Rules {
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Rule {
+    #[serde(rename = "match", default)]
+    pub matches: Match,
+    pub attach: Vec<String>,
+}
+
+/// Every given field must match; `*` in name and image is a wildcard.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Match {
+    pub name: Option<String>,
+    /// `key=value`, or `key` for presence.
+    pub label: Option<String>,
+    pub image: Option<String>,
+}
+
+/// What the watcher knows of a container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: Vec<(String, String)>,
+}
+
+pub fn load_rules(path: &Path) -> Result<Rules, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("cannot read rules file {}", path.display()), e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("rules file {}: {e}", path.display())))
+}
+
+/// Shell-style `*` wildcard.
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => {
+            let Some(tail) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && glob(rest, &tail[i..]))
+        }
+    }
+}
+
+impl Match {
+    pub fn matches(&self, c: &Container) -> bool {
+        self.name.as_ref().is_none_or(|p| glob(p, &c.name))
+            && self.image.as_ref().is_none_or(|p| glob(p, &c.image))
+            && self.label.as_ref().is_none_or(|l| match l.split_once('=') {
+                Some((k, v)) => c.labels.iter().any(|(a, b)| a == k && b == v),
+                None => c.labels.iter().any(|(a, _)| a == l),
+            })
+    }
+}
+
+/// The attachment specs for a container: its `pipework`/`pipework.N` labels (in N order),
+/// then the rules that match it.
+pub fn specs_for(c: &Container, rules: &Rules) -> Vec<String> {
+    let mut labelled: Vec<(u32, String)> = c
+        .labels
+        .iter()
+        .filter_map(|(k, v)| {
+            if k == "pipework" {
+                Some((0, v.clone()))
+            } else {
+                k.strip_prefix("pipework.")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .map(|n| (n, v.clone()))
+            }
+        })
+        .collect();
+    labelled.sort();
+    let mut out: Vec<String> = labelled.into_iter().map(|(_, v)| v).collect();
+    for r in rules.rules.iter().filter(|r| r.matches.matches(c)) {
+        out.extend(r.attach.iter().cloned());
+    }
+    out
+}
+
+/// Turns a spec (`br1 -i eth2 10.0.0.5/24@10.0.0.1`) into the typed request for this
+/// container: the guest goes in second place, as on the command line.
+pub fn request_for(c: &Container, spec: &str) -> Result<Command, Error> {
+    let words: Vec<String> = spec.split_whitespace().map(String::from).collect();
+    let Some((host_if, rest)) = words.split_first() else {
+        return Err(Error::Invalid(format!(
+            "empty pipework spec for {}",
+            c.name
+        )));
+    };
+    let mut argv = vec![
+        "pipework".to_string(),
+        host_if.clone(),
+        format!("docker:{}", c.id),
+    ];
+    argv.extend(rest.iter().cloned());
+    let Invocation::Run(cmd, _) = cli::parse(&argv)? else {
+        return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
+    };
+    let mut cmd = *cmd;
+    let Command::Attach(req) = &mut cmd else {
+        return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
+    };
+    if req.mac.is_none() && !req.direct_phys {
+        let ifname = req.guest_ifname.as_deref().unwrap_or("eth1");
+        req.mac = Some(MacAddr::hashed(&format!("{}/{ifname}", c.name)));
+    }
+    Ok(cmd)
+}
+
+// ---- the engine's API ------------------------------------------------------------------------
+
+fn engine_socket() -> Result<PathBuf, Error> {
+    crate::guest::docker::socket_path()
+}
+
+/// One GET on the engine's socket, JSON answer.
+fn get_json(sock: &Path, path: &str) -> Result<Value, Error> {
+    let mut s = UnixStream::connect(sock)
+        .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n")
+        .map_err(|e| Error::io("engine API", e))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)
+        .map_err(|e| Error::io("engine API", e))?;
+    let at = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| Error::Guest("unreadable answer from the engine".into()))?;
+    serde_json::from_slice(&buf[at + 4..])
+        .map_err(|e| Error::Guest(format!("unreadable answer from the engine: {e}")))
+}
+
+fn container_of(v: &Value) -> Option<Container> {
+    let id = v.get("Id")?.as_str()?.to_string();
+    let name = v
+        .get("Name")
+        .and_then(Value::as_str)
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_default();
+    let config = v.get("Config");
+    let image = config
+        .and_then(|c| c.get("Image"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let labels = config
+        .and_then(|c| c.get("Labels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Container {
+        id,
+        name,
+        image,
+        labels,
+    })
+}
+
+fn inspect(sock: &Path, id: &str) -> Result<Option<Container>, Error> {
+    if !crate::guest::docker::valid_reference(id) {
+        return Ok(None);
+    }
+    Ok(container_of(&get_json(
+        sock,
+        &format!("/containers/{id}/json"),
+    )?))
+}
+
+fn running(sock: &Path) -> Result<Vec<String>, Error> {
+    let v = get_json(sock, "/containers/json")?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("Id").and_then(Value::as_str).map(String::from))
+        .collect())
+}
+
+// ---- the loop ------------------------------------------------------------------------------
+
+pub struct Watcher {
+    pub rules_path: Option<PathBuf>,
+    pub opts: Options,
+}
+
+impl Watcher {
+    fn rules(&self) -> Rules {
+        match &self.rules_path {
+            None => Rules::default(),
+            // Re-read at each container start: edits apply without a restart.
+            Some(p) => load_rules(p).unwrap_or_else(|e| {
+                eprintln!("pipework watch: {e}; using no rules");
+                Rules::default()
+            }),
+        }
+    }
+
+    fn plumb(&self, sock: &Path, id: &str) {
+        let c = match inspect(sock, id) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("pipework watch: cannot inspect {id}: {e}");
+                return;
+            }
+        };
+        for spec in specs_for(&c, &self.rules()) {
+            let r = request_for(&c, &spec).and_then(|cmd| crate::run(&cmd, self.opts));
+            match r {
+                Ok(_) => eprintln!("pipework watch: {}: attached {spec}", c.name),
+                // Caught up with an attachment that is already there.
+                Err(e) if e.to_string().contains("already has an interface named") => {}
+                Err(e) => eprintln!("pipework watch: {}: {spec}: {e}", c.name),
+            }
+        }
+    }
+
+    fn unplumb(&self, id: &str) {
+        let t = Target::Guest {
+            spec: format!("docker:{id}"),
+            ifname: None,
+        };
+        match lifecycle::detach(&t, false) {
+            Ok(done) if !done.is_empty() => {
+                eprintln!(
+                    "pipework watch: {}: detached ({} actions)",
+                    &id[..id.len().min(12)],
+                    done.len()
+                )
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("pipework watch: {id}: {e}"),
+        }
+    }
+
+    /// Follows the engine forever, reconnecting after it goes away.
+    pub fn run(&self) -> Result<(), Error> {
+        let sock = engine_socket()?;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.session(&sock) {
+                Ok(()) => eprintln!("pipework watch: the engine closed its event stream"),
+                Err(e) => eprintln!("pipework watch: {e}"),
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One connection: subscribe first, then catch up, then follow.
+    fn session(&self, sock: &Path) -> Result<(), Error> {
+        let mut s = UnixStream::connect(sock)
+            .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
+        let filters = r#"{"type":["container"],"event":["start","die"]}"#;
+        write!(
+            s,
+            "GET /events?filters={} HTTP/1.0\r\nHost: engine\r\n\r\n",
+            urlencode(filters)
+        )
+        .map_err(|e| Error::io("engine events", e))?;
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        // Headers.
+        loop {
+            line.clear();
+            if r.read_line(&mut line)
+                .map_err(|e| Error::io("engine events", e))?
+                == 0
+            {
+                return Ok(());
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        eprintln!("pipework watch: following events at {}", sock.display());
+        for id in running(sock)? {
+            self.plumb(sock, &id);
+        }
+        let mut de = serde_json::Deserializer::from_reader(r).into_iter::<Value>();
+        for ev in de.by_ref() {
+            let ev = ev.map_err(|e| Error::Guest(format!("engine events: {e}")))?;
+            let action = ev
+                .get("Action")
+                .or_else(|| ev.get("status"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let Some(id) = ev
+                .pointer("/Actor/ID")
+                .or_else(|| ev.get("id"))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            match action {
+                "start" => self.plumb(sock, id),
+                "die" => self.unplumb(id),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> Container {
+        Container {
+            id: "0123456789ab".into(),
+            name: "web1".into(),
+            image: "nginx:1.25".into(),
+            labels: vec![
+                ("pipework.2".into(), "br2 dhcp".into()),
+                ("pipework.1".into(), "br1 192.168.1.5/24@192.168.1.1".into()),
+                ("role".into(), "front".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn labels_in_order_then_rules() {
+        let rules: Rules = serde_json::from_str(
+            r#"{"rules":[{"match":{"name":"web*","label":"role=front"},"attach":["ovsbr0 10.0.4.2/24 @10"]},
+                         {"match":{"image":"redis*"},"attach":["br9 0/0"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            specs_for(&web(), &rules),
+            [
+                "br1 192.168.1.5/24@192.168.1.1",
+                "br2 dhcp",
+                "ovsbr0 10.0.4.2/24 @10"
+            ]
+        );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("web*", "web1"));
+        assert!(glob("*:1.25", "nginx:1.25"));
+        assert!(glob("a*b*c", "aXbYc"));
+        assert!(!glob("web*", "db1"));
+        assert!(glob("exact", "exact"));
+    }
+
+    #[test]
+    fn spec_becomes_a_request_with_a_stable_mac() {
+        let Command::Attach(r) = request_for(&web(), "br1 -i eth2 10.0.0.5/24@10.0.0.1").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            r.guest,
+            crate::guest::GuestSpec::Docker("0123456789ab".into())
+        );
+        assert_eq!(r.guest_ifname.as_deref(), Some("eth2"));
+        assert_eq!(r.mac, Some(MacAddr::hashed("web1/eth2")));
+        let Command::Attach(r) = request_for(&web(), "br1 10.0.0.5/24 02:00:00:00:00:09").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.mac.unwrap().to_string(), "02:00:00:00:00:09");
+        assert!(request_for(&web(), "").is_err());
+        assert!(request_for(&web(), "br1").is_err());
+    }
+
+    #[test]
+    fn filters_are_url_encoded() {
+        assert_eq!(urlencode(r#"{"a":["b"]}"#), "%7B%22a%22%3A%5B%22b%22%5D%7D");
+    }
+}
