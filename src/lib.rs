@@ -24,6 +24,7 @@ pub mod netlink;
 pub mod ns;
 pub mod plan;
 pub mod privilege;
+pub mod process;
 pub mod report;
 pub mod request;
 pub mod state;

@@ -122,10 +122,10 @@ fn teardown(
         .and_then(|d| d.pointer("/supervisor/pid"))
         .and_then(|p| p.as_u64())
         .map(|p| p as u32)
-        .filter(|p| is_running(*p))
+        .filter(|p| crate::process::alive(*p))
     {
         act(format!("stop DHCP client {pid} of {who}"), &mut || {
-            stop(pid);
+            crate::process::stop(pid);
             Ok(())
         })?;
     }
@@ -330,31 +330,6 @@ fn move_back(
         let _ = host.request(msg::set_link_up(i), 0);
     }
     Ok(())
-}
-
-fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-fn stop(pid: u32) {
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while is_running(pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    if is_running(pid) {
-        // SAFETY: plain kill(2).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
 }
 
 /// Lines of `pipework ls`: every recorded attachment, alive or stale.

@@ -16,22 +16,10 @@ pub fn dhcp_clients() -> Vec<Info> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| std::fs::read(e.path()).ok())
         .filter_map(|b| serde_json::from_slice::<Info>(&b).ok())
-        .filter(|i| alive(i.pid))
+        .filter(|i| crate::process::alive(i.pid))
         .collect();
     out.sort_by(|a, b| (&a.guest, &a.ifname).cmp(&(&b.guest, &b.ifname)));
     out
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 pub fn render(items: &[crate::lifecycle::Listed], json: bool) -> String {

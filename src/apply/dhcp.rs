@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use netlink_packet_route::address::{AddressAttribute, AddressScope};
+use netlink_packet_route::address::AddressScope;
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 
@@ -191,25 +191,10 @@ fn apply_lease(
 /// What an external client put on the interface: its address of the family, and the default
 /// route through it.
 fn lease_on_interface(env: &mut Env<'_>, index: u32, v6: bool) -> Result<Lease, Error> {
-    let addrs = env
-        .guest
-        .dump(msg::dump_addresses())
-        .map_err(|e| Error::netlink("cannot list the guest's addresses", e))?;
-    let address = addrs
+    let address = dhcp::if_addresses(env.guest, index)?
         .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewAddress(a)
-                if a.header.index == index && a.header.scope == AddressScope::Universe =>
-            {
-                a.attributes.iter().find_map(|x| match x {
-                    AddressAttribute::Address(ip) if ip.is_ipv6() == v6 => {
-                        ipnet::IpNet::new(*ip, a.header.prefix_len).ok()
-                    }
-                    _ => None,
-                })
-            }
-            _ => None,
-        })
+        .find(|a| a.scope == AddressScope::Universe && a.net.addr().is_ipv6() == v6)
+        .map(|a| a.net)
         .ok_or_else(|| {
             Error::Guest("the DHCP client reported success but the interface has no address".into())
         })?;

@@ -83,7 +83,7 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
             }
             Undo::StopProcess { pid, files } => {
                 env.log.step("rollback", format!("stop DHCP client {pid}"));
-                stop_process(pid);
+                crate::process::stop(pid);
                 for f in files {
                     let _ = std::fs::remove_file(f);
                 }
@@ -167,30 +167,5 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
             source: Box::new(err),
             left: left.join("; "),
         }
-    }
-}
-
-/// SIGTERM, a short grace period (a supervisor releases its lease), then SIGKILL.
-pub(super) fn stop_process(pid: u32) {
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while alive() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    if alive() {
-        // SAFETY: plain kill(2).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
 }

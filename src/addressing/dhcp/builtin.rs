@@ -11,12 +11,11 @@ use mozim::{
     DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State, DhcpV6Client, DhcpV6Config, DhcpV6Lease,
     DhcpV6Mode, DhcpV6State,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressScope};
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::AddressScope;
 
-use super::{ClientParams, Lease};
+use super::{if_addresses, ClientParams, Lease};
 use crate::error::Error;
-use crate::netlink::{msg, Netlink};
+use crate::netlink::Netlink;
 use crate::ns::NetNs;
 
 /// A running client of either family, with the last lease it obtained (what `release`
@@ -210,26 +209,14 @@ fn link_local(nl: &mut Netlink, p: &ClientParams) -> Result<Ipv6Addr, Error> {
     let deadline =
         Instant::now() + Duration::from_secs(3).min(p.timeout.max(Duration::from_secs(1)));
     loop {
-        for m in nl
-            .dump(msg::dump_addresses())
-            .map_err(|e| Error::netlink("cannot list the guest's addresses", e))?
-        {
-            let RouteNetlinkMessage::NewAddress(a) = m else {
-                continue;
-            };
-            if a.header.index != p.index || a.header.scope != AddressScope::Link {
-                continue;
-            }
-            let tentative = a.attributes.iter().any(
-                |x| matches!(x, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)),
-            );
-            let ip = a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+        let found = if_addresses(nl, p.index)?
+            .into_iter()
+            .find_map(|a| match a.net.addr() {
+                IpAddr::V6(ip) if a.scope == AddressScope::Link && !a.tentative => Some(ip),
                 _ => None,
             });
-            if let (false, Some(ip)) = (tentative, ip) {
-                return Ok(ip);
-            }
+        if let Some(ip) = found {
+            return Ok(ip);
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout(format!(
@@ -266,41 +253,22 @@ pub fn obtain(ns: &NetNs, p: &ClientParams) -> Result<Lease, Error> {
 pub fn wait_slaac(nl: &mut Netlink, p: &ClientParams) -> Result<Lease, Error> {
     let deadline = Instant::now() + p.timeout;
     loop {
-        for m in nl
-            .dump(msg::dump_addresses())
-            .map_err(|e| Error::netlink("cannot list the guest's addresses", e))?
-        {
-            let RouteNetlinkMessage::NewAddress(a) = m else {
-                continue;
-            };
-            if a.header.index != p.index || a.header.scope != AddressScope::Universe {
-                continue;
-            }
-            let flags = a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Flags(f) => Some(*f),
-                _ => None,
+        let found = if_addresses(nl, p.index)?
+            .into_iter()
+            .find(|a| a.net.addr().is_ipv6() && a.scope == AddressScope::Universe && !a.tentative);
+        if let Some(a) = found {
+            return Ok(Lease {
+                family: 6,
+                address: a.net,
+                broadcast: None,
+                gateway: None,
+                routes: Vec::new(),
+                dns: Vec::new(),
+                server: None,
+                lease_time: 0,
+                t1: 0,
+                t2: 0,
             });
-            if flags.is_some_and(|f| f.contains(AddressFlags::Tentative)) {
-                continue;
-            }
-            let ip = a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Address(ip @ IpAddr::V6(_)) => Some(*ip),
-                _ => None,
-            });
-            if let Some(ip) = ip {
-                return Ok(Lease {
-                    family: 6,
-                    address: IpNet::new(ip, a.header.prefix_len).unwrap_or(IpNet::from(ip)),
-                    broadcast: None,
-                    gateway: None,
-                    routes: Vec::new(),
-                    dns: Vec::new(),
-                    server: None,
-                    lease_time: 0,
-                    t1: 0,
-                    t2: 0,
-                });
-            }
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout(format!(

@@ -48,6 +48,44 @@ pub struct ClientParams {
     pub timeout: Duration,
 }
 
+/// An address of an interface, as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    pub net: IpNet,
+    pub scope: netlink_packet_route::address::AddressScope,
+    /// Still in duplicate address detection (IPv6): not usable yet.
+    pub tentative: bool,
+}
+
+/// The addresses of interface `index` (one RTM_GETADDR dump).
+pub fn if_addresses(nl: &mut crate::netlink::Netlink, index: u32) -> Result<Vec<IfAddr>, Error> {
+    use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+    use netlink_packet_route::RouteNetlinkMessage;
+    let all = nl
+        .dump(crate::netlink::msg::dump_addresses())
+        .map_err(|e| Error::netlink("cannot list addresses", e))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                let ip = a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })?;
+                let tentative = a.attributes.iter().any(
+                    |x| matches!(x, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)),
+                );
+                Some(IfAddr {
+                    net: IpNet::new(ip, a.header.prefix_len).ok()?,
+                    scope: a.header.scope,
+                    tentative,
+                })
+            }
+            _ => None,
+        })
+        .collect())
+}
+
 /// pipework's runtime directory: `$PIPEWORK_RUNTIME_DIR`, else /run/pipework.
 pub fn runtime_dir() -> PathBuf {
     std::env::var_os("PIPEWORK_RUNTIME_DIR")
