@@ -36,6 +36,23 @@ install() {
   have ovs-vsctl && have ovsdb-tool && have ovsdb-server && have ovs-vswitchd ||
     need+=(openvswitch-switch)
   have ethtool || need+=(ethtool)
+  # DHCP (tests/dhcp.rs, tests/dhcp_external.rs): a private dnsmasq per test is the server
+  # (dnsmasq-base: the binary only, no service), plus the external clients pipework can drive.
+  # The tests never run a client with its distribution script (it would rewrite the host's
+  # /etc/resolv.conf); pipework gives them its own.
+  have dnsmasq || need+=(dnsmasq-base)
+  have dhclient || need+=(isc-dhcp-client)
+  have udhcpc || need+=(udhcpc)
+  have dhcpcd || need+=(dhcpcd-base)
+  # Container engines (tests/engines.rs): each test runs its own private instance (Podman
+  # with `podman system service` on its own socket, LXC in its own -P directory, a standalone
+  # containerd with its own root/state/socket); no package service is used. containerd and ctr
+  # come with docker.io; the Podman tests use --network=none, the CNI plugins are for the
+  # documented recipe.
+  have podman || need+=(podman)
+  [ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
+  have lxc-info && have lxc-create && have lxc-start || need+=(lxc)
+  have ctr && have containerd || need+=(containerd)
   if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -119,13 +119,9 @@ pub fn run(cmd: &Command, opts: Options) -> Result<Outcome, Error> {
     }
 }
 
+/// The guest as reports and records show it (`docker:web1`, `lxc:c1`, `1234`…).
 fn spec_text(spec: &guest::GuestSpec) -> String {
-    use guest::GuestSpec::*;
-    match spec {
-        Auto(s) | Docker(s) | NetnsName(s) => s.clone(),
-        Pid(p) => p.to_string(),
-        Path(p) => p.display().to_string(),
-    }
+    spec.to_string()
 }
 
 fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error> {

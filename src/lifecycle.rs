@@ -77,7 +77,12 @@ fn names_guest(r: &Record, spec: &str) -> bool {
     let g = &r.attachment.guest;
     let bare = spec
         .split_once(':')
-        .filter(|(p, _)| matches!(*p, "docker" | "netns" | "pid"))
+        .filter(|(p, _)| {
+            matches!(
+                *p,
+                "docker" | "podman" | "lxc" | "containerd" | "netns" | "pid"
+            )
+        })
         .map(|(_, s)| s)
         .unwrap_or(spec);
     g.spec == spec

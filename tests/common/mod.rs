@@ -365,13 +365,23 @@ impl Ns for PidGuest {
     }
 }
 
-impl Drop for PidGuest {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) on the child we spawned.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+impl PidGuest {
+    /// Kills the process and reaps it (the guest "dies"; its namespace goes with it unless
+    /// something else holds it).
+    pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: plain kill(2) on our own child, not yet reaped.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+            }
         }
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for PidGuest {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -1799,4 +1809,976 @@ impl Drop for Ovs {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DHCP: a dnsmasq per test, pipework's runtime directory, leftover processes, resolv.conf
+// ---------------------------------------------------------------------------------------------
+
+/// True when all `programs` are installed (and running as root); prints the reason otherwise.
+pub fn programs_or_skip(test: &str, programs: &[&str]) -> bool {
+    if !root_or_skip(test) {
+        return false;
+    }
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !have_program(p))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("SKIP {test}: needs {missing:?}: scripts/testenv.sh install");
+        return false;
+    }
+    true
+}
+
+/// Returns early (with a printed reason) unless root with all these programs installed.
+#[allow(unused_macros)]
+macro_rules! need_programs {
+    ($($p:expr),+ $(,)?) => {
+        if !$crate::common::programs_or_skip(&$crate::common::test_name(), &[$($p),+]) {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use need_programs;
+
+/// The machine's own resolver configuration: DHCP clients' default scripts rewrite it, and a
+/// pipework run must never touch it.
+pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The host's /etc/resolv.conf as read when created. [`HostResolvConf::assert_unchanged`]
+/// compares byte for byte; Drop compares again, puts the original bytes back if they changed
+/// (so one bad run does not break the machine's DNS) and fails the test.
+pub struct HostResolvConf {
+    before: Option<Vec<u8>>,
+}
+
+impl HostResolvConf {
+    pub fn read() -> HostResolvConf {
+        HostResolvConf {
+            before: std::fs::read(HOST_RESOLV_CONF).ok(),
+        }
+    }
+
+    fn difference(&self) -> Option<String> {
+        let now = std::fs::read(HOST_RESOLV_CONF).ok();
+        if now == self.before {
+            return None;
+        }
+        let show = |b: &Option<Vec<u8>>| match b {
+            Some(b) => format!("{:?}", String::from_utf8_lossy(b)),
+            None => "(no file)".to_string(),
+        };
+        Some(format!(
+            "the HOST's {HOST_RESOLV_CONF} was changed (restored by the test)\nbefore: {}\nafter:  {}",
+            show(&self.before),
+            show(&now)
+        ))
+    }
+
+    fn restore(&self) {
+        match &self.before {
+            Some(b) => {
+                let _ = std::fs::write(HOST_RESOLV_CONF, b);
+            }
+            None => {
+                let _ = std::fs::remove_file(HOST_RESOLV_CONF);
+            }
+        }
+    }
+
+    pub fn assert_unchanged(&self, context: &str) {
+        if let Some(d) = self.difference() {
+            self.restore();
+            panic!("{context}: {d}");
+        }
+    }
+}
+
+impl Drop for HostResolvConf {
+    fn drop(&mut self) {
+        if let Some(d) = self.difference() {
+            self.restore();
+            if std::thread::panicking() {
+                eprintln!("{d}");
+            } else {
+                panic!("{d}");
+            }
+        }
+    }
+}
+
+/// One process, for messages.
+#[derive(Debug, Clone)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub comm: String,
+    pub cmdline: String,
+}
+
+impl std::fmt::Display for ProcInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({}): {}", self.pid, self.comm, self.cmdline)
+    }
+}
+
+/// The process exists and is not a zombie (PID 1 here is not an init: dead daemons linger as
+/// zombies and `kill -0` still succeeds on them).
+pub fn proc_alive(pid: u32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    !s.lines().any(|l| {
+        l.strip_prefix("State:")
+            .is_some_and(|st| st.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+pub fn proc_info(pid: u32) -> Option<ProcInfo> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(ProcInfo {
+        pid,
+        comm: comm.trim().to_string(),
+        cmdline,
+    })
+}
+
+/// Every process on the machine except this test process itself.
+fn other_pids() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&p| p != me)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The process's command line or environment contains `needle`.
+fn proc_mentions(pid: u32, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    ["cmdline", "environ"].iter().any(|f| {
+        std::fs::read(format!("/proc/{pid}/{f}"))
+            .map(|b| b.windows(n.len()).any(|w| w == n))
+            .unwrap_or(false)
+    })
+}
+
+/// Live processes whose command line or environment mentions `needle` (e.g. a test's unique
+/// runtime directory, which every process pipework starts inherits or is given).
+pub fn procs_mentioning(needle: &str) -> Vec<ProcInfo> {
+    other_pids()
+        .into_iter()
+        .filter(|&p| proc_mentions(p, needle) && proc_alive(p))
+        .filter_map(proc_info)
+        .collect()
+}
+
+/// The inode of a network namespace (stable while it exists; compare with /proc/PID/ns/net).
+pub fn netns_inode(ns: &dyn Ns) -> u64 {
+    inode_of(&ns.ns_path())
+}
+
+/// Live processes any of whose threads is in the network namespace with inode `inode` (a
+/// DHCP client runs there; pipework's own DHCP thread enters it), except the pids in `except`.
+pub fn procs_in_netns(inode: u64, except: &[u32]) -> Vec<ProcInfo> {
+    let in_ns = |pid: u32| -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.filter_map(|t| t.ok()).any(|t| {
+            std::fs::metadata(t.path().join("ns/net"))
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.ino() == inode
+                })
+                .unwrap_or(false)
+        })
+    };
+    other_pids()
+        .into_iter()
+        .filter(|p| !except.contains(p))
+        .filter(|&p| in_ns(p) && proc_alive(p))
+        .filter_map(proc_info)
+        .collect()
+}
+
+/// SIGTERM, up to `grace` for it to go, then SIGKILL (and a short wait).
+pub fn terminate(pid: u32, grace: Duration) {
+    if !proc_alive(pid) {
+        return;
+    }
+    // SAFETY: kill(2); callers only pass pids they checked to be processes of this test.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    if wait_until(grace, || !proc_alive(pid)) {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    wait_until(Duration::from_secs(2), || !proc_alive(pid));
+}
+
+/// Names of the programs a DHCP run may leave running (pipework's supervisor and the clients).
+const DHCP_PROCESS_NAMES: [&str; 5] = ["pipework", "dhclient", "udhcpc", "busybox", "dhcpcd"];
+
+/// pipework's runtime directory for one test (`PIPEWORK_RUNTIME_DIR=/tmp/pwt-run-<hex>`), not
+/// created here (pipework makes it). Drop stops every process the runs left behind — pids
+/// seen in --json output ([`RuntimeDir::track`]), pids in pidfiles under the directory, and
+/// any live process whose command line or environment names the directory — then removes the
+/// directory and any extra paths registered with [`RuntimeDir::remove_on_drop`]. (DHCP
+/// clients that rewrite their command line and keep pidfiles elsewhere, like dhcpcd, are
+/// stopped by the guest wrapper, [`DhcpGuest`].)
+pub struct RuntimeDir {
+    pub dir: PathBuf,
+    tracked: std::sync::Mutex<Vec<u32>>,
+    extra: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl Default for RuntimeDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RuntimeDir {
+    pub fn new() -> RuntimeDir {
+        RuntimeDir {
+            dir: std::env::temp_dir().join(format!("pwt-run-{}", rand_hex(12))),
+            tracked: Default::default(),
+            extra: Default::default(),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.to_str().expect("utf-8 temp dir")
+    }
+
+    /// A pid pipework reported (a supervisor or client it left running).
+    pub fn track(&self, pid: u32) {
+        self.tracked.lock().unwrap().push(pid);
+    }
+
+    /// A file or directory to remove at the end (e.g. /etc/netns/NAME).
+    pub fn remove_on_drop(&self, p: PathBuf) {
+        self.extra.lock().unwrap().push(p);
+    }
+
+    /// Every `*.pid` file below the directory.
+    pub fn pidfiles(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(rd) = std::fs::read_dir(d) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "pid") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut v = vec![];
+        walk(&self.dir, &mut v);
+        v.sort();
+        v
+    }
+
+    /// Live processes of this test's pipework runs: those naming the directory, plus live
+    /// tracked or pidfile pids that run a DHCP program.
+    pub fn live_processes(&self) -> Vec<ProcInfo> {
+        let mut found = procs_mentioning(self.path());
+        let mut pids: Vec<u32> = self.tracked.lock().unwrap().clone();
+        for f in self.pidfiles() {
+            if let Some(p) = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                pids.push(p);
+            }
+        }
+        for p in pids {
+            if found.iter().any(|f| f.pid == p) || !proc_alive(p) {
+                continue;
+            }
+            if let Some(info) = proc_info(p) {
+                if DHCP_PROCESS_NAMES.contains(&info.comm.as_str()) {
+                    found.push(info);
+                }
+            }
+        }
+        found
+    }
+
+    /// Stops everything [`RuntimeDir::live_processes`] finds.
+    pub fn stop_all(&self) {
+        for _ in 0..3 {
+            let procs = self.live_processes();
+            if procs.is_empty() {
+                return;
+            }
+            for p in procs {
+                eprintln!("stopping leftover process {p}");
+                terminate(p.pid, Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        self.stop_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for p in self.extra.lock().unwrap().drain(..) {
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+    }
+}
+
+/// A guest of a DHCP test. Before the guest goes away, Drop stops any DHCP program still
+/// running inside its network namespace (a client pipework left behind). Only while the guest
+/// still exists: a freed namespace's inode number is soon reused by another test's namespace.
+pub struct DhcpGuest<T: Ns> {
+    pub inner: T,
+    inode: u64,
+}
+
+impl<T: Ns> DhcpGuest<T> {
+    pub fn new(inner: T) -> DhcpGuest<T> {
+        let inode = netns_inode(&inner);
+        DhcpGuest { inner, inode }
+    }
+
+    /// The guest's namespace is still the one it was created with.
+    fn still_there(&self) -> bool {
+        std::fs::metadata(self.inner.ns_path()).is_ok()
+            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inode_of(&self.inner.ns_path())
+            }))
+            .is_ok_and(|i| i == self.inode)
+    }
+}
+
+impl<T: Ns> std::ops::Deref for DhcpGuest<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: Ns> std::ops::DerefMut for DhcpGuest<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: Ns> Ns for DhcpGuest<T> {
+    fn ns_path(&self) -> PathBuf {
+        self.inner.ns_path()
+    }
+    fn ns_name(&self) -> Option<&str> {
+        self.inner.ns_name()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+impl<T: Ns> Drop for DhcpGuest<T> {
+    fn drop(&mut self) {
+        if !self.still_there() {
+            return;
+        }
+        for p in procs_in_netns(self.inode, &[]) {
+            if DHCP_PROCESS_NAMES.contains(&p.comm.as_str()) {
+                eprintln!("stopping DHCP process left in {}: {p}", self.describe());
+                terminate(p.pid, Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// IPv6 service of a test's dnsmasq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum V6Mode {
+    #[default]
+    Off,
+    /// DHCPv6 (IA_NA) from `fd00:224:N::100`–`::1ff`, with router advertisements.
+    Stateful,
+    /// Router advertisements for `fd00:224:N::/64` (SLAAC) only, no DHCPv6 addresses.
+    Slaac,
+}
+
+/// What a test's dnsmasq serves (always DHCPv4 from 10.224.N.100–150, 2 minute leases, router
+/// 10.224.N.1, DNS server 10.224.N.53).
+#[derive(Clone, Debug, Default)]
+pub struct DnsmasqConf {
+    /// DHCP option 58 (renewal time), seconds. dnsmasq 2.90 silently replaces values below
+    /// 3 with half the lease (measured: T1=2 went out as 1m, T1=3 as 3s).
+    pub t1: Option<u32>,
+    /// DHCP option 59 (rebinding time), seconds.
+    pub t2: Option<u32>,
+    pub v6: V6Mode,
+}
+
+/// First and last address of the DHCPv4 range of subnet N.
+pub const V4_RANGE: (u8, u8) = (100, 150);
+
+/// A dnsmasq serving DHCP on one bridge of a test's host namespace, run in the foreground as a
+/// child of the test (as root, so the parent-death signal survives: it dies with the test even
+/// when Drop never runs). Everything in its own `/tmp/pwt-dhcp-…` directory: `log`
+/// (`--log-dhcp`), `leases`, `pid`, `stderr`. Drop stops it, prints the log if the test is
+/// failing, and removes the directory.
+pub struct Dnsmasq {
+    pub dir: PathBuf,
+    pub n: u8,
+    child: Option<Child>,
+}
+
+impl Dnsmasq {
+    pub fn start(host: &dyn Ns, bridge: &str, n: u8, conf: &DnsmasqConf) -> Dnsmasq {
+        let dir = std::env::temp_dir().join(format!("pwt-dhcp-{}", rand_hex(12)));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let mut d = Dnsmasq {
+            dir,
+            n,
+            child: None,
+        };
+        let p = |f: &str| d.dir.join(f).display().to_string();
+        let mut args = vec![
+            "--keep-in-foreground".to_string(),
+            "--conf-file=/dev/null".into(),
+            "--user=root".into(),
+            "--group=root".into(),
+            "--port=0".into(),
+            format!("--interface={bridge}"),
+            "--bind-interfaces".into(),
+            "--dhcp-authoritative".into(),
+            "--no-ping".into(),
+            "--log-dhcp".into(),
+            format!("--log-facility={}", p("log")),
+            format!("--dhcp-leasefile={}", p("leases")),
+            format!("--pid-file={}", p("pid")),
+            format!(
+                "--dhcp-range=10.224.{n}.{},10.224.{n}.{},255.255.255.0,2m",
+                V4_RANGE.0, V4_RANGE.1
+            ),
+            format!("--dhcp-option=option:router,10.224.{n}.1"),
+            format!("--dhcp-option=option:dns-server,10.224.{n}.53"),
+        ];
+        if let Some(t1) = conf.t1 {
+            args.push(format!("--dhcp-option=option:T1,{t1}"));
+        }
+        if let Some(t2) = conf.t2 {
+            args.push(format!("--dhcp-option=option:T2,{t2}"));
+        }
+        match conf.v6 {
+            V6Mode::Off => {}
+            V6Mode::Stateful => {
+                args.push(format!(
+                    "--dhcp-range=fd00:224:{n}::100,fd00:224:{n}::1ff,64,2m"
+                ));
+                args.push("--enable-ra".into());
+            }
+            V6Mode::Slaac => {
+                args.push(format!("--dhcp-range=fd00:224:{n}::,slaac,64,2m"));
+                args.push("--enable-ra".into());
+            }
+        }
+        let stderr = File::create(d.dir.join("stderr")).expect("create dnsmasq stderr file");
+        let mut cmd = Command::new(find_program("dnsmasq").unwrap_or_else(|| "dnsmasq".into()));
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let file = File::open(host.ns_path())
+            .unwrap_or_else(|e| panic!("open {}: {e}", host.ns_path().display()));
+        // SAFETY: only async-signal-safe calls (prctl, setns) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .expect("spawn dnsmasq (scripts/testenv.sh install)");
+        let pid = child.id();
+        // Ready when its DHCP sockets are bound (seen from its own namespace).
+        let bound = |file: &str, port: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/net/{file}"))
+                .map(|s| {
+                    s.lines().skip(1).any(|l| {
+                        l.split_whitespace()
+                            .nth(1)
+                            .is_some_and(|a| a.ends_with(port))
+                    })
+                })
+                .unwrap_or(false)
+        };
+        let ready = wait_until(Duration::from_secs(5), || {
+            matches!(child.try_wait(), Ok(None))
+                && bound("udp", ":0043")
+                && (conf.v6 != V6Mode::Stateful || bound("udp6", ":0223"))
+        });
+        let exited = child.try_wait().ok().flatten();
+        d.child = Some(child);
+        if !ready {
+            panic!(
+                "dnsmasq did not come up (exit status {exited:?}): {}\n--- stderr ---\n{}\n--- log ---\n{}",
+                args.join(" "),
+                d.file("stderr"),
+                d.log()
+            );
+        }
+        d
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// The `--log-dhcp` log so far.
+    pub fn log(&self) -> String {
+        self.file("log")
+    }
+
+    /// The leases file (`expiry MAC IP hostname client-id` for IPv4).
+    pub fn leases(&self) -> String {
+        self.file("leases")
+    }
+
+    /// Log lines containing every one of `needles` (case-insensitive).
+    pub fn log_lines(&self, needles: &[&str]) -> Vec<String> {
+        let needles: Vec<String> = needles.iter().map(|n| n.to_lowercase()).collect();
+        self.log()
+            .lines()
+            .filter(|l| {
+                let l = l.to_lowercase();
+                needles.iter().all(|n| l.contains(n.as_str()))
+            })
+            .map(String::from)
+            .collect()
+    }
+
+    /// DHCPACKs sent to `mac` (the first lease and every renewal).
+    pub fn acks(&self, mac: &str) -> usize {
+        self.log_lines(&["DHCPACK(", mac]).len()
+    }
+
+    /// Waits until at least `n` DHCPACKs went to `mac`.
+    pub fn wait_acks(&self, mac: &str, n: usize, limit: Duration) -> bool {
+        wait_until(limit, || self.acks(mac) >= n)
+    }
+
+    /// True once a DHCPRELEASE from `mac` was logged.
+    pub fn released(&self, mac: &str) -> bool {
+        !self.log_lines(&["DHCPRELEASE(", mac]).is_empty()
+    }
+
+    /// `(address, hostname)` of the IPv4 lease of `mac` in the leases file.
+    pub fn lease_of(&self, mac: &str) -> Option<(String, String)> {
+        let mac = mac.to_lowercase();
+        self.leases().lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[1].to_lowercase() == mac)
+                .then(|| (f[2].to_string(), f[3].to_string()))
+        })
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(c) = self.child.take() {
+            stop_child(c);
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- dnsmasq log ({}) ---\n{}--- leases ---\n{}",
+                self.dir.display(),
+                self.log(),
+                self.leases()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One DHCP test's world: a host namespace holding bridge `br1` (10.224.N.1/24 and
+/// fd00:224:N::1/64 nodad, up) with a dnsmasq on it (or none), pipework's runtime directory,
+/// and the host's resolv.conf as it was at the start. Drop order: leftover processes and the
+/// runtime directory first, then the server, the namespace, and last the resolv.conf check.
+pub struct DhcpLan {
+    pub rt: RuntimeDir,
+    pub server: Option<Dnsmasq>,
+    pub host: Netns,
+    pub n: u8,
+    pub resolv: HostResolvConf,
+}
+
+impl DhcpLan {
+    /// Bridge + dnsmasq serving `conf`.
+    pub fn new(n: u8, conf: &DnsmasqConf) -> DhcpLan {
+        let mut lan = DhcpLan::without_server(n);
+        lan.server = Some(Dnsmasq::start(&lan.host, "br1", n, conf));
+        lan
+    }
+
+    /// Bridge, but nobody answers DHCP.
+    pub fn without_server(n: u8) -> DhcpLan {
+        let resolv = HostResolvConf::read();
+        let host = Netns::new("h");
+        ip(&host, &["link", "add", "name", "br1", "type", "bridge"]);
+        ip(
+            &host,
+            &["addr", "add", &format!("10.224.{n}.1/24"), "dev", "br1"],
+        );
+        ip(
+            &host,
+            &[
+                "addr",
+                "add",
+                &format!("fd00:224:{n}::1/64"),
+                "dev",
+                "br1",
+                "nodad",
+            ],
+        );
+        ip(&host, &["link", "set", "br1", "up"]);
+        DhcpLan {
+            rt: RuntimeDir::new(),
+            server: None,
+            host,
+            n,
+            resolv,
+        }
+    }
+
+    pub fn server(&self) -> &Dnsmasq {
+        self.server.as_ref().expect("this test has a DHCP server")
+    }
+
+    /// A named-namespace guest (see [`DhcpGuest`]).
+    pub fn netns_guest(&self) -> DhcpGuest<Netns> {
+        DhcpGuest::new(Netns::new("g"))
+    }
+
+    /// An `unshare -n sleep` guest (see [`DhcpGuest`]).
+    pub fn pid_guest(&self) -> DhcpGuest<PidGuest> {
+        DhcpGuest::new(PidGuest::new())
+    }
+
+    /// A Docker guest (see [`DhcpGuest`]).
+    pub fn container(&self, docker_host: &str) -> DhcpGuest<Container> {
+        DhcpGuest::new(Container::run(docker_host))
+    }
+
+    /// The bridge's address, the DHCP server and router: 10.224.N.1.
+    pub fn router(&self) -> String {
+        format!("10.224.{}.1", self.n)
+    }
+
+    /// The DNS server the leases announce: 10.224.N.53.
+    pub fn dns(&self) -> String {
+        format!("10.224.{}.53", self.n)
+    }
+
+    /// `fd00:224:N::` (the IPv6 prefix, /64).
+    pub fn v6_prefix(&self) -> String {
+        format!("fd00:224:{}::", self.n)
+    }
+
+    /// True when `ip` (no prefix) is in the DHCPv4 range.
+    pub fn in_v4_range(&self, addr: &str) -> bool {
+        let Ok(a) = addr.parse::<std::net::Ipv4Addr>() else {
+            return false;
+        };
+        let o = a.octets();
+        o[..3] == [10, 224, self.n] && (V4_RANGE.0..=V4_RANGE.1).contains(&o[3])
+    }
+
+    /// True when `ip` (no prefix) is in the DHCPv6 range fd00:224:N::100–::1ff.
+    pub fn in_v6_range(&self, addr: &str) -> bool {
+        let (Ok(a), Ok(lo), Ok(hi)) = (
+            addr.parse::<std::net::Ipv6Addr>(),
+            format!("fd00:224:{}::100", self.n).parse::<std::net::Ipv6Addr>(),
+            format!("fd00:224:{}::1ff", self.n).parse::<std::net::Ipv6Addr>(),
+        ) else {
+            return false;
+        };
+        lo <= a && a <= hi
+    }
+
+    /// The one IPv4 address of `ifname` in `g`: from the DHCP range, with the lease's /24 and
+    /// broadcast.
+    pub fn v4_lease(&self, g: &dyn Ns, ifname: &str) -> Addr {
+        let v4 = global_v4(g, ifname);
+        assert_eq!(
+            v4.len(),
+            1,
+            "exactly one IPv4 address on {ifname} in {}: {v4:?}",
+            g.describe()
+        );
+        let a = v4[0].clone();
+        assert!(
+            self.in_v4_range(&a.local),
+            "{} is from the DHCP range 10.224.{}.{}-{}",
+            a.local,
+            self.n,
+            V4_RANGE.0,
+            V4_RANGE.1
+        );
+        assert_eq!(a.prefixlen, 24, "prefix from the lease's netmask: {a:?}");
+        let bcast = format!("10.224.{}.255", self.n);
+        assert_eq!(
+            a.broadcast.as_deref(),
+            Some(bcast.as_str()),
+            "broadcast set: {a:?}"
+        );
+        a
+    }
+
+    /// Runs pipework in the host namespace with PIPEWORK_RUNTIME_DIR set (plus `env`). Pids
+    /// of supervisors in --json output are remembered for cleanup. A run that exits while a
+    /// process it left behind still holds its stdout/stderr fails the test (a shell's
+    /// `$(pipework --json …)` would never return).
+    pub fn pw_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let (run, held) = self.run(args, env);
+        if let Some(h) = held {
+            panic!("{h}\n{}", run.show());
+        }
+        run
+    }
+
+    /// Like [`DhcpLan::pw_env`], but returns the "output held open" problem instead of
+    /// failing.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> (Run, Option<String>) {
+        let mut all = vec![("PIPEWORK_RUNTIME_DIR", self.rt.path())];
+        all.extend_from_slice(env);
+        let (run, held) = pipework_detached(
+            &self.host,
+            args,
+            &Opts {
+                env: all,
+                ..Default::default()
+            },
+        );
+        if let Ok(v) = serde_json::from_str::<Value>(run.stdout.trim()) {
+            if let Some(pid) = v.pointer("/dhcp/supervisor/pid").and_then(Value::as_u64) {
+                self.rt.track(pid as u32);
+            }
+        }
+        (run, held)
+    }
+
+    pub fn pw(&self, args: &[&str]) -> Run {
+        self.pw_env(args, &[])
+    }
+
+    /// `pipework ls --json` with this test's runtime directory: the running supervisors.
+    pub fn ls(&self) -> Vec<Value> {
+        let r = self.pw(&["ls", "--json"]);
+        r.ok();
+        match r.json() {
+            Value::Array(v) => {
+                for e in &v {
+                    if let Some(p) = e.get("pid").and_then(Value::as_u64) {
+                        self.rt.track(p as u32);
+                    }
+                }
+                v
+            }
+            other => panic!("pipework ls --json: expected an array, got {other}"),
+        }
+    }
+
+    /// Problems showing that a DHCP run left something running: pidfiles under the runtime
+    /// directory, live processes of the runs, or processes inside the guest's namespace (inode
+    /// `guest_netns`; the guest's own processes `guest_pids` excepted). Waits up to `limit`
+    /// for them to go away first.
+    pub fn leftovers(
+        &self,
+        guest_netns: Option<u64>,
+        guest_pids: &[u32],
+        limit: Duration,
+    ) -> Vec<String> {
+        self.leftovers_of(true, guest_netns, guest_pids, limit)
+    }
+
+    /// Like [`DhcpLan::leftovers`], without looking at pidfiles.
+    pub fn leftover_processes(
+        &self,
+        guest_netns: Option<u64>,
+        guest_pids: &[u32],
+        limit: Duration,
+    ) -> Vec<String> {
+        self.leftovers_of(false, guest_netns, guest_pids, limit)
+    }
+
+    fn leftovers_of(
+        &self,
+        pidfiles: bool,
+        guest_netns: Option<u64>,
+        guest_pids: &[u32],
+        limit: Duration,
+    ) -> Vec<String> {
+        let mut problems = vec![];
+        wait_until(limit, || {
+            problems.clear();
+            for f in self.rt.pidfiles().into_iter().filter(|_| pidfiles) {
+                problems.push(format!(
+                    "pidfile left: {} ({:?})",
+                    f.display(),
+                    std::fs::read_to_string(&f).unwrap_or_default().trim()
+                ));
+            }
+            for p in self.rt.live_processes() {
+                problems.push(format!("process left running: {p}"));
+            }
+            if let Some(ino) = guest_netns {
+                for p in procs_in_netns(ino, guest_pids) {
+                    // The guest's own processes (a container's command, docker exec) are not
+                    // pipework's.
+                    if p.comm == "sleep" || p.comm == "unshare" {
+                        continue;
+                    }
+                    problems.push(format!("process left in the guest's namespace: {p}"));
+                }
+            }
+            problems.is_empty()
+        });
+        problems
+    }
+
+    /// Panics with [`DhcpLan::leftovers`]' findings.
+    pub fn assert_no_leftovers(&self, guest_netns: Option<u64>, guest_pids: &[u32], context: &str) {
+        let p = self.leftovers(guest_netns, guest_pids, Duration::from_secs(3));
+        assert!(p.is_empty(), "{context}:\n  {}", p.join("\n  "));
+    }
+
+    /// The host's /etc/resolv.conf is byte for byte what it was when the test started.
+    pub fn finish(&self) {
+        self.resolv.assert_unchanged("at the end of the test");
+    }
+}
+
+/// Global IPv4 addresses of `ifname` (empty when the link is gone).
+pub fn global_v4(g: &dyn Ns, ifname: &str) -> Vec<Addr> {
+    if link(g, ifname).is_none() {
+        return vec![];
+    }
+    addrs(g, Some(ifname))
+        .into_iter()
+        .filter(|a| a.family == "inet" && a.scope == "global")
+        .collect()
+}
+
+/// Global IPv6 addresses of `ifname` (empty when the link is gone).
+pub fn global_v6(g: &dyn Ns, ifname: &str) -> Vec<Addr> {
+    if link(g, ifname).is_none() {
+        return vec![];
+    }
+    addrs(g, Some(ifname))
+        .into_iter()
+        .filter(|a| a.family == "inet6" && a.scope == "global")
+        .collect()
+}
+
+/// Runs pipework like [`pipework_with`], but returns as soon as pipework itself has exited,
+/// without waiting for end-of-file on its output (a supervisor it left running may hold the
+/// pipes). The second value describes the problem when stdout/stderr were still held open 3 s
+/// after pipework exited.
+pub fn pipework_detached(host: &dyn Ns, args: &[&str], opts: &Opts) -> (Run, Option<String>) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    fn drain(mut r: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, Arc<AtomicBool>) {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let (b, d) = (buf.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => b.lock().unwrap().extend_from_slice(&chunk[..k]),
+                }
+            }
+            d.store(true, Ordering::SeqCst);
+        });
+        (buf, done)
+    }
+    let mut cmd = pipework_command(host, args, opts);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn pipework");
+    let (so, so_done) = drain(child.stdout.take().expect("stdout"));
+    let (se, se_done) = drain(child.stderr.take().expect("stderr"));
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() >= RUN_TIMEOUT {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = start.elapsed();
+    let eof = wait_until(Duration::from_secs(3), || {
+        so_done.load(Ordering::SeqCst) && se_done.load(Ordering::SeqCst)
+    });
+    let out = Output {
+        status,
+        stdout: so.lock().unwrap().clone(),
+        stderr: se.lock().unwrap().clone(),
+    };
+    let run = Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: code_of(&out),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed,
+    };
+    eprintln!("{}\n(took {:?})\n", run.show(), run.elapsed);
+    if timed_out {
+        panic!(
+            "pipework did not finish within {RUN_TIMEOUT:?}\n{}",
+            run.show()
+        );
+    }
+    let held = (!eof).then(|| {
+        let which: Vec<&str> = [("stdout", &so_done), ("stderr", &se_done)]
+            .iter()
+            .filter(|(_, d)| !d.load(Ordering::SeqCst))
+            .map(|(n, _)| *n)
+            .collect();
+        format!(
+            "pipework exited, but its {} stayed open 3 s later: a process it left running \
+             (DHCP supervisor or client) did not close or redirect them, so a caller reading \
+             the output (`x=$(pipework --json …)`) would hang",
+            which.join(" and ")
+        )
+    });
+    (run, held)
 }

@@ -156,11 +156,35 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let fd = ns.raw_fd();
-    // SAFETY: only a setns syscall between fork and exec.
+    // dhcpcd keeps its pidfile, control socket and leases under fixed paths named after the
+    // interface (/run/dhcpcd/eth1-4.pid…), shared by every namespace: two guests' eth1 would
+    // collide. It gets a private mount namespace where those directories are ours.
+    let private = if r.client == DhcpClient::Dhcpcd {
+        let run = r.files.with_extension("dhcpcd-run");
+        let lib = r.files.with_extension("dhcpcd-lib");
+        for d in [
+            &run,
+            &lib,
+            &PathBuf::from(DHCPCD_RUN),
+            &PathBuf::from(DHCPCD_LIB),
+        ] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("cannot create {}", d.display()), e))?;
+        }
+        Some((cstr(&run)?, cstr(&lib)?))
+    } else {
+        None
+    };
+    // SAFETY: only async-signal-safe syscalls (setns, unshare, mount) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             let b = std::os::fd::BorrowedFd::borrow_raw(fd);
-            nix::sched::setns(b, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            nix::sched::setns(b, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            if let Some((run, lib)) = &private {
+                private_dirs(run, lib)?;
+            }
+            Ok(())
         });
     }
     let mut child = cmd.spawn().map_err(|e| {
@@ -216,12 +240,8 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
             if last.is_empty() { "" } else { ": " }
         )));
     }
-    let daemon = std::fs::read_to_string(r.pidfile())
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
     if r.keep {
-        return Ok(daemon);
+        return Ok(daemon_pid(r));
     }
     // One-shot: a client that went to the background anyway (dhclient does) is stopped
     // without releasing, as the original does.
@@ -229,16 +249,98 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
     Ok(None)
 }
 
+const DHCPCD_RUN: &str = "/run/dhcpcd";
+const DHCPCD_LIB: &str = "/var/lib/dhcpcd";
+
+fn cstr(p: &Path) -> Result<std::ffi::CString, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("bad path {}", p.display())))
+}
+
+/// In the forked child: a mount namespace of its own where dhcpcd's run and lease directories
+/// are bind mounts of ours (so its pidfile is readable here, and nothing is shared).
+fn private_dirs(run: &std::ffi::CStr, lib: &std::ffi::CStr) -> std::io::Result<()> {
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: plain syscalls with valid NUL-terminated paths.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            run.as_ptr(),
+            c"/run/dhcpcd".as_ptr(),
+            none,
+            libc::MS_BIND,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            lib.as_ptr(),
+            c"/var/lib/dhcpcd".as_ptr(),
+            none,
+            libc::MS_BIND,
+            std::ptr::null(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Live PIDs named by the client's pidfiles: ours (udhcpc, dhclient) or dhcpcd's own in its
+/// private run directory.
+fn daemon_pid_now(r: &Run) -> Option<u32> {
+    let mut files = vec![r.pidfile()];
+    if let Ok(d) = std::fs::read_dir(r.files.with_extension("dhcpcd-run")) {
+        files.extend(
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pid")),
+        );
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|s| s.trim().parse::<u32>().ok())
+        .find(|p| crate::process::alive(*p))
+}
+
+/// The running daemon's PID. A forking client writes its pidfile just after its foreground
+/// process exits: wait for it, briefly.
+fn daemon_pid(r: &Run) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let pid = daemon_pid_now(r);
+        if pid.is_some() || Instant::now() >= deadline {
+            // dhcpcd's own pidfile is inside its mount namespace: mirror it where ours live.
+            if let (Some(p), DhcpClient::Dhcpcd) = (pid, r.client) {
+                let _ = std::fs::write(r.pidfile(), format!("{p}\n"));
+            }
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Stops a client's daemon (by its pidfile), without letting it release or unconfigure.
 pub fn kill_daemon(r: &Run) {
-    if let Some(pid) = std::fs::read_to_string(r.pidfile())
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-    {
+    if let Some(pid) = daemon_pid_now(r) {
         // SAFETY: plain kill(2).
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
     let _ = std::fs::remove_file(r.pidfile());
+    let _ = std::fs::remove_dir_all(r.files.with_extension("dhcpcd-run"));
+    let _ = std::fs::remove_dir_all(r.files.with_extension("dhcpcd-lib"));
 }
 
 // ---- hook mode: we are the client's script ---------------------------------------------------
