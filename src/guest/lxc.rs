@@ -3,6 +3,10 @@
 //!
 //! The LXC path (where containers are defined) is, in this order: `$LXC_PATH`, else what
 //! `lxc-config lxc.lxcpath` says (the system's lxc.conf), else /var/lib/lxc.
+//!
+//! `lxc-info` asks the container's monitor over an abstract unix socket, and abstract sockets
+//! belong to a network namespace: pipework must run in the namespace `lxc-start` ran in (the
+//! host's, normally), or a running container looks STOPPED.
 
 use std::path::{Path, PathBuf};
 

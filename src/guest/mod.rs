@@ -497,9 +497,7 @@ fn find_lxc(name: &str, quick: bool) -> Result<Found, Error> {
     }
     let info = match lxc::info(&path, name)? {
         lxc::Lookup::Found(i) => i,
-        lxc::Lookup::NotFound(why) | lxc::Lookup::NoTool(why) => {
-            return Ok(Found::No(why))
-        }
+        lxc::Lookup::NotFound(why) | lxc::Lookup::NoTool(why) => return Ok(Found::No(why)),
     };
     let at = match (info.usable(), info.pid) {
         (true, Some(pid)) => Place::Process {

@@ -243,8 +243,11 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
     if r.keep {
         return Ok(daemon_pid(r));
     }
-    // One-shot: a client that went to the background anyway (dhclient does) is stopped
-    // without releasing, as the original does.
+    // One-shot: a client that went to the background anyway (dhclient always does, writing
+    // its pidfile just after) is stopped without releasing, as the original does.
+    if r.client == DhcpClient::Dhclient {
+        daemon_pid(r);
+    }
     kill_daemon(r);
     Ok(None)
 }
