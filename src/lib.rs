@@ -144,6 +144,12 @@ fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error
             e,
         )
     })?;
+    // Shared with other attaches, exclusive of detach/gc (see state::lock).
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(state::lock(false)?)
+    };
     let plan = plan::plan_attach(&mut PlanCtx {
         req,
         guest: &guest,
@@ -167,17 +173,19 @@ fn attach(req: &AttachRequest, opts: Options, log: Log) -> Result<Outcome, Error
             fail_after: std::env::var(FAIL_STEP_ENV).ok().filter(|s| !s.is_empty()),
         };
         let undo_info = state::undo_info(&plan);
-        let record = |applied: &apply::Applied| {
+        let record = |applied: &apply::Applied, env_host: &mut Netlink| {
             let rep = report::AttachReport::new(&guest, &plan, Some(applied.clone()));
             let value = serde_json::to_value(&rep)
                 .map_err(|e| Error::Invalid(format!("cannot record the attachment: {e}")))?;
             let mut files = Vec::new();
             if plan.host_interface_created {
                 let kind = format!("{:?}", plan.kind).to_lowercase();
-                files.push(state::mark_created(&kind, &plan.host_interface)?);
+                if !applied.host_interface_existed {
+                    files.push(state::mark_created(env_host, &kind, &plan.host_interface)?);
+                }
             }
             if let Some(v) = &undo_info.vlan_created {
-                files.push(state::mark_created("vlan", v)?);
+                files.push(state::mark_created(env_host, "vlan", v)?);
             }
             let path = state::path_for(guest.netns.inode, &plan.guest_ifname);
             state::write(&path, &value, &undo_info)?;

@@ -21,6 +21,12 @@ pub enum Target {
         spec: String,
         ifname: Option<String>,
     },
+    /// The attachments of a container's earlier lives (its namespace is gone), whatever it is
+    /// doing now: what `watch` undoes when a container dies, even if it is already running
+    /// again by the time the event is handled.
+    DeadContainer {
+        id: String,
+    },
 }
 
 /// Detaches; returns one line per thing undone.
@@ -28,6 +34,12 @@ pub fn detach(target: &Target, dry_run: bool) -> Result<Vec<String>, Error> {
     let records = state::read_all();
     let chosen: Vec<(PathBuf, Record)> = match target {
         Target::All => records,
+        Target::DeadContainer { id } => records
+            .into_iter()
+            .filter(|(_, r)| {
+                r.attachment.guest.id.as_deref() == Some(id.as_str()) && !state::guest_alive(r)
+            })
+            .collect(),
         Target::Guest { spec, ifname } => {
             let inode = resolve_inode(spec);
             records
@@ -41,23 +53,27 @@ pub fn detach(target: &Target, dry_run: bool) -> Result<Vec<String>, Error> {
                 .collect()
         }
     };
+    let _lock = state::lock(true)?;
     let mut host =
         Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
     let mut out = Vec::new();
+    let mut gone = Gone::default();
     for (path, r) in &chosen {
-        out.extend(teardown(&mut host, path, r, dry_run)?);
+        out.extend(teardown(&mut host, path, r, dry_run, &mut gone)?);
     }
     Ok(out)
 }
 
 /// Removes what belongs to guests that are gone.
 pub fn gc(dry_run: bool) -> Result<Vec<String>, Error> {
+    let _lock = state::lock(true)?;
     let mut host =
         Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
     let mut out = Vec::new();
+    let mut gone = Gone::default();
     for (path, r) in state::read_all() {
-        if !state::guest_alive(&r) {
-            out.extend(teardown(&mut host, &path, &r, dry_run)?);
+        if !attachment_alive(&mut host, &r) {
+            out.extend(teardown(&mut host, &path, &r, dry_run, &mut gone)?);
         }
     }
     Ok(out)
@@ -102,14 +118,26 @@ fn guest_ns(r: &Record) -> Option<NetNs> {
     NetNs::open(&path).ok().filter(|n| n.inode == a.netns.inode)
 }
 
+/// What this run has undone so far (a dry run removes nothing, so it must remember).
+#[derive(Default)]
+struct Gone {
+    records: std::collections::HashSet<PathBuf>,
+    host_ends: std::collections::HashSet<String>,
+}
+
 /// Undoes one attachment, as far as it still exists. Returns what was (or would be) done.
 fn teardown(
     host: &mut Netlink,
     path: &PathBuf,
     r: &Record,
     dry_run: bool,
+    gone: &mut Gone,
 ) -> Result<Vec<String>, Error> {
     let a = &r.attachment;
+    gone.records.insert(path.clone());
+    if let Some(h) = &a.host_ifname {
+        gone.host_ends.insert(h.clone());
+    }
     let who = format!("{} of {}", a.guest_ifname, a.guest.spec);
     let mut done = Vec::new();
     let mut act = |what: String, f: &mut dyn FnMut() -> Result<(), Error>| -> Result<(), Error> {
@@ -198,9 +226,9 @@ fn teardown(
     let vlan_parent = (a.kind == "macvlan" || a.kind == "phys")
         .then(|| a.vlan.map(|v| format!("{}.{v}", a.host_interface)))
         .flatten();
-    if let Some(v) = vlan_parent.filter(|v| state::was_created("vlan", v)) {
+    if let Some(v) = vlan_parent.filter(|v| state::was_created(host, "vlan", v)) {
         let v = &v;
-        if !used_by_others(path, |o| {
+        if !used_by_others(gone, |o| {
             o.attachment
                 .vlan
                 .map(|x| format!("{}.{x}", o.attachment.host_interface))
@@ -219,16 +247,20 @@ fn teardown(
             }
         }
     }
-    if state::was_created(&a.kind, &a.host_interface)
-        && !used_by_others(path, |o| o.attachment.host_interface == a.host_interface)
+    if state::was_created(host, &a.kind, &a.host_interface)
+        && !used_by_others(gone, |o| o.attachment.host_interface == a.host_interface)
     {
         let b = &a.host_interface;
-        // In a dry run our own port is still there: it would be gone by now.
-        let ours = usize::from(dry_run);
+        // In a dry run the ports of what was undone are still there: they would be gone.
+        let ours = if dry_run {
+            &gone.host_ends
+        } else {
+            &Default::default()
+        };
         if a.kind == "bridge" {
             if let Some(l) = get_link(host, b)? {
                 let index = l.header.index;
-                if bridge_ports(host, index)?.saturating_sub(ours) == 0 {
+                if bridge_ports(host, index, ours)? == 0 {
                     act(
                         format!("delete bridge {b} (created by pipework, now unused)"),
                         &mut || {
@@ -238,7 +270,8 @@ fn teardown(
                     )?;
                 }
             }
-        } else if a.kind == "ovs" && ovs_ports(b).is_some_and(|p| p.len().saturating_sub(ours) == 0)
+        } else if a.kind == "ovs"
+            && ovs_ports(b).is_some_and(|p| p.iter().all(|x| ours.contains(x)))
         {
             act(
                 format!("delete Open vSwitch bridge {b} (created by pipework, now unused)"),
@@ -256,10 +289,33 @@ fn teardown(
     Ok(done)
 }
 
-fn used_by_others(me: &PathBuf, pred: impl Fn(&Record) -> bool) -> bool {
+fn used_by_others(gone: &Gone, pred: impl Fn(&Record) -> bool) -> bool {
     state::read_all()
         .iter()
-        .any(|(p, r)| p != me && pred(r) && state::guest_alive(r))
+        .any(|(p, r)| !gone.records.contains(p) && pred(r) && state::guest_alive(r))
+}
+
+/// An attachment is alive when its guest is, and its interface is still there: the host end
+/// for veth kinds, the guest's interface otherwise (a namespace recreated under the same name
+/// can even get the same inode number).
+pub fn attachment_alive(host: &mut Netlink, r: &Record) -> bool {
+    if !state::guest_alive(r) {
+        return false;
+    }
+    let a = &r.attachment;
+    match (a.kind.as_str(), &a.host_ifname) {
+        ("bridge" | "ovs", Some(h)) => get_link(host, h).ok().flatten().is_some(),
+        _ => match (guest_ns(r), NetNs::current()) {
+            (Some(ns), Ok(home)) => ns
+                .run_in(&home, Netlink::open)
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|mut g| get_link(&mut g, &a.guest_ifname).ok().flatten())
+                .is_some(),
+            // Not allowed to look inside (not root): trust the guest's liveness.
+            _ => true,
+        },
+    }
 }
 
 fn delete_link(nl: &mut Netlink, index: u32, name: &str) -> Result<(), Error> {
@@ -270,7 +326,12 @@ fn delete_link(nl: &mut Netlink, index: u32, name: &str) -> Result<(), Error> {
     }
 }
 
-fn bridge_ports(nl: &mut Netlink, bridge: u32) -> Result<usize, Error> {
+/// Ports of a bridge, not counting `except` (by name).
+fn bridge_ports(
+    nl: &mut Netlink,
+    bridge: u32,
+    except: &std::collections::HashSet<String>,
+) -> Result<usize, Error> {
     use netlink_packet_route::link::LinkAttribute;
     let links = nl
         .dump(msg::dump_links())
@@ -278,10 +339,12 @@ fn bridge_ports(nl: &mut Netlink, bridge: u32) -> Result<usize, Error> {
     Ok(links
         .iter()
         .filter(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => l
-                .attributes
-                .iter()
-                .any(|a| matches!(a, LinkAttribute::Controller(c) if *c == bridge)),
+            RouteNetlinkMessage::NewLink(l) => {
+                l.attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::Controller(c) if *c == bridge))
+                    && !msg::link_name(l).is_some_and(|n| except.contains(n))
+            }
             _ => false,
         })
         .count())
@@ -363,6 +426,7 @@ pub struct Listed {
 
 pub fn list() -> Vec<Listed> {
     let supervisors = crate::list::dhcp_clients();
+    let mut host = Netlink::open().ok();
     state::read_all()
         .into_iter()
         .map(|(_, r)| {
@@ -372,10 +436,16 @@ pub fn list() -> Vec<Listed> {
                 .find(|s| s.netns_inode == a.netns.inode && s.ifname == a.guest_ifname);
             let _ = supervisor::SUBCOMMAND;
             Listed {
-                state: if state::guest_alive(&r) {
-                    "alive"
-                } else {
-                    "stale"
+                state: {
+                    let alive = match host.as_mut() {
+                        Some(h) => attachment_alive(h, &r),
+                        None => state::guest_alive(&r),
+                    };
+                    if alive {
+                        "alive"
+                    } else {
+                        "stale"
+                    }
                 },
                 guest: a.guest.spec.clone(),
                 engine: a.guest.engine.clone(),

@@ -53,7 +53,7 @@ impl<'a> AttachReport<'a> {
                 inode: guest.netns.inode,
             },
             host_interface: &plan.host_interface,
-            host_interface_created: plan.host_interface_created,
+            host_interface_created: plan.host_interface_created && !applied.host_interface_existed,
             host_ifname: plan.host_ifname.as_deref(),
             guest_ifname: &plan.guest_ifname,
             mac: applied.guest_mac.or(plan.mac),

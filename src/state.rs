@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::addressing::dhcp::runtime_dir;
 use crate::addressing::dhcp::supervisor::write_atomic;
 use crate::error::Error;
+use crate::netlink::Netlink;
 
 pub const VERSION: u32 = 1;
 
@@ -108,15 +109,63 @@ fn created_marker(what: &str, name: &str) -> PathBuf {
     runtime_dir().join("created").join(format!("{what}-{name}"))
 }
 
-/// Returns the marker's path (removed again if the attach rolls back).
-pub fn mark_created(what: &str, name: &str) -> Result<PathBuf, Error> {
+/// Returns the marker's path (removed again if the attach rolls back). It holds the link's
+/// ifindex: a link of the same name made later by someone else is not ours.
+pub fn mark_created(host: &mut Netlink, what: &str, name: &str) -> Result<PathBuf, Error> {
     let p = created_marker(what, name);
-    write_atomic(&p, b"")?;
+    let index = crate::driver::get_link(host, name)?
+        .map(|l| l.header.index.to_string())
+        .unwrap_or_default();
+    write_atomic(&p, index.as_bytes())?;
     Ok(p)
 }
 
-pub fn was_created(what: &str, name: &str) -> bool {
-    created_marker(what, name).exists()
+pub fn was_created(host: &mut Netlink, what: &str, name: &str) -> bool {
+    let Ok(marked) = std::fs::read_to_string(created_marker(what, name)) else {
+        return false;
+    };
+    let now = crate::driver::get_link(host, name)
+        .ok()
+        .flatten()
+        .map(|l| l.header.index.to_string());
+    match now {
+        Some(i) => marked.is_empty() || marked == i,
+        // Gone already: the marker is stale.
+        None => {
+            unmark_created(what, name);
+            false
+        }
+    }
+}
+
+/// Serialises attaches (shared) against detach/gc (exclusive): a detach never deletes a
+/// bridge an attach is about to use, and two detaches agree on who is last.
+pub fn lock(exclusive: bool) -> Result<std::fs::File, Error> {
+    use std::os::fd::AsRawFd;
+    let path = runtime_dir().join("lock");
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::io(format!("cannot create {}", d.display()), e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    // SAFETY: flock on an fd we own; released when the file is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        return Err(Error::io(
+            format!("cannot lock {}", path.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(f)
 }
 
 pub fn unmark_created(what: &str, name: &str) {
@@ -175,7 +224,17 @@ pub fn guest_alive(r: &Record) -> bool {
             .unwrap_or(false)
     };
     match r.attachment.guest.pid {
-        Some(pid) => same(&format!("/proc/{pid}/ns/net")),
+        Some(pid) => {
+            let p = format!("/proc/{pid}/ns/net");
+            match std::fs::metadata(&p) {
+                Ok(m) => m.ino() == inode,
+                // Not ours to inspect (not root): the process existing is all we can tell.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    std::path::Path::new(&format!("/proc/{pid}")).exists()
+                }
+                Err(_) => false,
+            }
+        }
         None => same(&r.attachment.netns.path),
     }
 }

@@ -255,10 +255,7 @@ impl Watcher {
     }
 
     fn unplumb(&self, id: &str) {
-        let t = Target::Guest {
-            spec: format!("docker:{id}"),
-            ifname: None,
-        };
+        let t = Target::DeadContainer { id: id.to_string() };
         match lifecycle::detach(&t, false) {
             Ok(done) if !done.is_empty() => {
                 eprintln!(
@@ -272,14 +269,30 @@ impl Watcher {
         }
     }
 
+    /// Undoes the attachments of every container (recorded by ID) whose namespace is gone.
+    fn reap_dead(&self) {
+        let ids: std::collections::BTreeSet<String> = crate::state::read_all()
+            .into_iter()
+            .filter(|(_, r)| !crate::state::guest_alive(r))
+            .filter_map(|(_, r)| r.attachment.guest.id)
+            .collect();
+        for id in ids {
+            self.unplumb(&id);
+        }
+    }
+
     /// Follows the engine forever, reconnecting after it goes away.
     pub fn run(&self) -> Result<(), Error> {
         let sock = engine_socket()?;
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self.session(&sock) {
+            let mut connected = false;
+            match self.session(&sock, &mut connected) {
                 Ok(()) => eprintln!("pipework watch: the engine closed its event stream"),
                 Err(e) => eprintln!("pipework watch: {e}"),
+            }
+            if connected {
+                backoff = Duration::from_millis(200);
             }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -287,7 +300,7 @@ impl Watcher {
     }
 
     /// One connection: subscribe first, then catch up, then follow.
-    fn session(&self, sock: &Path) -> Result<(), Error> {
+    fn session(&self, sock: &Path, connected: &mut bool) -> Result<(), Error> {
         let mut s = UnixStream::connect(sock)
             .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
         let filters = r#"{"type":["container"],"event":["start","die"]}"#;
@@ -313,6 +326,9 @@ impl Watcher {
             }
         }
         eprintln!("pipework watch: following events at {}", sock.display());
+        *connected = true;
+        // Catch up: containers that died while we were away, then those running now.
+        self.reap_dead();
         for id in running(sock)? {
             self.plumb(sock, &id);
         }

@@ -74,6 +74,8 @@ pub struct Applied {
     pub routes: Vec<RouteReport>,
     /// What DHCP (or SLAAC) gave the interface.
     pub lease: Option<crate::addressing::dhcp::Lease>,
+    /// The bridge the plan was to create turned up meanwhile (a concurrent attach): used.
+    pub host_interface_existed: bool,
     pub dhcp: Option<dhcp::DhcpReport>,
 }
 
@@ -91,7 +93,7 @@ struct State {
 pub fn apply(
     plan: &Plan,
     env: &mut Env<'_>,
-    record: impl FnOnce(&Applied) -> Result<Vec<std::path::PathBuf>, Error>,
+    record: impl FnOnce(&Applied, &mut Netlink) -> Result<Vec<std::path::PathBuf>, Error>,
 ) -> Result<Applied, Error> {
     let mut undo: Vec<Undo> = Vec::new();
     let mut st = State::default();
@@ -115,7 +117,7 @@ pub fn apply(
     env.log
         .step("record", "record the attachment for pipework ls/detach/gc");
     let t = std::time::Instant::now();
-    let mut r = record(&st.applied)
+    let mut r = record(&st.applied, env.host)
         .map(|paths| undo.extend(paths.into_iter().map(|path| Undo::RemoveFile { path })));
     if r.is_ok() && env.fail_after.as_deref() == Some("record") {
         r = Err(Error::Injected("record"));
@@ -190,16 +192,34 @@ fn run_step(
 ) -> Result<(), Error> {
     match &step.op {
         Op::CreateBridge { name, mtu } => {
-            env.host
+            match env
+                .host
                 .request(msg::new_bridge(name, *mtu), NLM_F_CREATE | NLM_F_EXCL)
-                .map_err(|e| Error::netlink(format!("cannot create bridge {name}"), e))?;
-            let index = link_index(env.host, name, Side::Host)?;
-            undo.push(Undo::DeleteLink {
-                side: Side::Host,
-                index,
-                name: name.clone(),
-            });
-            st.bridge_index = Some(index);
+            {
+                Ok(()) => {
+                    let index = link_index(env.host, name, Side::Host)?;
+                    undo.push(Undo::DeleteLink {
+                        side: Side::Host,
+                        index,
+                        name: name.clone(),
+                    });
+                    st.bridge_index = Some(index);
+                }
+                // Another attach created it in the meantime: use it, if it is a bridge.
+                Err(e) if e.errno == libc::EEXIST => {
+                    let l = get_link(env.host, name)?.filter(|l| {
+                        matches!(
+                            msg::link_kind(l),
+                            Some(netlink_packet_route::link::InfoKind::Bridge)
+                        )
+                    });
+                    let l =
+                        l.ok_or_else(|| Error::netlink(format!("cannot create bridge {name}"), e))?;
+                    st.bridge_index = Some(l.header.index);
+                    st.applied.host_interface_existed = true;
+                }
+                Err(e) => return Err(Error::netlink(format!("cannot create bridge {name}"), e)),
+            }
         }
         Op::DeleteStaleLink { name } => {
             if let Some(l) = get_link(env.host, name)? {

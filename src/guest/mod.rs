@@ -326,7 +326,7 @@ impl Candidate {
             .id
             .as_deref()
             .filter(|id| *id != self.name)
-            .map(|id| format!(" ({})", &id[..id.len().min(12)]))
+            .map(|id| format!(" ({})", id.chars().take(12).collect::<String>()))
             .unwrap_or_default();
         format!("{} container {}{id}", self.engine.label(), self.name)
     }
@@ -538,7 +538,10 @@ fn find_containerd(ns: &str, id: &str) -> Result<Found, Error> {
         },
         containerd::Lookup::Found(t) => Place::Stopped {
             state: t.status.to_lowercase(),
-            hint: format!("ctr -n {ns} task start {id}"),
+            hint: format!(
+                "delete the old task, then start it: ctr -n {ns} task rm {id}; ctr -n {ns} \
+                 task start {id}"
+            ),
         },
     };
     Ok(Found::Yes(Candidate {
