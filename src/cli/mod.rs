@@ -35,9 +35,10 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework --wait [-i containerinterface] [--timeout SECONDS]";
 
 const AFTER_HELP: &str = "\
-<guest> is a Docker/Podman container name or ID (via DOCKER_HOST=unix://… or /var/run/docker.sock),
-a PID, a named network namespace (ip netns add NAME), or a namespace file path; force one kind
-with docker:NAME, netns:NAME or pid:N.
+<guest> is a container (Docker, Podman, LXC: name or ID), a PID, a named network namespace
+(ip netns add NAME), or a namespace file path; force one kind with docker:NAME, podman:NAME,
+lxc:NAME, containerd:NS/ID, netns:NAME or pid:N.
+<ipaddr> may be a DHCP client instead: dhcp, dhcp:-f, dhcp6, slaac, udhcpc, dhclient, dhcpcd.
 <macaddr> may be U:<string> for a MAC derived from the string (stable across restarts).
 Exit status: 0 done, 1 failed (nothing left behind), 2 bad command line or value.";
 
