@@ -303,7 +303,10 @@ impl Watcher {
     fn session(&self, sock: &Path, connected: &mut bool) -> Result<(), Error> {
         let mut s = UnixStream::connect(sock)
             .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
-        let filters = r#"{"type":["container"],"event":["start","die"]}"#;
+        // Podman (4.3 and older) matches an event filter against its own name for a death,
+        // `died`, though its Docker-compatible stream reports it as `die`: ask for both
+        // (Docker accepts, and never sends, `died`).
+        let filters = r#"{"type":["container"],"event":["start","die","died"]}"#;
         write!(
             s,
             "GET /events?filters={} HTTP/1.0\r\nHost: engine\r\n\r\n",
@@ -349,7 +352,8 @@ impl Watcher {
             };
             match action {
                 "start" => self.plumb(sock, id),
-                "die" => self.unplumb(id),
+                // `died`: the `Action` of Podman 3's Docker-compatible stream.
+                "die" | "died" => self.unplumb(id),
                 _ => {}
             }
         }

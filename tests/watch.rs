@@ -8,9 +8,12 @@
 //! A watcher follows *every* container of its engine, so two watchers on the shared test
 //! daemon would both plumb each other's labelled containers (into different host namespaces).
 //! The tests that use the shared daemon therefore take an exclusive lock (flock on this test
-//! binary) for their whole run; the engine-restart test has a private dockerd of its own.
+//! binary) for their whole run; the engine-restart test has a private dockerd of its own, and
+//! the Podman test a private Podman service (tests/common/engines.rs).
 
 mod common;
+#[path = "common/engines.rs"]
+mod engines;
 use common::*;
 
 use serde_json::Value;
@@ -1382,4 +1385,142 @@ fn engine_restart_watch_reconnects_and_plumbs() {
     drop(new);
     drop(old);
     drop(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Podman's event stream (a private Podman service)
+// ---------------------------------------------------------------------------------------------
+
+/// The namespace of a Podman container as it is now (a restart gives it a new one).
+fn podman_ns(podman: &engines::Podman, name: &str) -> CtrNs {
+    let pid: u32 = podman
+        .ok(&["inspect", "-f", "{{.State.Pid}}", name])
+        .parse()
+        .expect("State.Pid");
+    assert_ne!(pid, 0, "podman container {name} is not running");
+    CtrNs {
+        pid,
+        name: name.to_string(),
+    }
+}
+
+/// Watch on Podman's Docker-compatible socket (DOCKER_HOST=unix://…/podman.sock): a labelled
+/// container is plumbed at its start, again after `podman restart` (same address and MAC, the
+/// dead incarnation's record gone), and its record goes when it is removed. Podman 4.3 names a
+/// container's death `died` internally and only matches that name in an event filter (it
+/// reports it as `die`): without asking for both, watch would never see a Podman death.
+#[test]
+fn podman_event_stream_plumbs_restart_and_removal() {
+    if !engines::engine_or_skip(&test_name(), "Podman", &["podman"]) {
+        return;
+    }
+    // Dropped last: its Drop removes every container, then stops the service.
+    let podman = engines::Podman::start();
+    let ph = podman.host();
+    let host = Netns::new("h");
+    let rt = RuntimeDir::new();
+    let mut w = Watch::start(&host, &ph, rt.path(), &[]);
+
+    let name = unique("wp");
+    let t = Instant::now();
+    podman.ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--name",
+        &name,
+        "-l",
+        "pipework.1=br1 10.236.90.5/24",
+        &podman.image,
+        "sleep",
+        "100000",
+    ]);
+    let run_took = t.elapsed();
+    let since = Instant::now();
+    let ns = podman_ns(&podman, &name);
+    let took = wait_plumbed(
+        &mut w,
+        &ns,
+        "eth1",
+        "10.236.90.5/24",
+        since,
+        Duration::from_secs(2),
+    );
+    eprintln!("podman run took {run_took:?}; eth1 plumbed {took:?} after it returned");
+    let (g, h) = assert_attached(&host, "br1", &ns, "eth1", &["10.236.90.5/24"]);
+    assert_eq!(g.mac, derived_mac(&name, "eth1"), "derived MAC");
+    let mut names = link_names(&ns);
+    names.sort();
+    assert_eq!(names, ["eth1", "lo"], "exactly the labelled interface");
+    let before = iface(&ns, "eth1").expect("eth1");
+    let want = vec![("eth1".to_string(), "alive".to_string(), h.name, g.mac)];
+    let recs = records_of(&ls(&host, &ph, rt.path()), &name);
+    assert_eq!(recs, want, "the record of the attachment");
+
+    // podman restart: die, then start; same interface, address and MAC in the new namespace.
+    let t = Instant::now();
+    podman.ok(&["restart", "-t", "0", &name]);
+    let restart_took = t.elapsed();
+    let since = Instant::now();
+    let ns2 = podman_ns(&podman, &name);
+    assert_ne!(ns2.pid, ns.pid, "the container was restarted");
+    let took = wait_plumbed(
+        &mut w,
+        &ns2,
+        "eth1",
+        "10.236.90.5/24",
+        since,
+        Duration::from_secs(2),
+    );
+    eprintln!("podman restart took {restart_took:?}; eth1 back {took:?} after it returned");
+    assert_eq!(
+        iface(&ns2, "eth1").expect("eth1"),
+        before,
+        "same MAC and address after podman restart"
+    );
+    let (g, h) = assert_attached(&host, "br1", &ns2, "eth1", &["10.236.90.5/24"]);
+    assert_eq!(ports_of(&host, "br1").len(), 1, "no old host end left");
+    // The restart's die event was seen: the old incarnation's attachment was undone.
+    w.wait_log(": detached (", 1, Duration::from_secs(2));
+    // The dead incarnation's record was removed at its death (die event), the new one is alive.
+    let want = vec![("eth1".to_string(), "alive".to_string(), h.name, g.mac)];
+    let mut recs = vec![];
+    let same = wait_until(Duration::from_secs(2), || {
+        recs = records_of(&ls(&host, &ph, rt.path()), &name);
+        recs == want
+    });
+    assert!(
+        same,
+        "records after podman restart\n  got  {recs:?}\n  want {want:?}\n--- watch log ---\n{}",
+        w.log()
+    );
+
+    // podman rm -f: the record, the host end and the bridge watch created all go.
+    let t = Instant::now();
+    podman.ok(&["rm", "-f", "-t", "0", &name]);
+    let rm_took = t.elapsed();
+    let since = Instant::now();
+    let mut list = vec![];
+    let gone = wait_until(Duration::from_secs(2), || {
+        list = ls(&host, &ph, rt.path());
+        records_of(&list, &name).is_empty()
+    });
+    assert!(
+        gone,
+        "the record is still listed after podman rm -f: {list:?}\n--- watch log ---\n{}",
+        w.log()
+    );
+    eprintln!(
+        "podman rm -f took {rm_took:?}; record gone {:?} after it returned",
+        since.elapsed()
+    );
+    assert!(list.is_empty(), "no record left: {list:?}");
+    let clean = wait_until(Duration::from_secs(2), || link_names(&host) == ["lo"]);
+    assert!(
+        clean,
+        "nothing of watch's left in the host namespace: {:?}\n--- watch log ---\n{}",
+        link_names(&host),
+        w.log()
+    );
+    w.assert_running();
 }
