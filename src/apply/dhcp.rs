@@ -198,7 +198,6 @@ fn lease_on_interface(env: &mut Env<'_>, index: u32, v6: bool) -> Result<Lease, 
         .ok_or_else(|| {
             Error::Guest("the DHCP client reported success but the interface has no address".into())
         })?;
-    let family = if v6 { 6 } else { 4 };
     let gateway = env
         .guest
         .dump(msg::dump_routes(msg::family_of(&address.addr())))
@@ -213,16 +212,5 @@ fn lease_on_interface(env: &mut Env<'_>, index: u32, v6: bool) -> Result<Lease, 
             }
             _ => None,
         });
-    Ok(Lease {
-        family,
-        address,
-        broadcast: None,
-        gateway,
-        routes: Vec::new(),
-        dns: Vec::new(),
-        server: None,
-        lease_time: 0,
-        t1: 0,
-        t2: 0,
-    })
+    Ok(Lease::observed(address, gateway))
 }

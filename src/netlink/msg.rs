@@ -215,14 +215,22 @@ pub fn dump_addresses() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetAddress(AddressMessage::default())
 }
 
+/// The IFLA_LINKINFO entries of a link (kind, kind data, port data).
+fn link_infos(m: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
+    m.attributes
+        .iter()
+        .filter_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => Some(infos),
+            _ => None,
+        })
+        .flatten()
+}
+
 /// The VLAN id of an 802.1Q link, if it is one.
 pub fn vlan_id(m: &LinkMessage) -> Option<u16> {
-    m.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Data(InfoData::Vlan(v)) => v.iter().find_map(|x| match x {
-                InfoVlan::Id(id) => Some(*id),
-                _ => None,
-            }),
+    link_infos(m).find_map(|i| match i {
+        LinkInfo::Data(InfoData::Vlan(v)) => v.iter().find_map(|x| match x {
+            InfoVlan::Id(id) => Some(*id),
             _ => None,
         }),
         _ => None,
@@ -399,11 +407,8 @@ pub fn link_name(m: &LinkMessage) -> Option<&str> {
 }
 
 pub fn link_kind(m: &LinkMessage) -> Option<&InfoKind> {
-    m.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Kind(k) => Some(k),
-            _ => None,
-        }),
+    link_infos(m).find_map(|i| match i {
+        LinkInfo::Kind(k) => Some(k),
         _ => None,
     })
 }
@@ -428,14 +433,9 @@ pub fn link_mac(m: &LinkMessage) -> Option<MacAddr> {
 
 /// The STP state of a bridge port (IFLA_LINKINFO/IFLA_INFO_SLAVE_DATA/IFLA_BRPORT_STATE).
 pub fn bridge_port_state(m: &LinkMessage) -> Option<BridgePortState> {
-    m.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::PortData(InfoPortData::BridgePort(attrs)) => {
-                attrs.iter().find_map(|b| match b {
-                    InfoBridgePort::State(s) => Some(*s),
-                    _ => None,
-                })
-            }
+    link_infos(m).find_map(|i| match i {
+        LinkInfo::PortData(InfoPortData::BridgePort(attrs)) => attrs.iter().find_map(|b| match b {
+            InfoBridgePort::State(s) => Some(*s),
             _ => None,
         }),
         _ => None,

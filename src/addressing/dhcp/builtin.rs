@@ -257,18 +257,7 @@ pub fn wait_slaac(nl: &mut Netlink, p: &ClientParams) -> Result<Lease, Error> {
             .into_iter()
             .find(|a| a.net.addr().is_ipv6() && a.scope == AddressScope::Universe && !a.tentative);
         if let Some(a) = found {
-            return Ok(Lease {
-                family: 6,
-                address: a.net,
-                broadcast: None,
-                gateway: None,
-                routes: Vec::new(),
-                dns: Vec::new(),
-                server: None,
-                lease_time: 0,
-                t1: 0,
-                t2: 0,
-            });
+            return Ok(Lease::observed(a.net, None));
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout(format!(

@@ -37,6 +37,24 @@ pub struct Lease {
     pub t2: u32,
 }
 
+impl Lease {
+    /// A lease known only by what is on the interface (SLAAC, or an external client's work).
+    pub fn observed(address: IpNet, gateway: Option<IpAddr>) -> Lease {
+        Lease {
+            family: if address.addr().is_ipv4() { 4 } else { 6 },
+            address,
+            broadcast: None,
+            gateway,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            server: None,
+            lease_time: 0,
+            t1: 0,
+            t2: 0,
+        }
+    }
+}
+
 /// What the interface's DHCP client needs to know, for any client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientParams {
