@@ -54,23 +54,7 @@ fn assert_ovs_attached(
     ifname: &str,
     cidrs: &[&str],
 ) -> (Link, Link) {
-    let g = must_link(guest, ifname);
-    assert_eq!(
-        g.kind.as_deref(),
-        Some("veth"),
-        "guest end is a veth: {g:?}"
-    );
-    assert!(g.is_up(), "guest end {ifname} is up: {g:?}");
-    assert!(
-        wait_until(Duration::from_secs(2), || must_link(guest, ifname)
-            .has_carrier()),
-        "guest end {ifname} has carrier"
-    );
-    let mut got = global_cidrs(guest, ifname);
-    got.sort();
-    let mut want: Vec<String> = cidrs.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(got, want, "addresses of {ifname} in {}", guest.describe());
+    let g = assert_guest_veth(guest, ifname, cidrs);
     let h = host_end_of(&w.host, guest, ifname);
     assert!(h.is_up(), "host end {} is up", h.name);
     assert!(h.name.len() <= 15, "host end name fits IFNAMSIZ");

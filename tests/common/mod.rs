@@ -1092,15 +1092,8 @@ pub fn docker_ping(c: &Container, addr: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// The guest end `ifname` in `guest` is up with carrier, has exactly the global addresses
-/// `cidrs`, and its host end is a veth enslaved to `bridge`, up. Returns (guest link, host
-/// end).
-pub fn assert_attached(
-    host: &dyn Ns,
-    bridge: &str,
-    guest: &dyn Ns,
-    ifname: &str,
-    cidrs: &[&str],
-) -> (Link, Link) {
+/// The guest end of a veth attachment: a veth, up, with carrier, holding exactly `cidrs`.
+pub fn assert_guest_veth(guest: &dyn Ns, ifname: &str, cidrs: &[&str]) -> Link {
     let g = must_link(guest, ifname);
     assert_eq!(
         g.kind.as_deref(),
@@ -1118,6 +1111,19 @@ pub fn assert_attached(
     let mut want: Vec<String> = cidrs.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(got, want, "addresses of {ifname} in {}", guest.describe());
+    g
+}
+
+/// `cidrs`, and its host end is a veth enslaved to `bridge`, up. Returns (guest link, host
+/// end).
+pub fn assert_attached(
+    host: &dyn Ns,
+    bridge: &str,
+    guest: &dyn Ns,
+    ifname: &str,
+    cidrs: &[&str],
+) -> (Link, Link) {
+    let g = assert_guest_veth(guest, ifname, cidrs);
     let br = must_link(host, bridge);
     assert_eq!(br.kind.as_deref(), Some("bridge"), "{bridge} is a bridge");
     assert!(br.is_up(), "{bridge} is up");
