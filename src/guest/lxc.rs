@@ -1,8 +1,9 @@
 //! LXC containers by name, through `lxc-info` (liblxc finds the container's init process on
 //! cgroup v1 and v2 hosts alike; we never guess cgroup paths ourselves).
 //!
-//! The LXC path (where containers are defined) is, in this order: `$LXC_PATH`, else what
-//! `lxc-config lxc.lxcpath` says (the system's lxc.conf), else /var/lib/lxc.
+//! The LXC path (where containers are defined) is, in this order: `$LXC_PATH`, else
+//! `lxc.lxcpath` in the system's /etc/lxc/lxc.conf (what `lxc-config lxc.lxcpath` reads for
+//! root — read directly: a bare word's lookup must not spawn a process), else /var/lib/lxc.
 //!
 //! `lxc-info` asks the container's monitor over an abstract unix socket, and abstract sockets
 //! belong to a network namespace: pipework must run in the namespace `lxc-start` ran in (the
@@ -52,18 +53,28 @@ pub fn lxc_info() -> Option<PathBuf> {
     tool::find("lxc-info")
 }
 
-/// The LXC path: `$LXC_PATH`, else `lxc-config lxc.lxcpath`, else /var/lib/lxc.
+/// The system's LXC configuration file.
+const LXC_CONF: &str = "/etc/lxc/lxc.conf";
+
+/// The LXC path: `$LXC_PATH`, else `lxc.lxcpath` of /etc/lxc/lxc.conf, else /var/lib/lxc.
 pub fn lxc_path() -> PathBuf {
     if let Some(p) = std::env::var_os(LXC_PATH_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    tool::find("lxc-config")
-        .and_then(|t| tool::run(&t, &["lxc.lxcpath"]).ok())
-        .filter(|o| o.success)
-        .map(|o| o.stdout.trim().to_string())
-        .filter(|s| s.starts_with('/'))
-        .map(PathBuf::from)
+    std::fs::read_to_string(LXC_CONF)
+        .ok()
+        .and_then(|c| conf_lxcpath(&c))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_LXC_PATH))
+}
+
+/// `lxc.lxcpath = /path` in lxc.conf syntax (the last one wins, as in LXC).
+fn conf_lxcpath(conf: &str) -> Option<PathBuf> {
+    conf.lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.trim() == "lxc.lxcpath")
+        .map(|(_, v)| v.trim().to_string())
+        .rfind(|v| v.starts_with('/'))
+        .map(PathBuf::from)
 }
 
 /// Whether `name` is defined under `lxcpath` (has a directory there): a cheap test that spares
@@ -143,6 +154,19 @@ pub fn cgroup_matches(cgroup: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lxcpath_from_conf() {
+        assert_eq!(
+            conf_lxcpath("# c\nlxc.lxcpath = /srv/lxc\n"),
+            Some(PathBuf::from("/srv/lxc"))
+        );
+        assert_eq!(
+            conf_lxcpath("lxc.lxcpath=/a\nlxc.lxcpath = /b"),
+            Some(PathBuf::from("/b"))
+        );
+        assert_eq!(conf_lxcpath("lxc.bdev.lvm.vg = x"), None);
+    }
 
     #[test]
     fn parses_running() {
