@@ -11,6 +11,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# pipework's records of the bench's attaches stay out of the host's /run/pipework.
+export PIPEWORK_RUNTIME_DIR=${PIPEWORK_RUNTIME_DIR:-$(mktemp -d /tmp/pwb-run.XXXXXX)}
+trap_runtime() { case "$PIPEWORK_RUNTIME_DIR" in /tmp/pwb-run.*) rm -rf "$PIPEWORK_RUNTIME_DIR" ;; esac; }
 TESTENV="$ROOT/scripts/testenv.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -26,6 +29,7 @@ eval "$("$TESTENV" env)"
 export PIPEWORK_TEST_DOCKER_HOST PIPEWORK_TEST_IMAGE
 started_env=0
 cleanup() {
+  trap_runtime
   if [ "$started_env" = 1 ]; then
     echo "bench: stopping the test environment it started"
     "$TESTENV" down || true
