@@ -807,12 +807,10 @@ fn inject_each_step(n: u8, word: &str, dhcp_steps: &[&str]) {
         );
         let mut problems = injected_failure_problems(&r, step);
         problems.extend(held);
-        if let Some(d) = changed_within(&lan.host, &hb, Duration::from_secs(2), "host") {
-            problems.push(d);
-        }
-        if let Some(d) = changed_within(&g, &gb, Duration::from_secs(2), "guest") {
-            problems.push(d);
-        }
+        problems.extend(namespaces_changed(&[
+            (&lan.host, &hb, Duration::from_secs(2), "host"),
+            (&g, &gb, Duration::from_secs(2), "guest"),
+        ]));
         problems.extend(lan.leftovers(Some(ino), &[], Duration::from_secs(3)));
         if !problems.is_empty() {
             problems.push(format!("stderr: {}", r.stderr.trim()));

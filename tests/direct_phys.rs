@@ -356,19 +356,17 @@ fn attempt(nic: Nic, pid_guest: bool, args: &[&str], step: Option<&str>) -> (Vec
     };
     let r = pipework_env(&w.host, &argv, &[("PIPEWORK_TEST_FAIL_STEP", step)]);
     let mut problems = injected_failure_problems(&r, step);
-    for (ns, before, what) in [
+    let three = Duration::from_secs(3);
+    problems.extend(namespaces_changed(&[
         (
-            &w.host as &dyn Ns,
+            &w.host,
             &hb,
+            three,
             "host (the NIC back under its name, MAC, addresses, up/down state)",
         ),
-        (guest, &gb, "guest"),
-        (&w.lan as &dyn Ns, &lb, "LAN"),
-    ] {
-        if let Some(d) = changed_within(ns, before, Duration::from_secs(3), what) {
-            problems.push(d);
-        }
-    }
+        (guest, &gb, three, "guest"),
+        (&w.lan, &lb, three, "LAN"),
+    ]));
     if !problems.is_empty() {
         problems.push(format!("stderr: {}", r.stderr.trim()));
     }

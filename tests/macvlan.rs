@@ -399,19 +399,12 @@ fn attempt(nic_up: bool, pid_guest: bool, args: &[&str], step: Option<&str>) -> 
     };
     let r = pipework_env(&w.host, &argv, &[("PIPEWORK_TEST_FAIL_STEP", step)]);
     let mut problems = injected_failure_problems(&r, step);
-    for (ns, before, what) in [
-        (
-            &w.host as &dyn Ns,
-            &hb,
-            "host (NIC back to its up/down state)",
-        ),
-        (guest, &gb, "guest (no macvlan left)"),
-        (&w.lan as &dyn Ns, &lb, "LAN"),
-    ] {
-        if let Some(d) = changed_within(ns, before, Duration::from_secs(2), what) {
-            problems.push(d);
-        }
-    }
+    let two = Duration::from_secs(2);
+    problems.extend(namespaces_changed(&[
+        (&w.host, &hb, two, "host (NIC back to its up/down state)"),
+        (guest, &gb, two, "guest (no macvlan left)"),
+        (&w.lan, &lb, two, "LAN"),
+    ]));
     if !problems.is_empty() {
         problems.push(format!("stderr: {}", r.stderr.trim()));
     }

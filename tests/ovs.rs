@@ -485,12 +485,10 @@ fn inject_once(
     };
     let r = w.pw_env(&argv, &[("PIPEWORK_TEST_FAIL_STEP", step)]);
     let mut problems = injected_failure_problems(&r, step);
-    if let Some(d) = changed_within(&w.host, &hb, Duration::from_secs(2), "host") {
-        problems.push(d);
-    }
-    if let Some(d) = changed_within(guest, &gb, Duration::from_secs(1), "guest") {
-        problems.push(d);
-    }
+    problems.extend(namespaces_changed(&[
+        (&w.host, &hb, Duration::from_secs(2), "host"),
+        (guest, &gb, Duration::from_secs(1), "guest"),
+    ]));
     let mut oa = w.ovs.state();
     if oa != ob {
         std::thread::sleep(Duration::from_millis(500));

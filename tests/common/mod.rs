@@ -1253,6 +1253,16 @@ pub fn changed_within(
     }
 }
 
+/// [`changed_within`] over several namespaces: one description per namespace that did not come
+/// back to its snapshot within its limit.
+#[allow(dead_code)]
+pub fn namespaces_changed(checks: &[(&dyn Ns, &Snapshot, Duration, &str)]) -> Vec<String> {
+    checks
+        .iter()
+        .filter_map(|(ns, before, limit, what)| changed_within(*ns, before, *limit, what))
+        .collect()
+}
+
 /// Like [`assert_unchanged`], but gives the namespace up to 2 s to settle.
 pub fn assert_unchanged_soon(ns: &dyn Ns, before: &Snapshot, context: &str) {
     if let Some(d) = changed_within(ns, before, Duration::from_secs(2), context) {
