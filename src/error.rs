@@ -28,6 +28,11 @@ pub enum Error {
     #[error("{0}")]
     Busy(String),
 
+    /// The guest already has an interface of the name asked for (what `watch` takes as
+    /// "already plumbed" when it catches up).
+    #[error("{0}")]
+    InterfaceExists(String),
+
     #[error("{0}")]
     Permission(String),
 

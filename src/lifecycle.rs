@@ -215,7 +215,11 @@ fn teardown(
                     let index = l.header.index;
                     act(
                         format!("move {who} back to the host as {}", nic.name),
-                        &mut || move_back(host, &mut gnl, index, nic, &home),
+                        &mut || {
+                            crate::driver::phys::return_to_host(
+                                host, &mut gnl, &ns, &home, index, nic,
+                            )
+                        },
                     )?;
                 }
             }
@@ -362,42 +366,6 @@ fn ovs_ports(bridge: &str) -> Option<Vec<String>> {
 
 fn ovs_has_port(bridge: &str, port: &str) -> bool {
     ovs_ports(bridge).is_some_and(|p| p.iter().any(|x| x == port))
-}
-
-fn move_back(
-    host: &mut Netlink,
-    gnl: &mut Netlink,
-    index: u32,
-    nic: &state::MovedNic,
-    home: &NetNs,
-) -> Result<(), Error> {
-    use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-    gnl.request(msg::move_link(index, home.raw_fd(), &nic.name, nic.mtu), 0)
-        .map_err(|e| Error::netlink(format!("cannot move {} back", nic.name), e))?;
-    let l = get_link(host, &nic.name)?
-        .ok_or_else(|| Error::HostInterface(format!("{} did not come back", nic.name)))?;
-    let i = l.header.index;
-    if let Some(mac) = nic.mac.as_deref().and_then(|m| m.parse().ok()) {
-        let _ = host.request(msg::set_link_mac(i, &mac), 0);
-    }
-    for a in nic
-        .addresses
-        .iter()
-        .filter_map(|a| a.parse::<ipnet::IpNet>().ok())
-    {
-        let brd = match a {
-            ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
-            _ => None,
-        };
-        let _ = host.request(
-            msg::new_address(i, a.addr(), a.prefix_len(), brd),
-            NLM_F_CREATE | NLM_F_EXCL,
-        );
-    }
-    if nic.up {
-        let _ = host.request(msg::set_link_up(i), 0);
-    }
-    Ok(())
 }
 
 /// Lines of `pipework ls`: every recorded attachment, alive or stale.

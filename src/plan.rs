@@ -50,8 +50,9 @@ pub enum GuestLink {
     Dummy,
 }
 
-/// A NIC's state before it was moved into the guest: what rollback restores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A NIC's state before it was moved into the guest: what rollback and `detach` restore
+/// (also kept in the attachment's record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NicState {
     pub name: String,
     pub mac: Option<MacAddr>,

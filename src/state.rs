@@ -24,18 +24,9 @@ pub struct UndoInfo {
     /// An 802.1Q child this attachment created (removed when no longer used).
     #[serde(default)]
     pub vlan_created: Option<String>,
-    /// A NIC moved into the guest: its host name, MAC, MTU, addresses and state.
+    /// A NIC moved into the guest: its host name, MAC, MTU, addresses, state (and phy).
     #[serde(default)]
-    pub moved_nic: Option<MovedNic>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MovedNic {
-    pub name: String,
-    pub mac: Option<String>,
-    pub mtu: Option<u32>,
-    pub up: bool,
-    pub addresses: Vec<String>,
+    pub moved_nic: Option<crate::plan::NicState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,15 +79,7 @@ pub fn undo_info(plan: &crate::plan::Plan) -> UndoInfo {
     for s in &plan.steps {
         match &s.op {
             Op::CreateVlan { name, .. } => u.vlan_created = Some(name.clone()),
-            Op::MoveToGuest { nic, .. } => {
-                u.moved_nic = Some(MovedNic {
-                    name: nic.name.clone(),
-                    mac: nic.mac.map(|m| m.to_string()),
-                    mtu: nic.mtu,
-                    up: nic.up,
-                    addresses: nic.addresses.iter().map(|a| a.to_string()).collect(),
-                })
-            }
+            Op::MoveToGuest { nic, .. } => u.moved_nic = Some(nic.clone()),
             _ => {}
         }
     }

@@ -248,7 +248,7 @@ impl Watcher {
             match r {
                 Ok(_) => eprintln!("pipework watch: {}: attached {spec}", c.name),
                 // Caught up with an attachment that is already there.
-                Err(e) if e.to_string().contains("already has an interface named") => {}
+                Err(Error::InterfaceExists(_)) => {}
                 Err(e) => eprintln!("pipework watch: {}: {spec}: {e}", c.name),
             }
         }

@@ -284,7 +284,6 @@ fn run_step(
             // timed out waiting for ovs-vswitchd; the (idempotent) removal must run then too.
             undo.push(Undo::OvsDelBridge { name: name.clone() });
             let args = ovs::add_bridge_args(name, datapath.as_deref());
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ovs::vsctl_change(&args, &format!("cannot create Open vSwitch bridge {name}"))?;
         }
         Op::OvsAddPort {
@@ -298,7 +297,6 @@ fn run_step(
                 port: port.clone(),
             });
             let args = ovs::add_port_args(bridge, port, *tag, external_ids);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ovs::vsctl_change(
                 &args,
                 &format!("cannot add {port} to Open vSwitch bridge {bridge}"),
@@ -417,10 +415,7 @@ fn run_step(
         }
         Op::AddAddress { ifname, address } => {
             let i = guest_index(env, st, ifname)?;
-            let brd = match address {
-                ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
-                _ => None,
-            };
+            let brd = msg::v4_broadcast(address);
             env.guest
                 .request(
                     msg::new_address(i, address.addr(), address.prefix_len(), brd),

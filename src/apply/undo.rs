@@ -5,7 +5,7 @@
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::RouteMessage;
 
-use super::{nic, Env};
+use super::Env;
 use crate::driver::ovs;
 use crate::error::Error;
 use crate::netlink::msg;
@@ -132,7 +132,14 @@ pub(super) fn rollback(err: Error, undo: Vec<Undo>, env: &mut Env<'_>) -> Error 
             Undo::MoveBack { guest_index, nic } => {
                 env.log
                     .step("rollback", format!("move {} back to the host", nic.name));
-                if let Err(e) = nic::move_back(env, guest_index, &nic) {
+                if let Err(e) = crate::driver::phys::return_to_host(
+                    env.host,
+                    env.guest,
+                    env.guest_ns,
+                    env.home,
+                    guest_index,
+                    &nic,
+                ) {
                     left.push(format!(
                         "{} is not back in the host as it was ({e})",
                         nic.name

@@ -156,7 +156,7 @@ pub fn guest_ifname(ctx: &mut PlanCtx<'_>, default: &str) -> Result<String, Erro
         .clone()
         .unwrap_or_else(|| default.to_string());
     if get_link(ctx.guest_nl, &name)?.is_some() {
-        return Err(Error::Busy(format!(
+        return Err(Error::InterfaceExists(format!(
             "guest {} already has an interface named {name}; choose another name with -i",
             ctx.guest.spec
         )));

@@ -41,10 +41,10 @@ pub enum OvsBridge {
 }
 
 /// Runs `ovs-vsctl ARGS…`; `Ok(None)` when OVS's tools are not installed.
-pub fn vsctl(args: &[&str]) -> Result<Option<Output>, Error> {
+pub fn vsctl<S: AsRef<str>>(args: &[S]) -> Result<Option<Output>, Error> {
     match Command::new(VSCTL)
         .arg(format!("--timeout={VSCTL_TIMEOUT_S}"))
-        .args(args)
+        .args(args.iter().map(AsRef::as_ref))
         .output()
     {
         Ok(o) => Ok(Some(o)),
@@ -54,8 +54,9 @@ pub fn vsctl(args: &[&str]) -> Result<Option<Output>, Error> {
 }
 
 /// Runs a change through ovs-vsctl; its own message on failure.
-pub fn vsctl_change(args: &[&str], what: &str) -> Result<(), Error> {
+pub fn vsctl_change<S: AsRef<str>>(args: &[S], what: &str) -> Result<(), Error> {
     let out = vsctl(args)?.ok_or_else(not_installed)?;
+    let shown: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     if out.status.success() {
         return Ok(());
     }
@@ -64,12 +65,12 @@ pub fn vsctl_change(args: &[&str], what: &str) -> Result<(), Error> {
         return Err(Error::Timeout(format!(
             "{what}: Open vSwitch did not apply the change within {VSCTL_TIMEOUT_S} s (ovs-vsctl \
              {}): is ovs-vswitchd running?",
-            args.join(" ")
+            shown.join(" ")
         )));
     }
     Err(Error::HostInterface(format!(
         "{what}: ovs-vsctl {}: {}",
-        args.join(" "),
+        shown.join(" "),
         err.trim()
     )))
 }

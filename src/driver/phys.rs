@@ -12,6 +12,7 @@ use crate::driver::macvlan::plan_parent;
 use crate::driver::{get_link, guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
 use crate::error::Error;
 use crate::netlink::{msg, Netlink};
+use crate::ns::NetNs;
 use crate::plan::{Kind, NicState, Op, Plan, PlanCtx, Step};
 
 pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
@@ -110,6 +111,85 @@ pub fn iw_move_args(phy: &str, netns_fd: i32) -> Vec<String> {
         "name".into(),
         format!("/proc/{}/fd/{netns_fd}", std::process::id()),
     ]
+}
+
+/// Gives a moved NIC back to the host: out of the guest under its own name (and MTU), then
+/// its MAC, addresses and up state — for rollback and for `detach`.
+pub fn return_to_host(
+    host: &mut Netlink,
+    guest: &mut Netlink,
+    guest_ns: &NetNs,
+    home: &NetNs,
+    guest_index: u32,
+    nic: &NicState,
+) -> Result<(), Error> {
+    use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+    match &nic.phy {
+        None => guest
+            .request(
+                msg::move_link(guest_index, home.raw_fd(), &nic.name, nic.mtu),
+                0,
+            )
+            .map_err(|e| Error::netlink(format!("cannot move {} back", nic.name), e))?,
+        Some(phy) => {
+            guest
+                .request(msg::set_link_down(guest_index), 0)
+                .and_then(|()| guest.request(msg::rename_link(guest_index, &nic.name), 0))
+                .map_err(|e| Error::netlink(format!("cannot rename {} back", nic.name), e))?;
+            run_iw(&iw_move_args(phy, home.raw_fd()), Some(guest_ns))?;
+        }
+    }
+    let index = get_link(host, &nic.name)?
+        .map(|l| l.header.index)
+        .ok_or_else(|| Error::HostInterface(format!("{} did not come back", nic.name)))?;
+    if let Some(mac) = &nic.mac {
+        host.request(msg::set_link_mac(index, mac), 0)
+            .map_err(|e| Error::netlink(format!("cannot restore its mac {mac}"), e))?;
+    }
+    for a in &nic.addresses {
+        match host.request(
+            msg::new_address(index, a.addr(), a.prefix_len(), msg::v4_broadcast(a)),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(()) => {}
+            Err(e) if e.errno == libc::EEXIST => {}
+            Err(e) => return Err(Error::netlink(format!("cannot restore its address {a}"), e)),
+        }
+    }
+    if nic.up {
+        host.request(msg::set_link_up(index), 0)
+            .map_err(|e| Error::netlink("cannot bring it back up", e))?;
+    }
+    Ok(())
+}
+
+/// Runs `iw ARGS…` (wireless phys change namespace through nl80211), inside `ns` if given.
+pub fn run_iw(args: &[String], ns: Option<&NetNs>) -> Result<(), Error> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("iw");
+    cmd.args(args);
+    if let Some(ns) = ns {
+        let fd = ns.raw_fd();
+        // SAFETY: only a setns syscall between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let b = std::os::fd::BorrowedFd::borrow_raw(fd);
+                nix::sched::setns(b, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io("cannot run iw (package iw) to move a wireless interface", e))?;
+    if !out.status.success() {
+        return Err(Error::HostInterface(format!(
+            "iw {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -282,6 +282,15 @@ pub fn set_arp_notify(index: u32) -> RouteNetlinkMessage {
     RouteNetlinkMessage::SetLink(m)
 }
 
+/// The broadcast of an IPv4 network (none for /31 and /32, RFC 3021), which the kernel does
+/// not compute over netlink.
+pub fn v4_broadcast(net: &ipnet::IpNet) -> Option<std::net::Ipv4Addr> {
+    match net {
+        ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(n.broadcast()),
+        _ => None,
+    }
+}
+
 /// RTM_NEWADDR with IFA_LOCAL + IFA_ADDRESS, the IPv4 broadcast (the kernel does not compute
 /// it over netlink) and IFA_F_NODAD for IPv6 (usable at once, not tentative for 1–2 s).
 pub fn new_address(
