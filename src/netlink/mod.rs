@@ -54,6 +54,30 @@ impl std::error::Error for NlError {}
 
 pub type NlResult<T> = Result<T, NlError>;
 
+/// The route-netlink requests the engine makes, behind a trait so that plan, apply, rollback,
+/// teardown and check are unit-tested against a recording fake (`fake::World`) without root.
+/// The session chooses the implementation by construction, never by `cfg!(test)`.
+pub trait Rtnl {
+    /// Sends a change and waits for the kernel's acknowledgement.
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()>;
+    /// Sends a GET for one object; `Ok(None)` when the kernel says it does not exist.
+    fn get(&mut self, msg: RouteNetlinkMessage) -> NlResult<Option<RouteNetlinkMessage>>;
+    /// Dumps a table (links, addresses, routes) to NLMSG_DONE.
+    fn dump(&mut self, msg: RouteNetlinkMessage) -> NlResult<Vec<RouteNetlinkMessage>>;
+}
+
+impl Rtnl for Netlink {
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
+        Netlink::request(self, msg, flags)
+    }
+    fn get(&mut self, msg: RouteNetlinkMessage) -> NlResult<Option<RouteNetlinkMessage>> {
+        Netlink::get(self, msg)
+    }
+    fn dump(&mut self, msg: RouteNetlinkMessage) -> NlResult<Vec<RouteNetlinkMessage>> {
+        Netlink::dump(self, msg)
+    }
+}
+
 /// A route-netlink socket bound to the network namespace it was opened in, for life.
 pub struct Netlink {
     socket: Socket,
