@@ -28,6 +28,7 @@ pub mod process;
 pub mod report;
 pub mod request;
 pub mod state;
+pub mod testhook;
 pub mod wait;
 pub mod watch;
 
