@@ -1435,3 +1435,781 @@ fn link_label(namespaces: &BTreeMap<i32, Ns>, fd: i32, m: &LinkMessage) -> Strin
     }
     attr_name(m).unwrap_or_default().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::msg;
+    use netlink_packet_route::link::MacVlanMode;
+
+    const HOST: i32 = 3;
+    const GUEST: i32 = 4;
+    const CREATE: u16 = NLM_F_CREATE | NLM_F_EXCL;
+
+    fn world() -> (World, FakeNl, FakeNl) {
+        let w = World::new();
+        let host = w.netns(HOST);
+        let guest = w.netns(GUEST);
+        (w, host, guest)
+    }
+
+    fn link(nl: &mut FakeNl, name: &str) -> LinkMessage {
+        match nl.get(msg::get_link_by_name(name)).unwrap() {
+            Some(RouteNetlinkMessage::NewLink(l)) => l,
+            other => panic!("no link {name}: {other:?}"),
+        }
+    }
+
+    fn peer(name: &str, fd: i32) -> msg::PeerSpec {
+        msg::PeerSpec {
+            name: name.into(),
+            mtu: 1500,
+            mac: Some("02:00:00:00:00:42".parse().unwrap()),
+            netns_fd: fd,
+        }
+    }
+
+    fn names(w: &World, fd: i32) -> Vec<String> {
+        w.snapshot(fd).links.into_iter().map(|l| l.name).collect()
+    }
+
+    #[test]
+    fn every_namespace_starts_with_lo_only() {
+        let (w, mut host, _) = world();
+        assert_eq!(names(&w, HOST), vec!["lo"]);
+        let links = host.dump(msg::dump_links()).unwrap();
+        assert_eq!(links.len(), 1);
+        assert!(w.changes().is_empty());
+    }
+
+    #[test]
+    fn bridge_is_created_up_and_a_clash_is_eexist() {
+        let (w, mut host, _) = world();
+        host.request(msg::new_bridge("br1", Some(1400)), CREATE)
+            .unwrap();
+        let br = link(&mut host, "br1");
+        assert!(msg::link_is_up(&br));
+        assert_eq!(msg::link_mtu(&br), Some(1400));
+        assert_eq!(msg::link_kind(&br), Some(&InfoKind::Bridge));
+        let e = host
+            .request(msg::new_bridge("br1", None), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+        assert_eq!(w.changes(), vec!["ns 3: newlink bridge br1 up"]);
+    }
+
+    #[test]
+    fn newlink_without_create_is_enodev() {
+        let (_, mut host, _) = world();
+        let e = host.request(msg::new_bridge("br1", None), 0).unwrap_err();
+        assert_eq!(e.errno, libc::ENODEV);
+    }
+
+    #[test]
+    fn veth_peer_is_created_in_the_guest_with_its_final_name() {
+        let (w, mut host, mut guest) = world();
+        let br = w.add_link(HOST, "br1", Some(InfoKind::Bridge));
+        host.request(
+            msg::new_veth("veth1pl42", 1500, Some(br), &peer("eth1", GUEST)),
+            CREATE,
+        )
+        .unwrap();
+        let h = link(&mut host, "veth1pl42");
+        assert!(msg::link_is_up(&h));
+        assert_eq!(
+            h.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Controller(m) => Some(*m),
+                _ => None,
+            }),
+            Some(br)
+        );
+        let g = link(&mut guest, "eth1");
+        assert!(!msg::link_is_up(&g), "the peer is created down");
+        assert_eq!(
+            msg::link_mac(&g),
+            Some("02:00:00:00:00:42".parse().unwrap())
+        );
+        assert!(host.get(msg::get_link_by_name("eth1")).unwrap().is_none());
+        assert_eq!(
+            w.changes(),
+            vec![format!(
+                "ns 3: newlink veth veth1pl42 peer eth1 in ns 4 master {br} up"
+            )]
+        );
+        // The host end is a bridge port, disabled until the guest end is up.
+        assert_eq!(msg::bridge_port_state(&h), Some(BridgePortState::Disabled));
+        guest.request(msg::set_link_up(g.header.index), 0).unwrap();
+        let h = link(&mut host, "veth1pl42");
+        assert_eq!(
+            msg::bridge_port_state(&h),
+            Some(BridgePortState::Forwarding)
+        );
+        let snap = w.snapshot(HOST);
+        let port = snap.links.iter().find(|l| l.name == "veth1pl42").unwrap();
+        assert_eq!(port.master.as_deref(), Some("br1"));
+        assert_eq!(port.kind.as_deref(), Some("veth"));
+    }
+
+    #[test]
+    fn veth_peer_up_in_the_creating_message_is_enotconn() {
+        let (w, mut host, _) = world();
+        let RouteNetlinkMessage::NewLink(mut m) =
+            msg::new_veth("v0", 1500, None, &peer("eth1", GUEST))
+        else {
+            unreachable!()
+        };
+        for a in &mut m.attributes {
+            if let LinkAttribute::LinkInfo(infos) = a {
+                for i in infos {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = i {
+                        p.header.flags = LinkFlags::Up;
+                        p.header.change_mask = LinkFlags::Up;
+                    }
+                }
+            }
+        }
+        let e = host
+            .request(RouteNetlinkMessage::NewLink(m), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::ENOTCONN);
+        assert_eq!(names(&w, HOST), vec!["lo"]);
+        assert_eq!(names(&w, GUEST), vec!["lo"]);
+    }
+
+    #[test]
+    fn veth_clash_on_either_end_is_eexist_and_creates_nothing() {
+        let (w, mut host, _) = world();
+        w.add_link(GUEST, "eth1", Some(InfoKind::Veth));
+        let e = host
+            .request(
+                msg::new_veth("v0", 1500, None, &peer("eth1", GUEST)),
+                CREATE,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+        assert_eq!(names(&w, HOST), vec!["lo"]);
+        // Both ends in one namespace under one name.
+        let e = host
+            .request(msg::new_veth("v0", 1500, None, &peer("v0", HOST)), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+    }
+
+    #[test]
+    fn deleting_one_veth_end_deletes_the_other_with_addresses_and_routes() {
+        let (w, mut host, mut guest) = world();
+        let before = (w.snapshot(HOST), w.snapshot(GUEST));
+        host.request(
+            msg::new_veth("v0", 1500, None, &peer("eth1", GUEST)),
+            CREATE,
+        )
+        .unwrap();
+        let g = link(&mut guest, "eth1").header.index;
+        guest.request(msg::set_link_up(g), 0).unwrap();
+        guest
+            .request(
+                msg::new_address(g, "10.0.0.2".parse().unwrap(), 24, None),
+                CREATE,
+            )
+            .unwrap();
+        guest
+            .request(
+                msg::new_default_route("10.0.0.1".parse().unwrap(), g),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .unwrap();
+        assert_eq!(
+            w.snapshot(GUEST).routes,
+            vec!["default via 10.0.0.1 dev eth1"]
+        );
+        let h = link(&mut host, "v0").header.index;
+        host.request(msg::del_link(h), 0).unwrap();
+        assert_eq!((w.snapshot(HOST), w.snapshot(GUEST)), before);
+        assert_eq!(w.changes().last().unwrap(), "ns 3: dellink v0 eth1");
+        let e = host.request(msg::del_link(h), 0).unwrap_err();
+        assert_eq!(e.errno, libc::ENODEV);
+    }
+
+    #[test]
+    fn macvlan_is_created_in_the_guest_from_a_host_parent() {
+        let (w, mut host, mut guest) = world();
+        let nic = w.seed_link(
+            HOST,
+            Seed {
+                name: "eth0".into(),
+                mtu: Some(9000),
+                up: true,
+                ..Seed::default()
+            },
+        );
+        let kind = msg::GuestLinkKind::Macvlan {
+            parent: nic,
+            mode: MacVlanMode::Bridge,
+        };
+        host.request(
+            msg::new_link_in_guest(&kind, "eth1", None, None, GUEST),
+            CREATE,
+        )
+        .unwrap();
+        let m = link(&mut guest, "eth1");
+        assert_eq!(msg::link_kind(&m), Some(&InfoKind::MacVlan));
+        assert_eq!(msg::link_mtu(&m), Some(9000), "inherits the parent's MTU");
+        assert_eq!(msg::link_parent(&m), Some(nic));
+        assert!(msg::link_mac(&m).is_some(), "a MAC is generated");
+        assert_eq!(
+            w.changes(),
+            vec![format!("ns 3: newlink macvlan eth1 in ns 4 parent {nic}")]
+        );
+        // Larger than the parent: refused, like the kernel.
+        let e = host
+            .request(
+                msg::new_link_in_guest(&kind, "eth2", Some(9001), None, GUEST),
+                CREATE,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+        // A missing parent.
+        let bad = msg::GuestLinkKind::Macvlan {
+            parent: 999,
+            mode: MacVlanMode::Private,
+        };
+        let e = host
+            .request(
+                msg::new_link_in_guest(&bad, "eth2", None, None, GUEST),
+                CREATE,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno, libc::ENODEV);
+    }
+
+    #[test]
+    fn ipoib_and_dummy_are_created_in_the_guest() {
+        let (w, mut host, mut guest) = world();
+        let ib = w.add_link(HOST, "ib0", None);
+        let kind = msg::GuestLinkKind::Ipoib {
+            parent: ib,
+            pkey: Some(0x8001),
+        };
+        host.request(
+            msg::new_link_in_guest(&kind, "ib1", None, None, GUEST),
+            CREATE,
+        )
+        .unwrap();
+        let l = link(&mut guest, "ib1");
+        assert_eq!(msg::link_kind(&l), Some(&InfoKind::Ipoib));
+        assert_eq!(l.header.link_layer_type, LinkLayerType::Infiniband);
+        host.request(
+            msg::new_link_in_guest(&msg::GuestLinkKind::Dummy, "d0", Some(1400), None, GUEST),
+            CREATE,
+        )
+        .unwrap();
+        let d = link(&mut guest, "d0");
+        assert_eq!(msg::link_mtu(&d), Some(1400));
+        assert_eq!(names(&w, GUEST), vec!["d0", "ib1", "lo"]);
+    }
+
+    #[test]
+    fn a_kind_the_kernel_lacks_is_eopnotsupp() {
+        let (w, mut host, _) = world();
+        w.lack_kind(InfoKind::Vlan);
+        let nic = w.add_link(HOST, "eth0", None);
+        let e = host
+            .request(msg::new_vlan("eth0.10", nic, 10, None), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EOPNOTSUPP);
+        assert_eq!(e.ext_ack.as_deref(), Some("Unknown device type"));
+        assert!(w.changes().is_empty());
+    }
+
+    #[test]
+    fn vlan_child_is_created_up_in_the_host_and_dies_with_its_parent() {
+        let (w, mut host, _) = world();
+        let nic = w.add_link(HOST, "eth0", Some(InfoKind::Veth));
+        host.request(msg::new_vlan("eth0.10", nic, 10, None), CREATE)
+            .unwrap();
+        let v = link(&mut host, "eth0.10");
+        assert!(msg::link_is_up(&v));
+        assert_eq!(msg::vlan_id(&v), Some(10));
+        assert_eq!(msg::link_parent(&v), Some(nic));
+        host.request(msg::del_link(nic), 0).unwrap();
+        assert_eq!(names(&w, HOST), vec!["lo"]);
+    }
+
+    #[test]
+    fn move_and_rename_in_one_message_drops_addresses() {
+        let (w, mut host, mut guest) = world();
+        let nic = w.seed_link(
+            HOST,
+            Seed {
+                name: "enp1s0".into(),
+                up: true,
+                ..Seed::default()
+            },
+        );
+        w.add_address(HOST, nic, "192.168.7.2".parse().unwrap(), 24);
+        host.request(msg::move_link(nic, GUEST, "eth1", Some(1400)), 0)
+            .unwrap();
+        assert_eq!(names(&w, HOST), vec!["lo"]);
+        assert!(w.snapshot(HOST).addresses.is_empty());
+        let g = link(&mut guest, "eth1");
+        assert_eq!(g.header.index, nic, "the index is kept");
+        assert!(!msg::link_is_up(&g), "a moved device arrives down");
+        assert_eq!(msg::link_mtu(&g), Some(1400));
+        assert!(w.snapshot(GUEST).addresses.is_empty());
+        assert_eq!(
+            w.changes(),
+            vec!["ns 3: setlink enp1s0 move to ns 4 as eth1 mtu 1400"]
+        );
+        // Back, under its old name: what a rollback does.
+        guest
+            .request(msg::move_link(nic, HOST, "enp1s0", None), 0)
+            .unwrap();
+        assert_eq!(names(&w, HOST), vec!["enp1s0", "lo"]);
+        // A clash in the target namespace.
+        w.add_link(GUEST, "eth1", Some(InfoKind::Veth));
+        let e = host
+            .request(msg::move_link(nic, GUEST, "eth1", None), 0)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+        assert_eq!(names(&w, HOST), vec!["enp1s0", "lo"]);
+    }
+
+    #[test]
+    fn bridges_and_lo_cannot_change_namespace() {
+        let (w, mut host, _) = world();
+        let br = w.add_link(HOST, "br1", Some(InfoKind::Bridge));
+        let e = host
+            .request(msg::move_link(br, GUEST, "br1", None), 0)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+        let e = host
+            .request(msg::move_link(1, GUEST, "lo", None), 0)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+    }
+
+    #[test]
+    fn rename_down_up_and_mac() {
+        let (w, mut host, _) = world();
+        let i = w.seed_link(
+            HOST,
+            Seed {
+                name: "eth1".into(),
+                up: true,
+                ..Seed::default()
+            },
+        );
+        host.request(msg::set_link_down(i), 0).unwrap();
+        host.request(msg::rename_link(i, "nic1"), 0).unwrap();
+        let mac: MacAddr = "02:00:00:00:00:07".parse().unwrap();
+        host.request(msg::set_link_mac(i, &mac), 0).unwrap();
+        host.request(msg::set_link_up(i), 0).unwrap();
+        let l = link(&mut host, "nic1");
+        assert!(msg::link_is_up(&l));
+        assert_eq!(msg::link_mac(&l), Some(mac));
+        assert_eq!(
+            w.changes(),
+            vec![
+                "ns 3: setlink eth1 down",
+                "ns 3: setlink eth1 rename to nic1",
+                "ns 3: setlink nic1 mac 02:00:00:00:00:07",
+                "ns 3: setlink nic1 up",
+            ]
+        );
+        let e = host.request(msg::set_link_up(999), 0).unwrap_err();
+        assert_eq!(e.errno, libc::ENODEV);
+        w.add_link(HOST, "taken", None);
+        let e = host.request(msg::rename_link(i, "taken"), 0).unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+    }
+
+    #[test]
+    fn arp_notify_is_accepted_and_recorded() {
+        let (w, mut host, _) = world();
+        let i = w.add_link(HOST, "eth1", None);
+        host.request(msg::set_arp_notify(i), 0).unwrap();
+        assert!(w.arp_notify(HOST, i));
+        assert_eq!(w.changes(), vec!["ns 3: setlink eth1 arp_notify 1"]);
+        // Not part of the snapshot: the link's own state did not change.
+        let l = link(&mut host, "eth1");
+        assert!(!msg::link_is_up(&l));
+    }
+
+    #[test]
+    fn mtu_limits_are_the_kernels() {
+        let (w, mut host, _) = world();
+        let i = w.add_link(HOST, "eth1", Some(InfoKind::Veth));
+        let set_mtu = |mtu| {
+            let mut m = LinkMessage::default();
+            m.header.index = i;
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+            RouteNetlinkMessage::SetLink(m)
+        };
+        let e = host.request(set_mtu(70000), 0).unwrap_err();
+        assert_eq!(
+            e.ext_ack.as_deref(),
+            Some("mtu greater than device maximum")
+        );
+        assert_eq!(
+            host.request(set_mtu(60), 0).unwrap_err().errno,
+            libc::EINVAL
+        );
+        host.request(set_mtu(9000), 0).unwrap();
+        assert_eq!(w.snapshot(HOST).links[0].mtu, 9000);
+    }
+
+    #[test]
+    fn addresses_add_duplicate_delete_and_dump() {
+        let (w, _, mut guest) = world();
+        let i = w.add_link(GUEST, "eth1", Some(InfoKind::Veth));
+        let ip = "10.0.0.2".parse().unwrap();
+        let brd = msg::v4_broadcast(&"10.0.0.2/24".parse().unwrap());
+        guest
+            .request(msg::new_address(i, ip, 24, brd), CREATE)
+            .unwrap();
+        let e = guest
+            .request(msg::new_address(i, ip, 24, brd), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+        guest
+            .request(
+                msg::new_address(i, "fd00::2".parse().unwrap(), 64, None),
+                CREATE,
+            )
+            .unwrap();
+        assert_eq!(
+            w.snapshot(GUEST).addresses,
+            vec!["eth1 10.0.0.2/24", "eth1 fd00::2/64"]
+        );
+        let dumped = guest.dump(msg::dump_addresses()).unwrap();
+        assert_eq!(dumped.len(), 2);
+        let RouteNetlinkMessage::NewAddress(a) = &dumped[0] else {
+            panic!("{dumped:?}")
+        };
+        assert!(a
+            .attributes
+            .contains(&AddressAttribute::Broadcast("10.0.0.255".parse().unwrap())));
+        guest.request(msg::del_address(i, ip, 24), 0).unwrap();
+        let e = guest.request(msg::del_address(i, ip, 24), 0).unwrap_err();
+        assert_eq!(e.errno, libc::EADDRNOTAVAIL);
+        assert_eq!(w.snapshot(GUEST).addresses, vec!["eth1 fd00::2/64"]);
+        let e = guest
+            .request(msg::new_address(999, ip, 24, None), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::ENODEV);
+        assert_eq!(
+            w.changes(),
+            vec![
+                "ns 4: newaddr 10.0.0.2/24 dev eth1",
+                "ns 4: newaddr fd00::2/64 dev eth1",
+                "ns 4: deladdr 10.0.0.2/24 dev eth1",
+            ]
+        );
+    }
+
+    fn guest_with_link(up: bool) -> (World, FakeNl, u32) {
+        let (w, _, guest) = world();
+        let i = w.seed_link(
+            GUEST,
+            Seed {
+                name: "eth1".into(),
+                kind: Some(InfoKind::Veth),
+                up,
+                ..Seed::default()
+            },
+        );
+        w.add_address(GUEST, i, "10.0.0.2".parse().unwrap(), 24);
+        (w, guest, i)
+    }
+
+    #[test]
+    fn gateway_outside_the_subnet_needs_the_host_route_first() {
+        let (w, mut guest, i) = guest_with_link(true);
+        let gw = "10.9.9.1".parse().unwrap();
+        let e = guest
+            .request(msg::new_default_route(gw, i), NLM_F_CREATE | NLM_F_REPLACE)
+            .unwrap_err();
+        assert_eq!(e.ext_ack.as_deref(), Some("Nexthop has invalid gateway"));
+        guest.request(msg::new_host_route(gw, i), CREATE).unwrap();
+        let e = guest
+            .request(msg::new_host_route(gw, i), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+        guest
+            .request(msg::new_default_route(gw, i), NLM_F_CREATE | NLM_F_REPLACE)
+            .unwrap();
+        assert_eq!(
+            w.snapshot(GUEST).routes,
+            vec![
+                "10.9.9.1/32 dev eth1 scope link",
+                "default via 10.9.9.1 dev eth1"
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv4_route_over_a_down_link_is_enetdown() {
+        let (_, mut guest, i) = guest_with_link(false);
+        let e = guest
+            .request(
+                msg::new_default_route("10.0.0.1".parse().unwrap(), i),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno, libc::ENETDOWN);
+    }
+
+    #[test]
+    fn default_route_is_replaced_and_a_classless_route_added() {
+        let (w, mut guest, i) = guest_with_link(true);
+        let flags = NLM_F_CREATE | NLM_F_REPLACE;
+        guest
+            .request(
+                msg::new_default_route("10.0.0.1".parse().unwrap(), i),
+                flags,
+            )
+            .unwrap();
+        guest
+            .request(
+                msg::new_default_route("10.0.0.254".parse().unwrap(), i),
+                flags,
+            )
+            .unwrap();
+        let r = msg::new_route(
+            "172.16.0.0/12".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            i,
+        );
+        guest.request(r.clone(), CREATE).unwrap();
+        assert_eq!(guest.request(r, CREATE).unwrap_err().errno, libc::EEXIST);
+        assert_eq!(
+            w.snapshot(GUEST).routes,
+            vec![
+                "172.16.0.0/12 via 10.0.0.1 dev eth1",
+                "default via 10.0.0.254 dev eth1"
+            ]
+        );
+        let e = guest
+            .request(
+                msg::new_default_route("10.0.0.1".parse().unwrap(), i),
+                CREATE,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST, "EXCL without REPLACE");
+    }
+
+    #[test]
+    fn dumped_default_route_is_deleted_and_readded_exactly() {
+        let (w, mut guest, i) = guest_with_link(true);
+        w.add_route(
+            GUEST,
+            msg::new_default_route("10.0.0.1".parse().unwrap(), i),
+        );
+        let before = w.snapshot(GUEST);
+        let routes = guest.dump(msg::dump_routes(AddressFamily::Inet)).unwrap();
+        let RouteNetlinkMessage::NewRoute(default) = &routes[0] else {
+            panic!("{routes:?}")
+        };
+        assert!(msg::is_main_default(default));
+        guest.request(msg::del_route(default), 0).unwrap();
+        assert!(w.snapshot(GUEST).routes.is_empty());
+        let e = guest.request(msg::del_route(default), 0).unwrap_err();
+        assert_eq!(e.errno, libc::ESRCH);
+        guest.request(msg::readd_route(default), CREATE).unwrap();
+        assert_eq!(w.snapshot(GUEST), before);
+        assert!(guest
+            .dump(msg::dump_routes(AddressFamily::Inet6))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn ipv6_routes_get_the_default_metric() {
+        let (w, mut guest, i) = guest_with_link(false);
+        w.add_address(GUEST, i, "fd00::2".parse().unwrap(), 64);
+        guest
+            .request(
+                msg::new_default_route("fd00::1".parse().unwrap(), i),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .unwrap();
+        let routes = guest.dump(msg::dump_routes(AddressFamily::Inet6)).unwrap();
+        let RouteNetlinkMessage::NewRoute(r) = &routes[0] else {
+            panic!()
+        };
+        assert!(r
+            .attributes
+            .contains(&RouteAttribute::Priority(V6_DEFAULT_METRIC)));
+        // Deleting what we added (metric unspecified) finds it.
+        guest.request(msg::del_route(r), 0).unwrap();
+        assert!(w.snapshot(GUEST).routes.is_empty());
+    }
+
+    #[test]
+    fn group_delete_removes_every_link_of_the_group_in_that_namespace() {
+        let (w, mut host, _) = world();
+        for n in ["v1", "v2"] {
+            w.seed_link(
+                HOST,
+                Seed {
+                    name: n.into(),
+                    kind: Some(InfoKind::Veth),
+                    group: 7,
+                    ..Seed::default()
+                },
+            );
+        }
+        w.seed_link(
+            GUEST,
+            Seed {
+                name: "v3".into(),
+                kind: Some(InfoKind::Veth),
+                group: 7,
+                ..Seed::default()
+            },
+        );
+        w.add_link(HOST, "other", Some(InfoKind::Veth));
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::Group(7));
+        host.request(RouteNetlinkMessage::DelLink(m), 0).unwrap();
+        assert_eq!(names(&w, HOST), vec!["lo", "other"]);
+        assert_eq!(names(&w, GUEST), vec!["lo", "v3"]);
+        assert_eq!(w.changes(), vec!["ns 3: dellink group 7: v1 v2"]);
+    }
+
+    #[test]
+    fn physical_nics_and_lo_cannot_be_deleted() {
+        let (w, mut host, _) = world();
+        let nic = w.add_link(HOST, "eth0", None);
+        assert_eq!(
+            host.request(msg::del_link(nic), 0).unwrap_err().errno,
+            libc::EOPNOTSUPP
+        );
+        assert_eq!(
+            host.request(msg::del_link(1), 0).unwrap_err().errno,
+            libc::EOPNOTSUPP
+        );
+    }
+
+    #[test]
+    fn get_by_index_and_missing_links() {
+        let (w, mut host, _) = world();
+        let i = w.add_link(HOST, "eth0", None);
+        let l = host.get(msg::get_link_by_index(i)).unwrap().unwrap();
+        let RouteNetlinkMessage::NewLink(l) = l else {
+            panic!()
+        };
+        assert_eq!(msg::link_name(&l), Some("eth0"));
+        assert!(host.get(msg::get_link_by_index(999)).unwrap().is_none());
+        assert!(host.get(msg::get_link_by_name("nope")).unwrap().is_none());
+        // An index of another namespace is not visible here.
+        let g = w.add_link(GUEST, "g0", None);
+        assert!(host.get(msg::get_link_by_index(g)).unwrap().is_none());
+    }
+
+    #[test]
+    fn indexes_are_unique_across_the_world() {
+        let (w, _, _) = world();
+        let a = w.add_link(HOST, "a", None);
+        let b = w.add_link(GUEST, "a", None);
+        assert_ne!(a, b);
+        assert_eq!(w.index_of(HOST, "a"), Some(a));
+        assert_eq!(w.index_of(GUEST, "a"), Some(b));
+    }
+
+    #[test]
+    fn every_call_is_recorded_with_its_namespace_and_flags() {
+        let (w, mut host, mut guest) = world();
+        host.request(msg::new_bridge("br1", None), CREATE).unwrap();
+        let _ = guest.get(msg::get_link_by_name("eth1"));
+        let _ = guest.dump(msg::dump_links());
+        let _ = host.request(msg::new_bridge("br1", None), CREATE); // fails: still recorded
+        let calls = w.calls();
+        let ops: Vec<(i32, CallOp)> = calls.iter().map(|c| (c.ns, c.op)).collect();
+        assert_eq!(
+            ops,
+            vec![
+                (HOST, CallOp::Request { flags: CREATE }),
+                (GUEST, CallOp::Get),
+                (GUEST, CallOp::Dump),
+                (HOST, CallOp::Request { flags: CREATE }),
+            ]
+        );
+        assert_eq!(calls[0].msg, msg::new_bridge("br1", None));
+        assert_eq!(w.changes().len(), 1);
+        w.clear_record();
+        assert!(w.calls().is_empty() && w.changes().is_empty());
+    }
+
+    #[test]
+    fn the_nth_change_fails_without_being_applied() {
+        let (w, mut host, mut guest) = world();
+        let before = (w.snapshot(HOST), w.snapshot(GUEST));
+        w.fail_nth_change(2, libc::EBUSY);
+        host.request(
+            msg::new_veth("v0", 1500, None, &peer("eth1", GUEST)),
+            CREATE,
+        )
+        .unwrap();
+        // Reads do not count.
+        let g = link(&mut guest, "eth1").header.index;
+        let e = guest.request(msg::set_link_up(g), 0).unwrap_err();
+        assert_eq!(e.errno, libc::EBUSY);
+        assert!(!msg::link_is_up(&link(&mut guest, "eth1")));
+        // Only that one: the next succeeds.
+        guest.request(msg::set_link_up(g), 0).unwrap();
+        // Rollback brings every namespace back to its snapshot.
+        let h = link(&mut host, "v0").header.index;
+        host.request(msg::del_link(h), 0).unwrap();
+        assert_eq!((w.snapshot(HOST), w.snapshot(GUEST)), before);
+    }
+
+    #[test]
+    fn a_predicate_picks_which_messages_fail() {
+        let (w, mut host, mut guest) = world();
+        w.fail_when(|m| match m {
+            RouteNetlinkMessage::NewAddress(_) => Some(libc::EACCES),
+            _ => None,
+        });
+        host.request(
+            msg::new_veth("v0", 1500, None, &peer("eth1", GUEST)),
+            CREATE,
+        )
+        .unwrap();
+        let g = link(&mut guest, "eth1").header.index;
+        let e = guest
+            .request(
+                msg::new_address(g, "10.0.0.2".parse().unwrap(), 24, None),
+                CREATE,
+            )
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EACCES);
+        assert!(w.snapshot(GUEST).addresses.is_empty());
+    }
+
+    #[test]
+    fn a_failed_request_leaves_no_trace() {
+        let (w, mut host, _) = world();
+        let nic = w.add_link(HOST, "eth0", None);
+        let before = w.snapshot(HOST);
+        // Moves (the link leaves HOST), then fails on the MTU: nothing may be left half done.
+        let e = host
+            .request(msg::move_link(nic, GUEST, "eth1", Some(10)), 0)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+        assert_eq!(w.snapshot(HOST), before);
+        assert_eq!(names(&w, GUEST), vec!["lo"]);
+        assert!(w.changes().is_empty());
+    }
+
+    #[test]
+    fn snapshot_compares_state_not_indexes() {
+        let (w, mut host, _) = world();
+        let before = w.snapshot(HOST);
+        host.request(msg::new_bridge("br1", None), CREATE).unwrap();
+        let i = link(&mut host, "br1").header.index;
+        assert_ne!(w.snapshot(HOST), before);
+        host.request(msg::del_link(i), 0).unwrap();
+        assert_eq!(w.snapshot(HOST), before);
+    }
+}
