@@ -1059,6 +1059,15 @@ impl Inner {
         }
         if let Some(up) = wanted_up(m) {
             parts.push(if up { "up" } else { "down" }.into());
+            if link.up && !up {
+                // NETDEV_DOWN: the kernel flushes every route through the device and its IPv6
+                // addresses (keep_addr_on_down=0); IPv4 addresses stay.
+                let ns = self.ns_mut(here);
+                ns.routes
+                    .retain(|r| super::msg::route_oif(r) != Some(index));
+                ns.addresses
+                    .retain(|a| a.header.index != index || a.header.family != AddressFamily::Inet6);
+            }
             link.up = up;
         }
         if parts.is_empty() {
@@ -1945,6 +1954,22 @@ mod tests {
                 "default via 10.9.9.1 dev eth1"
             ]
         );
+    }
+
+    #[test]
+    fn link_down_flushes_its_routes_and_ipv6_addresses() {
+        let (w, mut guest, i) = guest_with_link(true);
+        w.add_address(GUEST, i, "fd00::2".parse().unwrap(), 64);
+        guest
+            .request(
+                msg::new_default_route("10.0.0.1".parse().unwrap(), i),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .unwrap();
+        guest.request(msg::set_link_down(i), 0).unwrap();
+        let snap = w.snapshot(GUEST);
+        assert!(snap.routes.is_empty(), "{snap:?}");
+        assert_eq!(snap.addresses, vec!["eth1 10.0.0.2/24"]);
     }
 
     #[test]
