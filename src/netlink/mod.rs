@@ -12,7 +12,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -252,6 +253,15 @@ fn get_step(
     }
 }
 
+/// How many times a dump flagged NLM_F_DUMP_INTR is tried before giving up.
+const DUMP_ATTEMPTS: usize = 3;
+
+/// The kernel flags a part of a dump (or its NLMSG_DONE) when the table changed under it: the
+/// list may miss or repeat entries.
+fn dump_interrupted(m: &NetlinkMessage<RouteNetlinkMessage>) -> bool {
+    m.header.flags & NLM_F_DUMP_INTR != 0
+}
+
 /// Collects a dump until NLMSG_DONE.
 fn dump_step(
     out: &mut Vec<RouteNetlinkMessage>,
@@ -422,11 +432,27 @@ impl Netlink {
     }
 
     /// Dumps a table (links, addresses, routes) to NLMSG_DONE.
+    /// A dump the kernel flags as interrupted (the table changed while it was read, e.g. by a
+    /// parallel attach) is read again, a few times at most.
     pub fn dump(&mut self, msg: RouteNetlinkMessage) -> NlResult<Vec<RouteNetlinkMessage>> {
-        let seq = self.send(msg, NLM_F_DUMP)?;
-        let mut out = Vec::new();
-        self.recv_loop(seq, |m| dump_step(&mut out, m))?;
-        Ok(out)
+        for _ in 0..DUMP_ATTEMPTS {
+            let seq = self.send(msg.clone(), NLM_F_DUMP)?;
+            let mut out = Vec::new();
+            let mut interrupted = false;
+            self.recv_loop(seq, |m| {
+                interrupted |= dump_interrupted(&m);
+                dump_step(&mut out, m)
+            })?;
+            if !interrupted {
+                return Ok(out);
+            }
+        }
+        Err(NlError {
+            errno: libc::EINTR,
+            ext_ack: Some(format!(
+                "the kernel's dump was interrupted by concurrent changes {DUMP_ATTEMPTS} times in a row"
+            )),
+        })
     }
 
     /// Joins multicast groups (RTMGRP_* bit numbers as in RTNLGRP_*) for event watching.
@@ -722,6 +748,30 @@ mod tests {
             })
             .collect();
         assert_eq!(idx, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn interrupted_dump_is_noticed() {
+        let d = [
+            inner(msg::get_link_by_index(1), 9, PORT),
+            raw(
+                3,
+                NLM_F_DUMP_INTR | netlink_packet_core::NLM_F_MULTIPART,
+                9,
+                PORT,
+                &0i32.to_ne_bytes(),
+            ),
+        ]
+        .concat();
+        let mut out = Vec::new();
+        let mut interrupted = false;
+        let mut step = |m: NetlinkMessage<RouteNetlinkMessage>| {
+            interrupted |= dump_interrupted(&m);
+            dump_step(&mut out, m)
+        };
+        assert_eq!(handle_datagram(&d, false, want(9), &mut step), Ok(true));
+        assert!(interrupted);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
