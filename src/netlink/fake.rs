@@ -548,6 +548,21 @@ impl World {
         )
     }
 
+    /// Adds a veth pair directly (not recorded): `name` in `fd`, `peer_name` in `peer_fd`,
+    /// both down. Returns both indexes.
+    pub fn seed_veth(&self, fd: i32, name: &str, peer_fd: i32, peer_name: &str) -> (u32, u32) {
+        let a = self.add_link(fd, name, Some(InfoKind::Veth));
+        let b = self.add_link(peer_fd, peer_name, Some(InfoKind::Veth));
+        let mut inner = self.inner.borrow_mut();
+        if let Some(l) = inner.ns_mut(fd).links.get_mut(&a) {
+            l.peer = Some(b);
+        }
+        if let Some(l) = inner.ns_mut(peer_fd).links.get_mut(&b) {
+            l.peer = Some(a);
+        }
+        (a, b)
+    }
+
     /// Adds an address to a link directly (not recorded).
     pub fn add_address(&self, fd: i32, index: u32, ip: IpAddr, prefix_len: u8) {
         let brd = ipnet::IpNet::new(ip, prefix_len)
@@ -605,10 +620,18 @@ impl World {
                 return Err(err(errno, "injected by the test fake"));
             }
         }
-        if let Some(errno) = inner.fail_when.iter().find_map(|p| p(msg)) {
-            return Err(err(errno, "injected by the test fake"));
+        // Evaluated without the world borrowed, so a predicate may look at it (snapshot,
+        // index_of) to decide.
+        let preds = std::mem::take(&mut inner.fail_when);
+        drop(inner);
+        let hit = preds.iter().find_map(|p| p(msg));
+        let mut inner = self.inner.borrow_mut();
+        let added = std::mem::replace(&mut inner.fail_when, preds);
+        inner.fail_when.extend(added);
+        match hit {
+            Some(errno) => Err(err(errno, "injected by the test fake")),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -2210,6 +2233,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.errno, libc::EACCES);
         assert!(w.snapshot(GUEST).addresses.is_empty());
+    }
+
+    #[test]
+    fn a_predicate_may_look_at_the_world() {
+        let (w, mut host, _) = world();
+        let seen = w.clone();
+        // Fail any change once a link named "br1" exists.
+        w.fail_when(move |_| seen.index_of(HOST, "br1").map(|_| libc::EBUSY));
+        host.request(msg::new_bridge("br1", None), CREATE).unwrap();
+        let e = host
+            .request(msg::new_bridge("br2", None), CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EBUSY);
+    }
+
+    #[test]
+    fn seeded_veth_pair_is_deleted_as_one() {
+        let (w, _, mut guest) = world();
+        let (h, g) = w.seed_veth(HOST, "veth1pl42", GUEST, "eth1");
+        let l = link(&mut guest, "eth1");
+        assert_eq!(msg::link_parent(&l), Some(h), "IFLA_LINK names the peer");
+        guest.request(msg::del_link(g), 0).unwrap();
+        assert_eq!(names(&w, HOST), vec!["lo"]);
     }
 
     #[test]
