@@ -918,6 +918,26 @@ mod tests {
         });
     }
 
+    /// A subscribed socket (wait, bridge port readiness) finds events queued before the
+    /// answer to its GET: they are skipped, not taken for a mismatched answer.
+    #[test]
+    fn real_subscribed_socket_skips_events_queued_before_an_answer() {
+        use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+        in_fresh_netns(|| {
+            let mut watcher = Netlink::open().unwrap();
+            watcher.subscribe(RTNLGRP_LINK).unwrap();
+            let mut changer = Netlink::open().unwrap();
+            changer
+                .request(msg::new_bridge("br0", None), NLM_F_CREATE | NLM_F_EXCL)
+                .unwrap();
+            let lo = watcher.get(msg::get_link_by_index(1)).unwrap().unwrap();
+            let RouteNetlinkMessage::NewLink(lo) = lo else {
+                panic!()
+            };
+            assert_eq!(msg::link_name(&lo), Some("lo"));
+        });
+    }
+
     #[test]
     fn real_socket_times_out_and_skips_a_stale_answer() {
         in_fresh_netns(|| {
