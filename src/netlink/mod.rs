@@ -1,5 +1,8 @@
 //! A small synchronous rtnetlink client: one socket per network namespace, request/ack with
 //! sequence checks, dumps to NLMSG_DONE, and the kernel's extended-ack text kept in errors.
+//! Strict: every receive times out ([`DEFAULT_TIMEOUT`]), and an answer that is not exactly
+//! the one asked for (wrong port, a sequence from the future, undecodable, truncated) is an
+//! error rather than something to guess around. [`fake`] is the in-memory stand-in for tests.
 //!
 //! Synchronous on purpose: an attach is ~10 dependent requests; an async runtime buys nothing
 //! and costs start-up time and memory (see shared/NETLINK-NOTES.md).
