@@ -789,20 +789,37 @@ impl Inner {
     fn change(&mut self, fd: i32, msg: &RouteNetlinkMessage, flags: u16) -> NlResult<String> {
         match msg {
             RouteNetlinkMessage::NewLink(m) => {
+                // The kernel looks a name up in the namespace the link would be created in
+                // (IFLA_NET_NS_FD), not the sender's: a host "eth1" does not clash with a
+                // guest "eth1" created from the host.
+                let there = attr_netns(m).unwrap_or(fd);
                 let existing = if m.header.index != 0 {
                     Some(m.header.index)
                 } else {
-                    attr_name(m).and_then(|n| self.ns_mut(fd).by_name(n))
+                    attr_name(m).and_then(|n| self.ns_mut(there).by_name(n))
                 };
                 match existing {
-                    Some(i) if self.ns_mut(fd).links.contains_key(&i) => {
+                    Some(i) if self.ns_mut(there).links.contains_key(&i) => {
                         if flags & NLM_F_EXCL != 0 {
                             return Err(NlError {
                                 errno: libc::EEXIST,
                                 ext_ack: None,
                             });
                         }
-                        self.set_link(fd, i, m)
+                        // Taken for a change of that link: kind data cannot change (veth has
+                        // no changelink at all), nor can the kind.
+                        let l = &self.ns_mut(there).links[&i];
+                        let kind = info_kind(m);
+                        let data = info_data(m);
+                        if (kind.is_some() && kind != l.kind)
+                            || matches!(data, Some(InfoData::Veth(_)))
+                        {
+                            return Err(NlError {
+                                errno: libc::EOPNOTSUPP,
+                                ext_ack: None,
+                            });
+                        }
+                        self.set_link(there, i, m)
                     }
                     Some(_) if m.header.index != 0 => Err(enodev()),
                     _ => {
@@ -1606,6 +1623,36 @@ mod tests {
         assert_eq!(e.errno, libc::ENOTCONN);
         assert_eq!(names(&w, HOST), vec!["lo"]);
         assert_eq!(names(&w, GUEST), vec!["lo"]);
+    }
+
+    /// As the kernel (see netlink::tests::real_newlink_into_another_namespace_checks_names_there).
+    #[test]
+    fn names_of_links_created_elsewhere_are_checked_there() {
+        let (w, mut host, _) = world();
+        w.add_link(HOST, "eth1", None);
+        let dummy = |name: &str| {
+            msg::new_link_in_guest(&msg::GuestLinkKind::Dummy, name, None, None, GUEST)
+        };
+        host.request(dummy("eth1"), CREATE).unwrap();
+        assert_eq!(names(&w, GUEST), vec!["eth1", "lo"]);
+        let e = host.request(dummy("eth1"), CREATE).unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
+        let mut veth = peer("eth1", GUEST);
+        veth.name = "eth2".into();
+        let RouteNetlinkMessage::NewLink(mut m) = msg::new_veth("eth1", 1500, None, &veth) else {
+            unreachable!()
+        };
+        m.attributes.push(LinkAttribute::NetNsFd(GUEST));
+        let e = host
+            .request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EOPNOTSUPP);
+        assert_eq!(names(&w, GUEST), vec!["eth1", "lo"]);
+        // A bridge re-created without NLM_F_EXCL is a change of the existing one.
+        host.request(msg::new_bridge("br1", None), CREATE).unwrap();
+        host.request(msg::new_bridge("br1", Some(1400)), NLM_F_CREATE)
+            .unwrap();
+        assert_eq!(msg::link_mtu(&link(&mut host, "br1")), Some(1400));
     }
 
     #[test]

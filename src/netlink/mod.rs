@@ -941,6 +941,54 @@ mod tests {
         });
     }
 
+    /// Kernel facts the fake models: RTM_NEWLINK with IFLA_NET_NS_FD looks its IFLA_IFNAME up
+    /// in the *target* namespace, not the sender's: a sender's link of the same name does not
+    /// clash, the target's does (EEXIST), and without NLM_F_EXCL the request does not touch
+    /// the target's link.
+    #[test]
+    fn real_newlink_into_another_namespace_checks_names_there() {
+        use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+        use netlink_packet_route::link::LinkAttribute;
+        in_fresh_netns(|| {
+            let other = std::thread::spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let nl = Netlink::open().unwrap();
+                (std::fs::File::open("/proc/thread-self/ns/net").unwrap(), nl)
+            })
+            .join()
+            .unwrap();
+            let (other, mut there) = other;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&other);
+            let mut nl = Netlink::open().unwrap();
+            let flags = NLM_F_CREATE | NLM_F_EXCL;
+            let veth_into_other = |name: &str, peer: &str| {
+                let peer = msg::PeerSpec {
+                    name: peer.into(),
+                    mtu: 1500,
+                    mac: None,
+                    netns_fd: fd,
+                };
+                let RouteNetlinkMessage::NewLink(mut m) = msg::new_veth(name, 1500, None, &peer)
+                else {
+                    unreachable!()
+                };
+                m.attributes.push(LinkAttribute::NetNsFd(fd));
+                RouteNetlinkMessage::NewLink(m)
+            };
+            nl.request(msg::new_bridge("x", None), flags).unwrap();
+            nl.request(veth_into_other("x", "y"), flags).unwrap();
+            assert!(there.get(msg::get_link_by_name("x")).unwrap().is_some());
+            let e = nl.request(veth_into_other("x", "z"), flags).unwrap_err();
+            assert_eq!(e.errno, libc::EEXIST);
+            // Found there, so taken for a change of it, which cannot change a veth's data.
+            let e = nl
+                .request(veth_into_other("x", "z"), NLM_F_CREATE)
+                .unwrap_err();
+            assert_eq!(e.errno, libc::EOPNOTSUPP);
+            assert_eq!(there.dump(msg::dump_links()).unwrap().len(), 3); // lo, x, y
+        });
+    }
+
     #[test]
     fn real_socket_times_out_and_skips_a_stale_answer() {
         in_fresh_netns(|| {
