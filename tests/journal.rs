@@ -188,9 +188,16 @@ impl World {
     fn ls(&self) -> Vec<Value> {
         let r = self.pw(&["ls", "--json"]);
         r.ok();
+        // Its array (or the "attachments" array of an object).
         match r.json() {
             Value::Array(v) => v,
-            other => panic!("pipework ls --json: expected an array, got {other}"),
+            Value::Object(mut o) if o.get("attachments").is_some_and(Value::is_array) => {
+                match o.remove("attachments") {
+                    Some(Value::Array(v)) => v,
+                    _ => unreachable!(),
+                }
+            }
+            other => panic!("pipework ls --json: expected an array of attachments, got {other}"),
         }
     }
 
