@@ -6,12 +6,12 @@ use std::io::Write;
 
 use crate::error::Error;
 use crate::mac::MacAddr;
-use crate::netlink::{msg, Netlink};
+use crate::netlink::{msg, Rtnl};
 use crate::ns::NetNs;
 
 /// arp_notify over netlink (IFLA_AF_SPEC). Separate from, and before, the message that brings
 /// the link up.
-pub fn enable_arp_notify(nl: &mut Netlink, index: u32, ifname: &str) -> Result<(), Error> {
+pub fn enable_arp_notify(nl: &mut dyn Rtnl, index: u32, ifname: &str) -> Result<(), Error> {
     nl.request(msg::set_arp_notify(index), 0)
         .map_err(|e| Error::netlink(format!("cannot set arp_notify on {ifname}"), e))
 }
@@ -48,7 +48,7 @@ pub fn write_ipv6_conf(
 /// Re-sets the MAC the interface already has: NETDEV_CHANGEADDR makes the kernel send a
 /// gratuitous ARP for each IPv4 address (arp_notify) and an unsolicited NA (ndisc_notify), now
 /// that the bridge port is forwarding.
-pub fn announce(nl: &mut Netlink, index: u32, ifname: &str, mac: &MacAddr) -> Result<(), Error> {
+pub fn announce(nl: &mut dyn Rtnl, index: u32, ifname: &str, mac: &MacAddr) -> Result<(), Error> {
     nl.request(msg::set_link_mac(index, mac), 0)
         .map_err(|e| Error::netlink(format!("cannot announce the addresses of {ifname}"), e))
 }

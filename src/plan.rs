@@ -1,23 +1,20 @@
-//! request → plan: every change an attach will make, decided up front from the request and
-//! the observed state, as a list of named steps. Nothing here changes the system; `apply`
-//! executes the steps with an undo log.
+//! The plan vocabulary: every change an attach will make, decided up front from the request
+//! and the observed state, as a list of named steps, and the undo entries the journal records
+//! before each change. Plain data: this module imports no driver, no addressing code and no
+//! netlink client (drivers plan, `apply` executes, `store` journals).
 
 use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netlink_packet_route::route::RouteMessage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-use crate::guest::Guest;
 use crate::mac::MacAddr;
-use crate::netlink::Netlink;
-use crate::request::{AttachRequest, DhcpClient, DhcpSpec, MacvlanMode};
-use crate::{addressing, driver};
+use crate::request::{DhcpClient, DhcpSpec, MacvlanMode};
 
 /// Which of the two namespaces a link lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Host,
@@ -25,7 +22,7 @@ pub enum Side {
 }
 
 /// What kind of attachment a plan makes (the `kind` of `--json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// veth pair, host end on a Linux bridge.
@@ -331,6 +328,38 @@ impl Step {
     }
 }
 
+impl Op {
+    /// The object the op changes, for errors (`{"error": {"object": …}}`).
+    pub fn object(&self) -> String {
+        match self {
+            Op::CreateBridge { name, .. }
+            | Op::OvsAddBridge { name, .. }
+            | Op::DeleteStaleLink { name }
+            | Op::CreateVlan { name, .. }
+            | Op::HostLinkUp { name }
+            | Op::CreateInGuest { name, .. } => name.clone(),
+            Op::CreateVeth { host, .. } => host.clone(),
+            Op::OvsAddPort { port, .. } => port.clone(),
+            Op::WaitPortReady { port } => port.clone(),
+            Op::MoveToGuest { nic, .. } => nic.name.clone(),
+            Op::TxChecksumOff { ifname }
+            | Op::SetMac { ifname, .. }
+            | Op::SetArpNotify { ifname }
+            | Op::SetNdiscNotify { ifname }
+            | Op::LinkUp { ifname }
+            | Op::AddAddress { ifname, .. }
+            | Op::AddHostRoute { ifname, .. }
+            | Op::AddDefaultRoute { ifname, .. }
+            | Op::AddRoute { ifname, .. }
+            | Op::Announce { ifname }
+            | Op::DisableDad { ifname }
+            | Op::DhcpRecord { ifname } => ifname.clone(),
+            Op::DeleteRoute { text, .. } => text.clone(),
+            Op::Dhcp(d) => d.ifname.clone(),
+        }
+    }
+}
+
 /// Everything an attach will do, and what it will report.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -354,17 +383,134 @@ pub struct Plan {
     pub ready: Option<Step>,
 }
 
-/// What planning may look at: the request, the resolved guest, and read-only netlink access
-/// to both namespaces.
-pub struct PlanCtx<'a> {
-    pub req: &'a AttachRequest,
-    pub guest: &'a Guest,
-    pub host: &'a mut Netlink,
-    pub guest_nl: &'a mut Netlink,
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bridge => "bridge",
+            Kind::Ovs => "ovs",
+            Kind::Macvlan => "macvlan",
+            Kind::Phys => "phys",
+            Kind::Ipoib => "ipoib",
+            Kind::Dummy => "dummy",
+        }
+    }
 }
 
-pub fn plan_attach(ctx: &mut PlanCtx<'_>) -> Result<Plan, Error> {
-    let mut plan = driver::plan_link(ctx)?;
-    addressing::plan_static(ctx, &mut plan)?;
-    Ok(plan)
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The link group (IFLA_GROUP) of every link pipework creates. It marks them as ours: undo,
+/// `detach` and `gc` delete only links that carry it (a name alone can be anyone's), and many
+/// of them go in one group delete.
+pub const LINK_GROUP: u32 = 0x7077_0001;
+
+/// The kernel link types pipework creates, as the journal names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Bridge,
+    Veth,
+    Macvlan,
+    Vlan,
+    Ipoib,
+    Dummy,
+}
+
+impl LinkKind {
+    /// The IFLA_INFO_KIND string the kernel reports.
+    pub fn info_kind(self) -> &'static str {
+        match self {
+            LinkKind::Bridge => "bridge",
+            LinkKind::Veth => "veth",
+            LinkKind::Macvlan => "macvlan",
+            LinkKind::Vlan => "vlan",
+            LinkKind::Ipoib => "ipoib",
+            LinkKind::Dummy => "dummy",
+        }
+    }
+}
+
+/// A route message kept as the kernel's bytes (what a restore sends back verbatim).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteBytes(pub Vec<u8>);
+
+/// One change an attach made (or was about to make), and so how to take it back. The journal
+/// on disk gets each entry *before* the change: an undo of a change that never happened must
+/// be harmless, so each one checks that what it removes is still what pipework made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "kebab-case")]
+pub enum UndoEntry {
+    /// A link pipework creates (carrying [`LINK_GROUP`]): deleted if it still is ours. A veth
+    /// takes its peer, and a link its addresses and routes, with it.
+    DeleteLink {
+        side: Side,
+        name: String,
+        kind: LinkKind,
+    },
+    /// A Linux bridge pipework creates: deleted once no port is left on it.
+    DeleteBridge { name: String },
+    /// An 802.1Q child pipework creates: deleted once no other attachment uses it.
+    DeleteVlan { name: String },
+    /// A host link pipework brought up goes back down.
+    HostLinkDown { name: String },
+    OvsDelPort { bridge: String, port: String },
+    /// An Open vSwitch bridge pipework creates (its marker file says so to later detaches).
+    OvsDelBridge { name: String },
+    /// A NIC moved into the guest (as `guest`) goes back under its name, MAC, MTU, addresses
+    /// and state.
+    MoveBack { nic: NicState, guest: String },
+    /// A default route pipework deleted is restored.
+    ReAddRoute { route: RouteBytes, text: String },
+    /// A route pipework added is taken out (so the old default can come back).
+    DeleteRoute { route: RouteBytes, text: String },
+    /// A DHCP client pipework started: stopped if the process is still that one (its start
+    /// time, in clock ticks since boot, as /proc/PID/stat says).
+    StopProcess {
+        pid: u32,
+        start: Option<u64>,
+        files: Vec<std::path::PathBuf>,
+    },
+    /// A file pipework overwrote (the guest's resolv.conf) gets its old content back. Only on
+    /// rollback: a detach leaves the guest's DNS as the lease left it.
+    RestoreFile {
+        path: std::path::PathBuf,
+        content: Option<Vec<u8>>,
+    },
+    /// A file pipework wrote (a marker, an info file).
+    RemoveFile { path: std::path::PathBuf },
+}
+
+impl UndoEntry {
+    /// Entries a detach skips: they only make sense right after a failed attach.
+    pub fn rollback_only(&self) -> bool {
+        matches!(self, UndoEntry::RestoreFile { .. })
+    }
+}
+
+impl fmt::Display for UndoEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UndoEntry::DeleteLink { side, name, kind } => {
+                write!(f, "delete {} {name} ({side:?})", kind.info_kind())
+            }
+            UndoEntry::DeleteBridge { name } => write!(f, "delete bridge {name} if unused"),
+            UndoEntry::DeleteVlan { name } => write!(f, "delete VLAN interface {name} if unused"),
+            UndoEntry::HostLinkDown { name } => write!(f, "bring {name} back down"),
+            UndoEntry::OvsDelPort { bridge, port } => {
+                write!(f, "remove port {port} from Open vSwitch bridge {bridge}")
+            }
+            UndoEntry::OvsDelBridge { name } => write!(f, "delete Open vSwitch bridge {name}"),
+            UndoEntry::MoveBack { nic, guest } => {
+                write!(f, "move {guest} back to the host as {}", nic.name)
+            }
+            UndoEntry::ReAddRoute { text, .. } => write!(f, "restore route {text}"),
+            UndoEntry::DeleteRoute { text, .. } => write!(f, "delete route {text}"),
+            UndoEntry::StopProcess { pid, .. } => write!(f, "stop DHCP client {pid}"),
+            UndoEntry::RestoreFile { path, .. } => write!(f, "restore {}", path.display()),
+            UndoEntry::RemoveFile { path } => write!(f, "remove {}", path.display()),
+        }
+    }
 }

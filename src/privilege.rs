@@ -42,6 +42,11 @@ pub fn missing(caps: u64) -> Vec<&'static str> {
     out
 }
 
+/// Whether the process has what [`require_admin`] asks for.
+pub fn is_admin() -> bool {
+    missing(effective_caps().unwrap_or(0)).is_empty()
+}
+
 /// Both CAP_NET_ADMIN (links, addresses, routes) and CAP_SYS_ADMIN (entering namespaces).
 pub fn require_admin() -> Result<(), Error> {
     let caps = effective_caps().unwrap_or(0);

@@ -438,6 +438,20 @@ pub struct WaitRequest {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// Which attachments a detach (or a check) is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Guest {
+        spec: String,
+        ifname: Option<String>,
+    },
+    /// The attachments of a container's earlier lives (its namespace is gone), whatever it is
+    /// doing now: what `watch` undoes when a container dies, even if it is already running
+    /// again by the time the event is handled.
+    DeadContainer { id: String },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Attach(AttachRequest),
@@ -446,7 +460,9 @@ pub enum Command {
     /// `pipework ls`: the attachments pipework made (alive or stale) and their DHCP clients.
     List,
     /// `pipework detach GUEST [-i IF]` / `pipework detach --all`.
-    Detach(crate::lifecycle::Target),
+    Detach(Target),
+    /// `pipework check [GUEST [-i IF]]`: does each attachment still match its record.
+    Check(Target),
     /// `pipework gc [--dry-run]`.
     Gc,
     /// `pipework watch [--rules FILE]`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use netlink_packet_route::link::{LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::driver::get_link;
+use crate::links::get_link;
 use crate::error::Error;
 use crate::netlink::{msg, Netlink, RTNLGRP_LINK};
 

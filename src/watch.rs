@@ -3,26 +3,36 @@
 //! applies the attachments asked for by its labels (`pipework.1=br1 192.168.1.5/24@192.168.1.1`,
 //! `pipework.2=…`; the command line's grammar without the guest) and by a rules file; when it
 //! dies, undoes them (`detach`). On start it catches up with containers already running, and it
-//! reconnects when the engine restarts. Each attach is the same typed request → plan → apply as
-//! the command line's.
+//! reconnects when the engine restarts. Each attach is the same typed request run by an engine
+//! session as the command line's. Containers are handled concurrently: each container's events
+//! go, in order, to a worker thread of its own (with its own session), so one container's 10 s
+//! DHCP wait never stalls another's start or death.
 //!
 //! Without a MAC in the spec, the interface gets a MAC derived from the container's name and
 //! the interface (as `U:<name>/<if>` would): a restarted container gets the same MAC back, and
 //! so the same DHCP lease.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cli::{self, Invocation, Options};
+use crate::engine::{Session, SessionOptions};
 use crate::error::Error;
-use crate::lifecycle::{self, Target};
+use crate::guest::{Engine, GuestSpec};
 use crate::mac::MacAddr;
-use crate::request::Command;
+use crate::request::{AttachRequest, Target};
+
+/// An engine answer larger than this is not one we asked for.
+const MAX_ANSWER: u64 = 16 << 20;
+/// A worker with no event for this long ends (a new event starts a new one).
+const WORKER_IDLE: Duration = Duration::from_secs(30);
 
 /// `{"rules": [{"match": {"name": "web*", "label": "role=front", "image": "nginx*"},
 ///              "attach": ["br1 192.168.1.5/24@192.168.1.1", "br2 dhcp"]}]}`
@@ -113,33 +123,28 @@ pub fn specs_for(c: &Container, rules: &Rules) -> Vec<String> {
 }
 
 /// Turns a spec (`br1 -i eth2 10.0.0.5/24@10.0.0.1`) into the typed request for this
-/// container: the guest goes in second place, as on the command line.
-pub fn request_for(c: &Container, spec: &str) -> Result<Command, Error> {
-    let words: Vec<String> = spec.split_whitespace().map(String::from).collect();
-    let Some((host_if, rest)) = words.split_first() else {
-        return Err(Error::Invalid(format!(
-            "empty pipework spec for {}",
-            c.name
-        )));
-    };
-    let mut argv = vec![
-        "pipework".to_string(),
-        host_if.clone(),
-        format!("docker:{}", c.id),
-    ];
-    argv.extend(rest.iter().cloned());
-    let Invocation::Run(cmd, _) = cli::parse(&argv)? else {
-        return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
-    };
-    let mut cmd = *cmd;
-    let Command::Attach(req) = &mut cmd else {
-        return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
-    };
+/// container, with the CLI's own typed parser.
+pub fn request_for(c: &Container, spec: &str) -> Result<AttachRequest, Error> {
+    let mut req = crate::grammar::parse_attach_spec(spec, GuestSpec::Docker(c.id.clone()))
+        .map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("{}: {m}", c.name)),
+            e => e,
+        })?;
     if req.mac.is_none() && !req.direct_phys {
         let ifname = req.guest_ifname.as_deref().unwrap_or("eth1");
         req.mac = Some(MacAddr::hashed(&format!("{}/{ifname}", c.name)));
     }
-    Ok(cmd)
+    Ok(req)
+}
+
+/// A container ID as the engines make them: 64 (or a 12+ prefix of) hexadecimal digits. An
+/// ID from an event is checked before it goes anywhere (a path, a record).
+pub fn valid_id(id: &str) -> bool {
+    (12..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 // ---- the engine's API ------------------------------------------------------------------------
@@ -151,19 +156,33 @@ fn engine_socket() -> Result<PathBuf, Error> {
 /// One GET on the engine's socket, JSON answer.
 fn get_json(sock: &Path, path: &str) -> Result<Value, Error> {
     let mut s = UnixStream::connect(sock)
-        .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
+        .map_err(|e| Error::Engine(format!("no container engine at {} ({e})", sock.display())))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     write!(s, "GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n")
         .map_err(|e| Error::io("engine API", e))?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
+    s.take(MAX_ANSWER)
+        .read_to_end(&mut buf)
         .map_err(|e| Error::io("engine API", e))?;
     let at = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| Error::Guest("unreadable answer from the engine".into()))?;
+        .ok_or_else(|| Error::Engine("unreadable answer from the engine".into()))?;
+    let status = std::str::from_utf8(&buf[..at])
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|c| c.parse::<u16>().ok())
+        .unwrap_or(0);
+    if status == 404 {
+        return Ok(Value::Null);
+    }
+    if status != 200 {
+        return Err(Error::Engine(format!(
+            "the engine answered {path} with status {status}"
+        )));
+    }
     serde_json::from_slice(&buf[at + 4..])
-        .map_err(|e| Error::Guest(format!("unreadable answer from the engine: {e}")))
+        .map_err(|e| Error::Engine(format!("unreadable answer from the engine: {e}")))
 }
 
 fn container_of(v: &Value) -> Option<Container> {
@@ -197,7 +216,7 @@ fn container_of(v: &Value) -> Option<Container> {
 }
 
 fn inspect(sock: &Path, id: &str) -> Result<Option<Container>, Error> {
-    if !crate::guest::docker::valid_reference(id) {
+    if !valid_id(id) {
         return Ok(None);
     }
     Ok(container_of(&get_json(
@@ -212,82 +231,190 @@ fn running(sock: &Path) -> Result<Vec<String>, Error> {
         .into_iter()
         .flatten()
         .filter_map(|c| c.get("Id").and_then(Value::as_str).map(String::from))
+        .filter(|id| valid_id(id))
         .collect())
+}
+
+/// Which engine serves the Docker API on `sock`: Podman says so in `/version`.
+fn api_engine(sock: &Path) -> Engine {
+    let v = get_json(sock, "/version").unwrap_or(Value::Null);
+    let podman = v
+        .get("Components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.get("Name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.to_ascii_lowercase().contains("podman"))
+        });
+    if podman {
+        Engine::Podman
+    } else {
+        Engine::Docker
+    }
 }
 
 // ---- the loop ------------------------------------------------------------------------------
 
 pub struct Watcher {
     pub rules_path: Option<PathBuf>,
-    pub opts: Options,
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Start,
+    Die,
+}
+
+/// One worker thread per container with events pending: a container's events run in order,
+/// different containers' at the same time.
+#[derive(Clone, Default)]
+struct Workers {
+    queues: Arc<Mutex<HashMap<String, mpsc::Sender<Event>>>>,
+}
+
+/// What a worker needs to handle a container's events.
+#[derive(Clone)]
+struct Ctx {
+    sock: PathBuf,
+    rules_path: Option<PathBuf>,
+    verbose: bool,
+    engine: Engine,
+}
+
+impl Workers {
+    fn send(&self, ctx: &Ctx, id: &str, ev: Event) {
+        let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = q.get(id) {
+            if tx.send(ev.clone()).is_ok() {
+                return;
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let _ = tx.send(ev);
+        q.insert(id.to_string(), tx);
+        let (me, ctx, owned) = (self.clone(), ctx.clone(), id.to_string());
+        let spawned = std::thread::Builder::new()
+            .name(format!("watch-{}", short(id)))
+            .spawn(move || me.work(&ctx, &owned, rx));
+        if let Err(e) = spawned {
+            q.remove(id);
+            eprintln!("pipework watch: {}: cannot start a worker: {e}", short(id));
+        }
+    }
+
+    fn work(&self, ctx: &Ctx, id: &str, rx: mpsc::Receiver<Event>) {
+        let mut session = None;
+        loop {
+            let ev = match rx.recv_timeout(WORKER_IDLE) {
+                Ok(ev) => ev,
+                Err(_) => {
+                    // Idle: leave, unless an event arrived while we were deciding.
+                    let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+                    match rx.try_recv() {
+                        Ok(ev) => {
+                            drop(q);
+                            ev
+                        }
+                        Err(_) => {
+                            q.remove(id);
+                            return;
+                        }
+                    }
+                }
+            };
+            if session.is_none() {
+                match Session::open(SessionOptions {
+                    verbose: ctx.verbose,
+                }) {
+                    Ok(mut s) => {
+                        s.set_api_engine(ctx.engine);
+                        session = Some(s);
+                    }
+                    Err(e) => {
+                        eprintln!("pipework watch: {}: {e}", short(id));
+                        continue;
+                    }
+                }
+            }
+            let s = session.as_mut().expect("opened above");
+            match ev {
+                Event::Start => plumb(s, ctx, id),
+                Event::Die => unplumb(s, id),
+            }
+        }
+    }
+}
+
+fn rules(path: &Option<PathBuf>) -> Rules {
+    match path {
+        None => Rules::default(),
+        // Re-read at each container start: edits apply without a restart.
+        Some(p) => load_rules(p).unwrap_or_else(|e| {
+            eprintln!("pipework watch: {e}; using no rules");
+            Rules::default()
+        }),
+    }
+}
+
+fn plumb(s: &mut Session, ctx: &Ctx, id: &str) {
+    let c = match inspect(&ctx.sock, id) {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("pipework watch: cannot inspect {}: {e}", short(id));
+            return;
+        }
+    };
+    for spec in specs_for(&c, &rules(&ctx.rules_path)) {
+        let r = request_for(&c, &spec).and_then(|req| s.attach(&req, false));
+        match r {
+            Ok(_) => eprintln!("pipework watch: {}: attached {spec}", c.name),
+            // Caught up with an attachment that is already there.
+            Err(Error::InterfaceExists(_)) => {}
+            Err(e) => eprintln!("pipework watch: {}: {spec}: {e}", c.name),
+        }
+    }
+}
+
+fn unplumb(s: &mut Session, id: &str) {
+    let t = Target::DeadContainer { id: id.to_string() };
+    match s.detach(&t, false) {
+        Ok(done) if !done.actions.is_empty() => eprintln!(
+            "pipework watch: {}: detached ({} actions)",
+            short(id),
+            done.actions.len()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("pipework watch: {}: {e}", short(id)),
+    }
 }
 
 impl Watcher {
-    fn rules(&self) -> Rules {
-        match &self.rules_path {
-            None => Rules::default(),
-            // Re-read at each container start: edits apply without a restart.
-            Some(p) => load_rules(p).unwrap_or_else(|e| {
-                eprintln!("pipework watch: {e}; using no rules");
-                Rules::default()
-            }),
-        }
-    }
-
-    fn plumb(&self, sock: &Path, id: &str) {
-        let c = match inspect(sock, id) {
-            Ok(Some(c)) => c,
-            Ok(None) => return,
-            Err(e) => {
-                eprintln!("pipework watch: cannot inspect {id}: {e}");
-                return;
-            }
-        };
-        for spec in specs_for(&c, &self.rules()) {
-            let r = request_for(&c, &spec).and_then(|cmd| crate::run(&cmd, self.opts));
-            match r {
-                Ok(_) => eprintln!("pipework watch: {}: attached {spec}", c.name),
-                // Caught up with an attachment that is already there.
-                Err(Error::InterfaceExists(_)) => {}
-                Err(e) => eprintln!("pipework watch: {}: {spec}: {e}", c.name),
-            }
-        }
-    }
-
-    fn unplumb(&self, id: &str) {
-        let t = Target::DeadContainer { id: id.to_string() };
-        match lifecycle::detach(&t, false) {
-            Ok(done) if !done.is_empty() => {
-                eprintln!(
-                    "pipework watch: {}: detached ({} actions)",
-                    &id[..id.len().min(12)],
-                    done.len()
-                )
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("pipework watch: {id}: {e}"),
-        }
-    }
-
     /// Undoes the attachments of every container (recorded by ID) whose namespace is gone.
-    fn reap_dead(&self) {
-        let ids: std::collections::BTreeSet<String> = crate::state::read_all()
+    fn reap_dead(&self, workers: &Workers, ctx: &Ctx) {
+        let ids: std::collections::BTreeSet<String> = crate::store::scan()
+            .records
             .into_iter()
-            .filter(|(_, r)| !crate::state::guest_alive(r))
-            .filter_map(|(_, r)| r.attachment.guest.id)
+            .filter(|r| !crate::store::guest_alive(r))
+            .filter_map(|r| r.header.guest.id)
+            .filter(|id| valid_id(id))
             .collect();
         for id in ids {
-            self.unplumb(&id);
+            workers.send(ctx, &id, Event::Die);
         }
     }
 
     /// Follows the engine forever, reconnecting after it goes away.
     pub fn run(&self) -> Result<(), Error> {
         let sock = engine_socket()?;
+        let workers = Workers::default();
         let mut backoff = Duration::from_millis(200);
         loop {
             let mut connected = false;
-            match self.session(&sock, &mut connected) {
+            match self.session(&sock, &workers, &mut connected) {
                 Ok(()) => eprintln!("pipework watch: the engine closed its event stream"),
                 Err(e) => eprintln!("pipework watch: {e}"),
             }
@@ -300,7 +427,12 @@ impl Watcher {
     }
 
     /// One connection: subscribe first, then catch up, then follow.
-    fn session(&self, sock: &Path, connected: &mut bool) -> Result<(), Error> {
+    fn session(
+        &self,
+        sock: &Path,
+        workers: &Workers,
+        connected: &mut bool,
+    ) -> Result<(), Error> {
         let mut s = UnixStream::connect(sock)
             .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
         // Podman (4.3 and older) matches an event filter against its own name for a death,
@@ -330,14 +462,20 @@ impl Watcher {
         }
         eprintln!("pipework watch: following events at {}", sock.display());
         *connected = true;
+        let ctx = Ctx {
+            sock: sock.to_path_buf(),
+            rules_path: self.rules_path.clone(),
+            verbose: self.verbose,
+            engine: api_engine(sock),
+        };
         // Catch up: containers that died while we were away, then those running now.
-        self.reap_dead();
+        self.reap_dead(workers, &ctx);
         for id in running(sock)? {
-            self.plumb(sock, &id);
+            workers.send(&ctx, &id, Event::Start);
         }
         let mut de = serde_json::Deserializer::from_reader(r).into_iter::<Value>();
         for ev in de.by_ref() {
-            let ev = ev.map_err(|e| Error::Guest(format!("engine events: {e}")))?;
+            let ev = ev.map_err(|e| Error::Engine(format!("engine events: {e}")))?;
             let action = ev
                 .get("Action")
                 .or_else(|| ev.get("status"))
@@ -350,10 +488,14 @@ impl Watcher {
             else {
                 continue;
             };
+            if !valid_id(id) {
+                eprintln!("pipework watch: ignoring an event for a malformed container ID");
+                continue;
+            }
             match action {
-                "start" => self.plumb(sock, id),
+                "start" => workers.send(&ctx, id, Event::Start),
                 // `died`: the `Action` of Podman 3's Docker-compatible stream.
-                "die" | "died" => self.unplumb(id),
+                "die" | "died" => workers.send(&ctx, id, Event::Die),
                 _ => {}
             }
         }
@@ -417,23 +559,30 @@ mod tests {
 
     #[test]
     fn spec_becomes_a_request_with_a_stable_mac() {
-        let Command::Attach(r) = request_for(&web(), "br1 -i eth2 10.0.0.5/24@10.0.0.1").unwrap()
-        else {
-            panic!()
-        };
+        let r = request_for(&web(), "br1 -i eth2 10.0.0.5/24@10.0.0.1").unwrap();
         assert_eq!(
             r.guest,
             crate::guest::GuestSpec::Docker("0123456789ab".into())
         );
         assert_eq!(r.guest_ifname.as_deref(), Some("eth2"));
         assert_eq!(r.mac, Some(MacAddr::hashed("web1/eth2")));
-        let Command::Attach(r) = request_for(&web(), "br1 10.0.0.5/24 02:00:00:00:00:09").unwrap()
-        else {
-            panic!()
-        };
+        let r = request_for(&web(), "br1 10.0.0.5/24 02:00:00:00:00:09").unwrap();
         assert_eq!(r.mac.unwrap().to_string(), "02:00:00:00:00:09");
         assert!(request_for(&web(), "").is_err());
         assert!(request_for(&web(), "br1").is_err());
+        assert!(request_for(&web(), "ls").is_err());
+        assert!(request_for(&web(), "br1 10.0.0.5/24 --all").is_err());
+    }
+
+    #[test]
+    fn event_ids_are_checked() {
+        assert!(valid_id("0123456789ab"));
+        assert!(valid_id(&"f".repeat(64)));
+        assert!(!valid_id("0123456789a"), "too short");
+        assert!(!valid_id("../../etc/passwd0"));
+        assert!(!valid_id("0123456789aé"), "non-ASCII");
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("é"), "é", "never slices inside a character");
     }
 
     #[test]

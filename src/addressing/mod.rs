@@ -1,6 +1,7 @@
-//! Addressing of the guest interface: static addresses, default route, and the announce;
-//! DHCP in its own module.
+//! Addressing of the guest interface: the plan of static addresses, default route and the
+//! announce (their apply and undo in `apply`), DHCP in its own module. The same for every kind.
 
+pub mod apply;
 pub mod dhcp;
 
 use std::net::IpAddr;
@@ -11,8 +12,9 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::Error;
 use crate::netlink::msg;
+use crate::driver_api::PlanCtx;
 use crate::plan::DhcpStep;
-use crate::plan::{Op, Plan, PlanCtx, Step};
+use crate::plan::{Op, Plan, Step};
 use crate::request::{Addressing, DhcpClient, DhcpSpec, Family};
 
 pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> {

@@ -1,13 +1,145 @@
-//! Linux bridge driver: a veth pair whose host end is a port of the bridge.
+//! Linux bridge driver: a veth pair whose host end is a port of the bridge (created, up and
+//! marked as pipework's, when it does not exist). The veth half is shared with the OVS driver.
 
-use crate::apply::Log;
-use crate::driver::{get_link, guest_ifname, new_plan, refuse_tag, HostIf, DEFAULT_GUEST_IFNAME};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::InfoKind;
+
+use crate::driver_api::veth::{apply_veth, check_host_end, host_end_matches, plan_veth};
+use crate::driver_api::{
+    check_guest_link, guest_ifname, new_plan, refuse_tag, teardown_entries, Driver, Found, HostIf,
+    PlanCtx, Undone, DEFAULT_GUEST_IFNAME,
+};
+use crate::env::{Env, Sys};
 use crate::error::Error;
-use crate::naming::default_host_ifname;
-use crate::netlink::{msg, Netlink};
-use crate::plan::{Kind, Op, Plan, PlanCtx, Step};
+use crate::links::{self, get_link, is_ours, link_index};
+use crate::log::Log;
+use crate::netlink::{msg, Netlink, Rtnl};
+use crate::plan::{Kind, LinkKind, Op, Plan, Side, Step, UndoEntry};
+use crate::request::AttachRequest;
+use crate::store::Record;
 
-const DEFAULT_MTU: u32 = 1500;
+pub struct Bridge;
+
+impl Driver for Bridge {
+    fn kind(&self) -> Kind {
+        Kind::Bridge
+    }
+
+    fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
+        host_if.found == Found::LinuxBridge
+            || (host_if.found == Found::Missing && host_if.name.starts_with("br"))
+    }
+
+    fn plan(&self, ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+        plan(ctx, host_if)
+    }
+
+    fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
+        match op {
+            Op::CreateBridge { name, mtu } => create_bridge(env, name, *mtu)?,
+            Op::WaitPortReady { port } => wait_port_ready(env.host, env.log, port)?,
+            _ => return apply_veth(op, env),
+        }
+        Ok(true)
+    }
+
+    fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
+        match entry {
+            UndoEntry::DeleteBridge { name } => Some(delete_bridge_if_unused(sys, name)),
+            _ => None,
+        }
+    }
+
+    /// Any attachment on a bridge pipework created removes it when it is the last port.
+    fn teardown(&self, rec: &Record) -> Vec<UndoEntry> {
+        let mut v = teardown_entries(rec);
+        let b = UndoEntry::DeleteBridge {
+            name: rec.header.host_interface.clone(),
+        };
+        if !v.contains(&b) {
+            v.push(b);
+        }
+        v
+    }
+
+    fn alive(&self, rec: &Record, sys: &mut Sys<'_>) -> bool {
+        host_end_matches(rec, sys)
+    }
+
+    fn check(&self, rec: &Record, sys: &mut Sys<'_>) -> Result<Vec<String>, Error> {
+        let mut d = check_host_end(rec, sys)?;
+        if d.is_empty() {
+            if let Some(h) = &rec.header.host_ifname {
+                let port = get_link(sys.host, h)?;
+                let bridge = get_link(sys.host, &rec.header.host_interface)?;
+                match (port, bridge) {
+                    (_, None) => d.push(format!("bridge {} is gone", rec.header.host_interface)),
+                    (Some(p), Some(b)) if msg::link_master(&p) != Some(b.header.index) => d.push(
+                        format!("{h} is no longer a port of {}", rec.header.host_interface),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        d.extend(check_guest_link(rec, sys)?);
+        Ok(d)
+    }
+}
+
+fn create_bridge(env: &mut Env<'_>, name: &str, mtu: Option<u32>) -> Result<(), Error> {
+    env.journal.will(UndoEntry::DeleteBridge {
+        name: name.to_string(),
+    })?;
+    match env
+        .host
+        .request(msg::new_bridge(name, mtu), NLM_F_CREATE | NLM_F_EXCL)
+    {
+        Ok(()) => {
+            env.learned.bridge_index = Some(link_index(env.host, name, Side::Host)?);
+        }
+        // Another attach created it in the meantime: use it, if it is a bridge.
+        Err(e) if e.errno == libc::EEXIST => {
+            let l = get_link(env.host, name)?
+                .filter(|l| matches!(msg::link_kind(l), Some(InfoKind::Bridge)));
+            let l = l.ok_or_else(|| Error::netlink(format!("cannot create bridge {name}"), e))?;
+            env.learned.bridge_index = Some(l.header.index);
+            env.learned.applied.host_interface_existed = true;
+        }
+        Err(e) => return Err(Error::netlink(format!("cannot create bridge {name}"), e)),
+    }
+    Ok(())
+}
+
+/// A bridge pipework created (it carries pipework's link group) goes once no port is left on
+/// it (counting the ports a batch is about to delete as gone).
+fn delete_bridge_if_unused(sys: &mut Sys<'_>, name: &str) -> Undone {
+    let Some(l) = get_link(sys.host, name)? else {
+        return Ok(None);
+    };
+    if !is_ours(&l, LinkKind::Bridge) {
+        return Ok(None);
+    }
+    let ports = links::bridge_ports(sys.host, l.header.index)?;
+    if ports.iter().any(|p| !sys.going(p)) {
+        return Ok(None);
+    }
+    let what = format!("delete bridge {name} (created by pipework, now unused)");
+    if sys.dry_run() {
+        return Ok(Some(what));
+    }
+    if let Some(b) = sys.batch.as_deref_mut() {
+        // Its ports go with the batch's group delete: the bridge must wait for that.
+        if !ports.is_empty() {
+            b.host_links.insert(name.to_string());
+            sys.host
+                .request(msg::set_link_group(l.header.index, b.group), 0)
+                .map_err(|e| Error::netlink(format!("cannot queue {name} for deletion"), e))?;
+            return Ok(Some(what));
+        }
+    }
+    links::delete_link(sys.host, l.header.index, name)?;
+    Ok(Some(what))
+}
 
 pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
     refuse_tag(ctx, &format!("Linux bridge {}", host_if.name))?;
@@ -31,60 +163,11 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-/// The veth pair of the bridge and OVS kinds: checks the host-side name (a down leftover is
-/// replaced, an up one refused) and adds the creation step. Returns the host end's name.
-pub fn plan_veth(
-    ctx: &mut PlanCtx<'_>,
-    host_if: &HostIf,
-    plan: &mut Plan,
-    master: Option<String>,
-) -> Result<String, Error> {
-    let req = ctx.req;
-    let host = req
-        .host_ifname
-        .clone()
-        .unwrap_or_else(|| default_host_ifname(&plan.guest_ifname, ctx.guest.naming_id()));
-    if host == host_if.name {
-        return Err(Error::Invalid(format!(
-            "the host-side name {host} (-l) is the bridge's own name"
-        )));
-    }
-    let mtu = match (&host_if.link, req.mtu) {
-        (_, Some(m)) => m,
-        (Some(l), None) => msg::link_mtu(l).unwrap_or(DEFAULT_MTU),
-        (None, None) => DEFAULT_MTU,
-    };
-    if let Some(existing) = get_link(ctx.host, &host)? {
-        if msg::link_is_up(&existing) {
-            return Err(Error::Busy(format!(
-                "Link {host} exists and is up: it is in use; pick another host-side name with \
-                 -l, or remove it"
-            )));
-        }
-        plan.steps.push(Step::new(
-            "replace-stale-host-link",
-            Op::DeleteStaleLink { name: host.clone() },
-        ));
-    }
-    plan.steps.push(Step::new(
-        "create-veth",
-        Op::CreateVeth {
-            host: host.clone(),
-            master,
-            guest: plan.guest_ifname.clone(),
-            mtu,
-            mac: req.mac,
-        },
-    ));
-    plan.host_ifname = Some(host.clone());
-    Ok(host)
-}
-
 /// How long to wait for the bridge to enable a new port. Normally it is enabled already, or
 /// within microseconds; a loaded machine can delay the kernel's link-watch work.
 const PORT_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn port_enabled(nl: &mut Netlink, port: &str) -> Result<bool, Error> {
+fn port_enabled(nl: &mut dyn Rtnl, port: &str) -> Result<bool, Error> {
     use netlink_packet_route::link::BridgePortState;
     let link = get_link(nl, port)?.ok_or_else(|| {
         Error::HostInterface(format!("bridge port {port} disappeared from the host"))
@@ -99,7 +182,7 @@ fn port_enabled(nl: &mut Netlink, port: &str) -> Result<bool, Error> {
 
 /// Event-driven: the kernel notifies RTM_NEWLINK for the port right after the bridge has
 /// processed its carrier change, so we subscribe, re-check, and sleep only on the socket.
-pub fn wait_port_ready(host: &mut Netlink, log: Log, port: &str) -> Result<(), Error> {
+pub fn wait_port_ready(host: &mut dyn Rtnl, log: Log, port: &str) -> Result<(), Error> {
     if port_enabled(host, port)? {
         return Ok(());
     }

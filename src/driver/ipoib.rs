@@ -2,11 +2,32 @@
 //! created directly inside the guest, named ib0 by default; `@PKEY` is a hexadecimal
 //! partition key. InfiniBand is not Ethernet: no MAC can be chosen.
 
-use crate::driver::{guest_ifname, new_plan, HostIf};
+use crate::driver_api::{create_in_guest, guest_ifname, host_link_up, new_plan, Driver, Found, HostIf, PlanCtx};
+use crate::env::Env;
 use crate::error::Error;
 use crate::netlink::msg;
-use crate::plan::{GuestLink, Kind, Op, Plan, PlanCtx, Step};
-use crate::request::pkey;
+use crate::plan::{GuestLink, Kind, Op, Plan, Step};
+use crate::request::{pkey, AttachRequest};
+
+pub struct Ipoib;
+
+impl Driver for Ipoib {
+    fn kind(&self) -> Kind {
+        Kind::Ipoib
+    }
+
+    fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
+        host_if.found == Found::Infiniband
+    }
+
+    fn plan(&self, ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+        plan(ctx, host_if)
+    }
+
+    fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
+        Ok(host_link_up(env, op)? || create_in_guest(env, op)?)
+    }
+}
 
 /// The IPoIB kernel module is fussy about names: ib0 unless told otherwise, as the original.
 pub const DEFAULT_GUEST_IFNAME: &str = "ib0";

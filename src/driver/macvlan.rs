@@ -4,12 +4,40 @@
 
 use netlink_packet_route::link::{LinkFlags, LinkLayerType};
 
-use crate::driver::{get_link, guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
+use crate::driver_api::nic::{apply_parent, plan_parent, undo_vlan};
+use crate::driver_api::{
+    create_in_guest, guest_ifname, new_plan, Driver, Found, HostIf, PlanCtx, Undone,
+    DEFAULT_GUEST_IFNAME,
+};
+use crate::env::{Env, Sys};
 use crate::error::Error;
-use crate::naming::validate_ifname;
 use crate::netlink::msg;
-use crate::plan::{GuestLink, Kind, Op, Plan, PlanCtx, Step};
-use crate::request::vlan_id;
+use crate::plan::{GuestLink, Kind, Op, Plan, Step, UndoEntry};
+use crate::request::AttachRequest;
+
+pub struct Macvlan;
+
+impl Driver for Macvlan {
+    fn kind(&self) -> Kind {
+        Kind::Macvlan
+    }
+
+    fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
+        host_if.found == Found::Other
+    }
+
+    fn plan(&self, ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+        plan(ctx, host_if)
+    }
+
+    fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
+        Ok(apply_parent(op, env)? || create_in_guest(env, op)?)
+    }
+
+    fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
+        undo_vlan(entry, sys)
+    }
+}
 
 pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
     if let Some(l) = &host_if.link {
@@ -49,57 +77,3 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-/// Brings the NIC up (as the original does) and, with `@VLAN`, provides its 802.1Q child.
-/// Returns the name of the link the guest's interface hangs from (or is: `--direct-phys`).
-pub fn plan_parent(
-    ctx: &mut PlanCtx<'_>,
-    host_if: &HostIf,
-    plan: &mut Plan,
-) -> Result<String, Error> {
-    let nic = host_if.link.as_ref().ok_or_else(|| {
-        Error::HostInterface(format!("no interface {} in the host", host_if.name))
-    })?;
-    if !msg::link_is_up(nic) {
-        plan.steps.push(Step::new(
-            "host-link-up",
-            Op::HostLinkUp {
-                name: host_if.name.clone(),
-            },
-        ));
-    }
-    let Some(tag) = ctx.req.tag.as_deref() else {
-        return Ok(host_if.name.clone());
-    };
-    let id = vlan_id(tag)?;
-    let vname = format!("{}.{id}", host_if.name);
-    validate_ifname(&vname, "VLAN interface")?;
-    plan.vlan = Some(id);
-    match get_link(ctx.host, &vname)? {
-        Some(l) => {
-            if msg::vlan_id(&l) != Some(id) || msg::link_parent(&l) != Some(nic.header.index) {
-                return Err(Error::HostInterface(format!(
-                    "{vname} already exists but is not a VLAN device for tag {id} on {}",
-                    host_if.name
-                )));
-            }
-            if !msg::link_is_up(&l) {
-                plan.steps.push(Step::new(
-                    "vlan-link-up",
-                    Op::HostLinkUp {
-                        name: vname.clone(),
-                    },
-                ));
-            }
-        }
-        None => plan.steps.push(Step::new(
-            "create-vlan",
-            Op::CreateVlan {
-                parent: host_if.name.clone(),
-                name: vname.clone(),
-                id,
-                mtu: msg::link_mtu(nic),
-            },
-        )),
-    }
-    Ok(vname)
-}

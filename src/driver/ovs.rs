@@ -15,13 +15,160 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::driver::bridge::plan_veth;
-use crate::driver::{guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
+use crate::driver_api::veth::{apply_veth, check_host_end, host_end_matches, plan_veth};
+use crate::driver_api::{
+    check_guest_link, guest_ifname, new_plan, teardown_entries, Driver, Found, HostIf, PlanCtx,
+    Undone, DEFAULT_GUEST_IFNAME,
+};
+use crate::env::{Env, Sys};
 use crate::error::Error;
 use crate::guest::Engine;
 use crate::ns::NetNs;
-use crate::plan::{Kind, Op, Plan, PlanCtx, Step};
-use crate::request::vlan_id;
+use crate::plan::{Kind, Op, Plan, Step, UndoEntry};
+use crate::request::{vlan_id, AttachRequest};
+use crate::store::{self, Record};
+
+pub struct Ovs;
+
+impl Driver for Ovs {
+    fn kind(&self) -> Kind {
+        Kind::Ovs
+    }
+
+    fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
+        matches!(host_if.found, Found::Ovs(_))
+            || (host_if.found == Found::Missing && host_if.name.starts_with("ovs"))
+    }
+
+    fn plan(&self, ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+        let dp = match &host_if.found {
+            Found::Ovs(dp) => dp.clone(),
+            _ => None,
+        };
+        plan(ctx, host_if, dp)
+    }
+
+    fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
+        match op {
+            Op::OvsAddBridge { name, datapath } => {
+                // Journalled first: ovs-vsctl may write the bridge to the database and then
+                // time out waiting for ovs-vswitchd; the (idempotent) removal must run then
+                // too. The marker tells later detaches that pipework made this bridge.
+                env.journal.will(UndoEntry::OvsDelBridge { name: name.clone() })?;
+                store::write_atomic(&store::ovs_marker(name), b"")?;
+                let args = add_bridge_args(name, datapath.as_deref());
+                vsctl_change(&args, &format!("cannot create Open vSwitch bridge {name}"))?;
+            }
+            Op::OvsAddPort {
+                bridge,
+                port,
+                tag,
+                external_ids,
+            } => {
+                env.journal.will(UndoEntry::OvsDelPort {
+                    bridge: bridge.clone(),
+                    port: port.clone(),
+                })?;
+                let args = add_port_args(bridge, port, *tag, external_ids);
+                vsctl_change(
+                    &args,
+                    &format!("cannot add {port} to Open vSwitch bridge {bridge}"),
+                )?;
+            }
+            Op::TxChecksumOff { ifname } => tx_checksum_off(env.guest_ns, env.home, ifname)?,
+            _ => return apply_veth(op, env),
+        }
+        Ok(true)
+    }
+
+    fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
+        Some(match entry {
+            UndoEntry::OvsDelPort { bridge, port } => (|| {
+                if !has_port(bridge, port) {
+                    return Ok(None);
+                }
+                if !sys.dry_run() {
+                    vsctl_change(
+                        &["--no-wait", "--if-exists", "del-port", bridge, port],
+                        "undo",
+                    )?;
+                }
+                Ok(Some(format!(
+                    "remove port {port} from Open vSwitch bridge {bridge}"
+                )))
+            })(),
+            UndoEntry::OvsDelBridge { name } => (|| {
+                let marker = store::ovs_marker(name);
+                if !marker.exists() {
+                    return Ok(None);
+                }
+                // Only once no port is left (the ones this batch removes count as gone).
+                match ports(name) {
+                    Some(p) if p.iter().all(|x| sys.going(x)) => {}
+                    Some(_) => return Ok(None),
+                    None => {
+                        let _ = std::fs::remove_file(&marker);
+                        return Ok(None);
+                    }
+                }
+                if !sys.dry_run() {
+                    vsctl_change(&["--no-wait", "--if-exists", "del-br", name], "undo")?;
+                    let _ = std::fs::remove_file(&marker);
+                }
+                Ok(Some(format!(
+                    "delete Open vSwitch bridge {name} (created by pipework, now unused)"
+                )))
+            })(),
+            _ => return None,
+        })
+    }
+
+    /// Any attachment on a bridge pipework created removes it when it is the last port.
+    fn teardown(&self, rec: &Record) -> Vec<UndoEntry> {
+        let mut v = teardown_entries(rec);
+        // The veth's deletion must not wait for OVS: the port goes first.
+        let b = UndoEntry::OvsDelBridge {
+            name: rec.header.host_interface.clone(),
+        };
+        if !v.contains(&b) {
+            v.push(b);
+        }
+        v
+    }
+
+    fn alive(&self, rec: &Record, sys: &mut Sys<'_>) -> bool {
+        host_end_matches(rec, sys)
+    }
+
+    fn check(&self, rec: &Record, sys: &mut Sys<'_>) -> Result<Vec<String>, Error> {
+        let mut d = check_host_end(rec, sys)?;
+        if let Some(port) = &rec.header.host_ifname {
+            if !has_port(&rec.header.host_interface, port) {
+                d.push(format!(
+                    "{port} is no longer a port of Open vSwitch bridge {}",
+                    rec.header.host_interface
+                ));
+            }
+        }
+        d.extend(check_guest_link(rec, sys)?);
+        Ok(d)
+    }
+}
+
+/// The ports of an OVS bridge; `None` when it does not exist (or OVS does not answer).
+pub fn ports(bridge: &str) -> Option<Vec<String>> {
+    let out = vsctl(&["list-ports", bridge]).ok()??;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn has_port(bridge: &str, port: &str) -> bool {
+    ports(bridge).is_some_and(|p| p.iter().any(|x| x == port))
+}
 
 const VSCTL: &str = "ovs-vsctl";
 /// OVS's run directory when OVS_RUNDIR is not set (Debian's build).
@@ -58,6 +205,7 @@ pub fn vsctl_change<S: AsRef<str>>(args: &[S], what: &str) -> Result<(), Error> 
     let out = vsctl(args)?.ok_or_else(not_installed)?;
     let shown: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     if out.status.success() {
+        crate::testhook::change_done();
         return Ok(());
     }
     let err = String::from_utf8_lossy(&out.stderr);
@@ -84,7 +232,7 @@ pub fn not_installed() -> Error {
 }
 
 pub fn not_running(why: &str) -> Error {
-    Error::HostInterface(format!(
+    Error::Engine(format!(
         "Open vSwitch is not running: its database cannot be reached ({why}); start \
          ovsdb-server and ovs-vswitchd, or point OVS_RUNDIR at their run directory"
     ))

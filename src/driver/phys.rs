@@ -8,12 +8,139 @@ use netlink_packet_route::address::{AddressAttribute, AddressScope};
 use netlink_packet_route::link::LinkFlags;
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::driver::macvlan::plan_parent;
-use crate::driver::{get_link, guest_ifname, new_plan, HostIf, DEFAULT_GUEST_IFNAME};
+use crate::driver_api::nic::{apply_parent, plan_parent, undo_vlan};
+use crate::driver_api::{
+    check_guest_link, guest_ifname, learn_guest_link, new_plan, Driver, Found, HostIf, PlanCtx,
+    Undone, DEFAULT_GUEST_IFNAME,
+};
+use crate::env::{Env, Sys};
 use crate::error::Error;
-use crate::netlink::{msg, Netlink};
+use crate::links::{get_link, link_index};
+use crate::netlink::{msg, Rtnl};
 use crate::ns::NetNs;
-use crate::plan::{Kind, NicState, Op, Plan, PlanCtx, Step};
+use crate::plan::{Kind, NicState, Op, Plan, Side, Step, UndoEntry};
+use crate::request::AttachRequest;
+use crate::store::Record;
+
+pub struct Phys;
+
+impl Driver for Phys {
+    fn kind(&self) -> Kind {
+        Kind::Phys
+    }
+
+    fn claims(&self, _host_if: &HostIf, req: &AttachRequest) -> bool {
+        req.direct_phys
+    }
+
+    fn plan(&self, ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+        match host_if.found {
+            Found::Missing => Err(Error::HostInterface(format!(
+                "--direct-phys: no interface {} in the host to move into the guest",
+                host_if.name
+            ))),
+            Found::LinuxBridge | Found::Ovs(_) => Err(Error::Invalid(format!(
+                "--direct-phys: {} is a bridge; only a physical (or virtual) NIC can be moved \
+                 into a guest",
+                host_if.name
+            ))),
+            _ => plan(ctx, host_if),
+        }
+    }
+
+    fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
+        match op {
+            Op::MoveToGuest { nic, guest, mtu } => {
+                env.journal.will(UndoEntry::MoveBack {
+                    nic: nic.clone(),
+                    guest: guest.clone(),
+                })?;
+                move_to_guest(env, nic, guest, *mtu)?;
+                learn_guest_link(env, guest)?;
+                if !nic.addresses.is_empty() {
+                    let list: Vec<String> = nic.addresses.iter().map(|a| a.to_string()).collect();
+                    eprintln!(
+                        "pipework: warning: moving {} into the guest dropped its host addresses: {}",
+                        nic.name,
+                        list.join(", ")
+                    );
+                }
+            }
+            Op::SetMac { ifname, mac } => {
+                let i = match &env.learned.guest_index {
+                    Some((n, i)) if n == ifname => *i,
+                    _ => link_index(env.guest, ifname, Side::Guest)?,
+                };
+                env.guest
+                    .request(msg::set_link_mac(i, mac), 0)
+                    .map_err(|e| Error::netlink(format!("cannot set mac {mac} on {ifname}"), e))?;
+                env.learned.applied.guest_mac = Some(*mac);
+            }
+            _ => return apply_parent(op, env),
+        }
+        Ok(true)
+    }
+
+    fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
+        match entry {
+            UndoEntry::MoveBack { nic, guest } => Some(move_back(sys, nic, guest)),
+            _ => undo_vlan(entry, sys),
+        }
+    }
+
+    fn check(&self, rec: &Record, sys: &mut Sys<'_>) -> Result<Vec<String>, Error> {
+        check_guest_link(rec, sys)
+    }
+}
+
+/// Moves a host NIC into the guest under its guest name, in one RTM_SETLINK; a wireless NIC
+/// moves with its phy (by `iw`), then is renamed.
+fn move_to_guest(env: &mut Env<'_>, nic: &NicState, guest: &str, mtu: Option<u32>) -> Result<(), Error> {
+    let index = link_index(env.host, &nic.name, Side::Host)?;
+    let Some(phy) = &nic.phy else {
+        return env
+            .host
+            .request(msg::move_link(index, env.guest_ns.raw_fd(), guest, mtu), 0)
+            .map_err(|e| {
+                Error::netlink(
+                    format!("cannot move {} into the guest as {guest}", nic.name),
+                    e,
+                )
+            });
+    };
+    run_iw(&iw_move_args(phy, env.guest_ns.raw_fd()), None)?;
+    let i = link_index(env.guest, &nic.name, Side::Guest)?;
+    env.guest
+        .request(msg::rename_link(i, guest), 0)
+        .map_err(|e| {
+            Error::netlink(
+                format!("cannot rename {} to {guest} in the guest", nic.name),
+                e,
+            )
+        })
+}
+
+/// Undo of a move: the NIC is looked for in the guest under its guest name, or under its own
+/// (a wireless move whose rename failed); still in the host, it never left.
+fn move_back(sys: &mut Sys<'_>, nic: &NicState, guest: &str) -> Undone {
+    let dry = sys.dry_run();
+    let (Some(g), Some(gns)) = (sys.guest.as_deref_mut(), sys.guest_ns) else {
+        return Ok(None);
+    };
+    let found = match get_link(g, guest)? {
+        Some(l) => Some(l),
+        None => get_link(g, &nic.name)?,
+    };
+    let Some(l) = found else {
+        return Ok(None);
+    };
+    let what = format!("move {guest} back to the host as {}", nic.name);
+    if dry {
+        return Ok(Some(what));
+    }
+    return_to_host(sys.host, g, gns, sys.home, l.header.index, nic)?;
+    Ok(Some(what))
+}
 
 pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
     let nic = host_if.link.as_ref().ok_or_else(|| {
@@ -71,7 +198,7 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
 }
 
 /// The NIC's own addresses (not the kernel's automatic IPv6 link-local ones).
-fn host_addresses(nl: &mut Netlink, index: u32) -> Result<Vec<IpNet>, Error> {
+fn host_addresses(nl: &mut dyn Rtnl, index: u32) -> Result<Vec<IpNet>, Error> {
     let all = nl
         .dump(msg::dump_addresses())
         .map_err(|e| Error::netlink("cannot list host addresses", e))?;
@@ -116,8 +243,8 @@ pub fn iw_move_args(phy: &str, netns_fd: i32) -> Vec<String> {
 /// Gives a moved NIC back to the host: out of the guest under its own name (and MTU), then
 /// its MAC, addresses and up state — for rollback and for `detach`.
 pub fn return_to_host(
-    host: &mut Netlink,
-    guest: &mut Netlink,
+    host: &mut dyn Rtnl,
+    guest: &mut dyn Rtnl,
     guest_ns: &NetNs,
     home: &NetNs,
     guest_index: u32,

@@ -131,7 +131,7 @@ fn parse_pid(s: &str) -> Result<u32, Error> {
 }
 
 /// Where a guest came from (`guest.engine` in `--json` reports and records).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Docker,

@@ -17,6 +17,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::mac::MacAddr;
+use crate::plan::LINK_GROUP;
 
 pub fn family_of(ip: &IpAddr) -> AddressFamily {
     match ip {
@@ -51,6 +52,7 @@ pub fn new_bridge(name: &str, mtu: Option<u32>) -> RouteNetlinkMessage {
     if let Some(mtu) = mtu {
         m.attributes.push(LinkAttribute::Mtu(mtu));
     }
+    m.attributes.push(LinkAttribute::Group(LINK_GROUP));
     m.attributes
         .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
             InfoKind::Bridge,
@@ -84,6 +86,7 @@ pub fn new_veth(
     if let Some(mac) = &peer.mac {
         p.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
     }
+    p.attributes.push(LinkAttribute::Group(LINK_GROUP));
     p.attributes.push(LinkAttribute::NetNsFd(peer.netns_fd));
 
     let mut m = LinkMessage::default();
@@ -95,6 +98,7 @@ pub fn new_veth(
     if let Some(master) = master {
         m.attributes.push(LinkAttribute::Controller(master));
     }
+    m.attributes.push(LinkAttribute::Group(LINK_GROUP));
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
@@ -154,6 +158,7 @@ pub fn new_link_in_guest(
         }
         GuestLinkKind::Dummy => vec![LinkInfo::Kind(InfoKind::Dummy)],
     };
+    m.attributes.push(LinkAttribute::Group(LINK_GROUP));
     m.attributes.push(LinkAttribute::NetNsFd(netns_fd));
     m.attributes.push(LinkAttribute::LinkInfo(info));
     RouteNetlinkMessage::NewLink(m)
@@ -169,6 +174,7 @@ pub fn new_vlan(name: &str, parent: u32, id: u16, mtu: Option<u32>) -> RouteNetl
     if let Some(mtu) = mtu {
         m.attributes.push(LinkAttribute::Mtu(mtu));
     }
+    m.attributes.push(LinkAttribute::Group(LINK_GROUP));
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Vlan),
         LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(id)])),
@@ -202,6 +208,46 @@ pub fn rename_link(index: u32, new_name: &str) -> RouteNetlinkMessage {
     m.attributes
         .push(LinkAttribute::IfName(new_name.to_string()));
     RouteNetlinkMessage::SetLink(m)
+}
+
+/// Puts a link in link group `group` (a batch about to be deleted in one message).
+pub fn set_link_group(index: u32, group: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Group(group));
+    RouteNetlinkMessage::SetLink(m)
+}
+
+/// Deletes every link of `group` in the namespace, in one kernel pass (one RCU grace period
+/// for all of them, where one-by-one deletes pay one each).
+pub fn del_link_group(group: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::Group(group));
+    RouteNetlinkMessage::DelLink(m)
+}
+
+/// The link's group (IFLA_GROUP), 0 when the kernel did not say.
+pub fn link_group(m: &LinkMessage) -> u32 {
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Group(g) => Some(*g),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// The link's master (IFLA_MASTER), if it is a port of a bridge.
+pub fn link_master(m: &LinkMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(c) => Some(*c),
+        _ => None,
+    })
+}
+
+/// The IFLA_INFO_KIND string of a link ("veth", "bridge", …), if any.
+pub fn link_kind_name(m: &LinkMessage) -> Option<String> {
+    link_kind(m).map(|k| k.to_string())
 }
 
 pub fn set_link_down(index: u32) -> RouteNetlinkMessage {
@@ -406,6 +452,19 @@ pub fn readd_route(route: &RouteMessage) -> RouteNetlinkMessage {
     RouteNetlinkMessage::NewRoute(m)
 }
 
+/// A route as bytes, for the journal on disk (restored verbatim by [`route_from_bytes`]).
+pub fn route_to_bytes(route: &RouteMessage) -> Vec<u8> {
+    use netlink_packet_core::Emitable;
+    let mut b = vec![0; route.buffer_len()];
+    route.emit(&mut b);
+    b
+}
+
+pub fn route_from_bytes(bytes: &[u8]) -> Option<RouteMessage> {
+    use netlink_packet_core::Parseable;
+    RouteMessage::parse(bytes).ok()
+}
+
 // ---- reading answers -------------------------------------------------------------------------
 
 pub fn link_name(m: &LinkMessage) -> Option<&str> {
@@ -520,6 +579,8 @@ mod tests {
     const IFLA_LINKINFO: u16 = 18;
     const IFLA_NET_NS_FD: u16 = 28;
     const IFLA_AF_SPEC: u16 = 26;
+    const IFLA_GROUP: u16 = 27;
+    const GROUP: [u8; 4] = LINK_GROUP.to_ne_bytes();
 
     #[test]
     fn veth_message_creates_peer_inside_guest_with_final_name() {
@@ -539,8 +600,10 @@ mod tests {
         assert_eq!(top[0], (IFLA_IFNAME, b"veth1pl42\0".to_vec()));
         assert_eq!(top[1], (IFLA_MTU, 1400u32.to_ne_bytes().to_vec()));
         assert_eq!(top[2], (IFLA_MASTER, 9u32.to_ne_bytes().to_vec()));
-        assert_eq!(top[3].0, IFLA_LINKINFO);
-        let info = nlas(&top[3].1);
+        // Marked as pipework's: undo, detach and gc delete only links that carry the mark.
+        assert_eq!(top[3], (IFLA_GROUP, GROUP.to_vec()));
+        assert_eq!(top[4].0, IFLA_LINKINFO);
+        let info = nlas(&top[4].1);
         assert_eq!(info[0], (1, b"veth\0".to_vec())); // IFLA_INFO_KIND
         let data = nlas(&info[1].1); // IFLA_INFO_DATA
         assert_eq!(data[0].0, 1); // VETH_INFO_PEER
@@ -555,7 +618,31 @@ mod tests {
             pnlas[2],
             (IFLA_ADDRESS, vec![0x02, 0x72, 0x6c, 0xcd, 0x9b, 0x8d])
         );
-        assert_eq!(pnlas[3], (IFLA_NET_NS_FD, 7u32.to_ne_bytes().to_vec()));
+        assert_eq!(pnlas[3], (IFLA_GROUP, GROUP.to_vec()));
+        assert_eq!(pnlas[4], (IFLA_NET_NS_FD, 7u32.to_ne_bytes().to_vec()));
+    }
+
+    #[test]
+    fn group_messages() {
+        let b = bytes(del_link_group(0x7078_0001));
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 17); // RTM_DELLINK
+        assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 0, "ifindex 0");
+        let top = nlas(&b[32..]);
+        assert_eq!(top, [(IFLA_GROUP, 0x7078_0001u32.to_ne_bytes().to_vec())]);
+        let b = bytes(set_link_group(5, 9));
+        assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 5);
+        assert_eq!(nlas(&b[32..]), [(IFLA_GROUP, 9u32.to_ne_bytes().to_vec())]);
+    }
+
+    #[test]
+    fn routes_round_trip_through_the_journal() {
+        let RouteNetlinkMessage::NewRoute(r) =
+            new_default_route("10.0.0.1".parse().unwrap(), 7)
+        else {
+            panic!()
+        };
+        assert_eq!(route_from_bytes(&route_to_bytes(&r)), Some(r));
+        assert_eq!(route_from_bytes(&[1, 2]), None);
     }
 
     /// Bytes of `ip link set dev d0 up` (iproute2, captured with strace -xx) for ifindex 5:
@@ -709,7 +796,8 @@ mod tests {
         assert_eq!(flags & 1, 1);
         let top = nlas(&b[32..]);
         assert_eq!(top[0], (IFLA_IFNAME, b"br1\0".to_vec()));
-        let info = nlas(&top[1].1);
+        assert_eq!(top[1], (IFLA_GROUP, GROUP.to_vec()));
+        let info = nlas(&top[2].1);
         assert_eq!(info[0], (1, b"bridge\0".to_vec()));
     }
 

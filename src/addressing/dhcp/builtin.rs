@@ -205,7 +205,7 @@ pub fn lease_v6(l: &DhcpV6Lease) -> Lease {
 }
 
 /// The interface's IPv6 link-local address, usable (not tentative): DHCPv6 speaks from it.
-fn link_local(nl: &mut Netlink, p: &ClientParams) -> Result<Ipv6Addr, Error> {
+fn link_local(nl: &mut dyn crate::netlink::Rtnl, p: &ClientParams) -> Result<Ipv6Addr, Error> {
     let deadline =
         Instant::now() + Duration::from_secs(3).min(p.timeout.max(Duration::from_secs(1)));
     loop {
@@ -250,7 +250,7 @@ pub fn obtain(ns: &NetNs, p: &ClientParams) -> Result<Lease, Error> {
 
 /// SLAAC: waits until the kernel has configured a global, non-tentative address on the
 /// interface from a router advertisement.
-pub fn wait_slaac(nl: &mut Netlink, p: &ClientParams) -> Result<Lease, Error> {
+pub fn wait_slaac(nl: &mut dyn crate::netlink::Rtnl, p: &ClientParams) -> Result<Lease, Error> {
     let deadline = Instant::now() + p.timeout;
     loop {
         let found = if_addresses(nl, p.index)?

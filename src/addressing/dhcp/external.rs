@@ -539,8 +539,8 @@ fn do_hook(action: HookAction, resolv: Option<&Path>) -> Result<(), Error> {
     Ok(())
 }
 
-fn index_of(nl: &mut Netlink, ifname: &str) -> Result<u32, Error> {
-    crate::driver::get_link(nl, ifname)?
+fn index_of(nl: &mut dyn crate::netlink::Rtnl, ifname: &str) -> Result<u32, Error> {
+    crate::links::get_link(nl, ifname)?
         .map(|l| l.header.index)
         .ok_or_else(|| Error::HostInterface(format!("no interface {ifname} here")))
 }

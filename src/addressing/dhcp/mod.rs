@@ -76,7 +76,7 @@ pub struct IfAddr {
 }
 
 /// The addresses of interface `index` (one RTM_GETADDR dump).
-pub fn if_addresses(nl: &mut crate::netlink::Netlink, index: u32) -> Result<Vec<IfAddr>, Error> {
+pub fn if_addresses(nl: &mut dyn crate::netlink::Rtnl, index: u32) -> Result<Vec<IfAddr>, Error> {
     use netlink_packet_route::address::{AddressAttribute, AddressFlags};
     use netlink_packet_route::RouteNetlinkMessage;
     let all = nl
@@ -104,13 +104,7 @@ pub fn if_addresses(nl: &mut crate::netlink::Netlink, index: u32) -> Result<Vec<
         .collect())
 }
 
-/// pipework's runtime directory: `$PIPEWORK_RUNTIME_DIR`, else /run/pipework.
-pub fn runtime_dir() -> PathBuf {
-    std::env::var_os("PIPEWORK_RUNTIME_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/pipework"))
-}
+pub use crate::store::runtime_dir;
 
 /// Files of one DHCP client: `<runtime>/dhcp/<netns inode>-<ifname>.{pid,json,log,leases}`.
 pub fn client_file(guest: &Guest, ifname: &str, ext: &str) -> PathBuf {
@@ -199,6 +193,11 @@ pub fn write_resolv(target: &Path, dns: &[IpAddr]) -> Result<Option<Vec<u8>>, Er
     std::fs::write(target, resolv_text(dns))
         .map_err(|e| Error::io(format!("cannot write {}", target.display()), e))?;
     Ok(old)
+}
+
+/// Puts a file's old content back (rollback of [`write_resolv`]), in place like the write.
+pub fn restore_file(target: &Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::write(target, content)
 }
 
 #[cfg(test)]

@@ -57,17 +57,7 @@ pub fn write_info(path: &Path, info: &Info) -> Result<(), Error> {
     )
 }
 
-/// Write-then-rename, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::io(format!("cannot create {}", d.display()), e))?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-}
+pub use crate::store::write_atomic;
 
 /// Attach side: starts the supervisor with the guest's namespace (and pidfd), waits for its
 /// lease (or its error), and returns the lease and the supervisor's PID.

@@ -1,53 +1,26 @@
 //! The DHCP step in apply: obtain the lease the way the plan chose, then put it on the
 //! interface through the same steps (and undo records) as a static address.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-
 use netlink_packet_route::address::AddressScope;
 use netlink_packet_route::RouteNetlinkMessage;
-use serde::Serialize;
 
-use super::undo::Undo;
-use super::{guest_index, run_step, Env, State};
+use super::{apply, guest_index};
 use crate::addressing::dhcp::{self, builtin, external, supervisor, ClientParams, Lease};
 use crate::addressing::needs_host_route;
+use crate::env::Env;
 use crate::error::Error;
 use crate::netlink::msg;
-use crate::plan::{DhcpStep, Op, Step};
+use crate::plan::{DhcpStep, Op, UndoEntry};
+use crate::report::{DhcpReport, SupervisorReport};
 use crate::request::DhcpClient;
 
-/// The `dhcp` object of `--json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DhcpReport {
-    pub client: &'static str,
-    pub family: u8,
-    pub server: Option<IpAddr>,
-    pub lease_time: u32,
-    pub t1: u32,
-    pub t2: u32,
-    pub dns: Vec<IpAddr>,
-    pub supervisor: Option<SupervisorReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SupervisorReport {
-    pub pid: u32,
-    pub pidfile: PathBuf,
-}
-
-pub(super) fn run(
-    env: &mut Env<'_>,
-    st: &mut State,
-    undo: &mut Vec<Undo>,
-    d: &DhcpStep,
-) -> Result<(), Error> {
-    let index = guest_index(env, st, &d.ifname)?;
+pub(super) fn run(env: &mut Env<'_>, d: &DhcpStep) -> Result<(), Error> {
+    let index = guest_index(env, &d.ifname)?;
     let guest = env.guest_desc;
     let params = ClientParams {
         ifname: d.ifname.clone(),
         index,
-        mac: st.applied.guest_mac,
+        mac: env.learned.applied.guest_mac,
         hostname: d.hostname.clone(),
         v6: d.v6,
         timeout: d.timeout,
@@ -72,11 +45,17 @@ pub(super) fn run(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
             }
+            // Its files are journalled before it starts; the process itself once it has a
+            // PID (a kill in between leaves a supervisor that dies with no lease to keep).
+            env.journal.will(UndoEntry::RemoveFile {
+                path: pidfile.clone(),
+            })?;
             let (lease, pid) = supervisor::spawn(&cfg, env.guest_ns)?;
-            undo.push(Undo::StopProcess {
+            env.journal.will(UndoEntry::StopProcess {
                 pid,
+                start: crate::process::start_time(pid),
                 files: vec![pidfile.clone(), infofile.clone()],
-            });
+            })?;
             supervisor_pid = Some(pid);
             (lease, true)
         }
@@ -95,10 +74,11 @@ pub(super) fn run(
             };
             let pid = external::run(&r, env.guest_ns)?;
             if let Some(pid) = pid {
-                undo.push(Undo::StopProcess {
+                env.journal.will(UndoEntry::StopProcess {
                     pid,
+                    start: crate::process::start_time(pid),
                     files: vec![pidfile.clone(), infofile.clone()],
-                });
+                })?;
                 supervisor_pid = Some(pid);
             }
             // The client's script (us) configured the interface: read back what it did.
@@ -106,18 +86,19 @@ pub(super) fn run(
         }
     };
     if configure {
-        apply_lease(env, st, undo, &d.ifname, &lease)?;
+        apply_lease(env, &d.ifname, &lease)?;
         if let (Some(path), false) = (&d.resolv, lease.dns.is_empty()) {
-            let old = dhcp::write_resolv(path, &lease.dns)?;
-            undo.push(Undo::RestoreFile {
+            let old = std::fs::read(path).ok();
+            env.journal.will(UndoEntry::RestoreFile {
                 path: path.clone(),
                 content: old,
-            });
+            })?;
+            dhcp::write_resolv(path, &lease.dns)?;
         }
     }
-    st.dhcp_client =
+    env.learned.dhcp_client =
         supervisor_pid.map(|pid| (pid, d.spec.client.name(), pidfile.clone(), infofile));
-    st.applied.dhcp = Some(DhcpReport {
+    env.learned.applied.dhcp = Some(DhcpReport {
         client: d.spec.client.name(),
         family: lease.family,
         server: lease.server,
@@ -127,19 +108,13 @@ pub(super) fn run(
         dns: lease.dns.clone(),
         supervisor: supervisor_pid.map(|pid| SupervisorReport { pid, pidfile }),
     });
-    st.applied.lease = Some(lease);
+    env.learned.applied.lease = Some(lease);
     Ok(())
 }
 
 /// The lease as static steps: address, then the default route (replacing the guest's, with
 /// the on-link host route when needed), then classless routes.
-fn apply_lease(
-    env: &mut Env<'_>,
-    st: &mut State,
-    undo: &mut Vec<Undo>,
-    ifname: &str,
-    lease: &Lease,
-) -> Result<(), Error> {
+fn apply_lease(env: &mut Env<'_>, ifname: &str, lease: &Lease) -> Result<(), Error> {
     let mut steps = vec![Op::AddAddress {
         ifname: ifname.to_string(),
         address: lease.address,
@@ -181,9 +156,8 @@ fn apply_lease(
         });
     }
     for op in steps {
-        let step = Step::new("dhcp-lease", op);
-        env.log.step(step.name, &step.op);
-        run_step(&step, env, st, undo)?;
+        env.log.step("dhcp-lease", &op);
+        apply(&op, env)?;
     }
     Ok(())
 }
@@ -213,4 +187,26 @@ fn lease_on_interface(env: &mut Env<'_>, index: u32, v6: bool) -> Result<Lease, 
             _ => None,
         });
     Ok(Lease::observed(address, gateway))
+}
+
+/// `DhcpRecord`: the info file `pipework ls` reads for a client left running.
+pub(super) fn record(env: &mut Env<'_>, ifname: &str) -> Result<(), Error> {
+    if let Some((pid, client, pidfile, infofile)) = &env.learned.dhcp_client {
+        let info = supervisor::Info {
+            pid: *pid,
+            client: client.to_string(),
+            guest: env.guest_desc.spec.clone(),
+            netns_inode: env.guest_desc.netns.inode,
+            ifname: ifname.to_string(),
+            address: env
+                .learned
+                .applied
+                .lease
+                .as_ref()
+                .map(|l| l.address.to_string()),
+            pidfile: pidfile.clone(),
+        };
+        supervisor::write_info(infofile, &info)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,117 @@
+//! The command line as a front end: argv → typed command → one engine session → rendered
+//! report. Errors are printed here (no `main() -> Result`, whose Debug output would add noise),
+//! with the exit status the error's kind defines, and with `--json` also as one JSON object on
+//! stdout.
+
+use std::ffi::OsString;
+
+use super::render;
+use crate::grammar::{parse, Invocation, Options};
+use crate::engine::{Session, SessionOptions};
+use crate::error::Error;
+use crate::request::Command;
+
+/// Runs one command line; returns the exit status.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let raw: Vec<OsString> = args.into_iter().collect();
+    // Known before parsing: a command line that fails to parse still gets its JSON error.
+    let json = raw.iter().any(|a| a == "--json");
+    let result = utf8_args(&raw).and_then(|argv| {
+        let inv = parse(&argv)?;
+        match inv {
+            Invocation::Print(text) => {
+                print!("{text}");
+                Ok(0)
+            }
+            Invocation::Run(cmd, opts) => run(&cmd, opts),
+        }
+    });
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("pipework: {e}");
+            if json {
+                println!("{}", e.to_json());
+            }
+            e.exit_code()
+        }
+    }
+}
+
+/// Arguments as UTF-8, or a clear error naming the first one that is not.
+fn utf8_args(raw: &[OsString]) -> Result<Vec<String>, Error> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                Error::Usage(format!(
+                    "argument {i} ({}) is not valid UTF-8; pipework's arguments are names, \
+                     addresses and numbers",
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
+    let mut s = Session::open(SessionOptions {
+        verbose: opts.verbose,
+    })?;
+    let out = match cmd {
+        Command::Attach(req) => {
+            let rep = s.attach(req, opts.dry_run)?;
+            if opts.dry_run {
+                for (name, what) in &rep.plan {
+                    eprintln!("pipework: plan {name}: {what}");
+                }
+            }
+            opts.json.then(|| {
+                serde_json::to_string(&rep).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            })
+        }
+        Command::Exec(e) => return s.exec(e),
+        Command::Wait(w) => {
+            s.wait(w)?;
+            None
+        }
+        Command::List => {
+            let rep = s.list();
+            render::warnings(&rep.warnings);
+            Some(render::list(&rep, opts.json))
+        }
+        Command::Detach(t) => {
+            let rep = s.detach(t, opts.dry_run)?;
+            render::warnings(&rep.warnings);
+            Some(render::actions(&rep, opts.json))
+        }
+        Command::Gc => {
+            let rep = s.gc(opts.dry_run)?;
+            render::warnings(&rep.warnings);
+            Some(render::actions(&rep, opts.json))
+        }
+        Command::Check(t) => {
+            let rep = s.check(t)?;
+            render::warnings(&rep.warnings);
+            println!("{}", render::check(&rep, opts.json));
+            return Ok(if rep.all_ok() { 0 } else { 1 });
+        }
+        Command::Watch { rules } => {
+            crate::privilege::require_admin()?;
+            if let Some(r) = rules {
+                crate::watch::load_rules(r)?; // a broken file is an error now, not at the first start
+            }
+            drop(s);
+            crate::watch::Watcher {
+                rules_path: rules.clone(),
+                verbose: opts.verbose,
+            }
+            .run()?;
+            None
+        }
+    };
+    if let Some(text) = out {
+        println!("{text}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,270 @@
+//! The engine: one [`Session`] per process, under every front end (the CLI, `watch`, and the
+//! CNI plugin and topology `apply` to come). It holds the home namespace, one netlink socket
+//! per namespace (reused across requests), the state store and the log; it runs typed
+//! requests and returns typed reports. Front ends only parse input and render output.
+//!
+//! The path of one attach: request → guest resolved → driver plans (no change yet) → record
+//! started (journal) → apply, each change journalled before it is made → record completed →
+//! report. Any failure replays the journal backwards; a crash leaves it for `gc`.
+
+pub mod records;
+
+use std::collections::HashMap;
+
+use crate::apply;
+use crate::driver::{self, PlanCtx};
+use crate::env::{Env, Learned};
+use crate::error::Error;
+use crate::guest::{self, Guest};
+use crate::log::Log;
+use crate::netlink::Netlink;
+use crate::ns::NetNs;
+use crate::plan::{Kind, LinkKind, Plan};
+use crate::report::{AttachReport, Applied};
+use crate::request::{AttachRequest, ExecRequest, WaitRequest};
+use crate::store::{self, GuestRef, Header, Identity, NetnsRef, RecordFile, RecordState};
+
+/// Sockets kept for guests' namespaces. A socket pins its namespace, so a long-running session
+/// (watch) must not keep one per guest forever: past this many, the cache is emptied.
+const GUEST_SOCKETS: usize = 256;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionOptions {
+    /// Log each step on stderr (`-v`).
+    pub verbose: bool,
+}
+
+pub struct Session {
+    home: NetNs,
+    host: Netlink,
+    guests: HashMap<u64, Netlink>,
+    log: Log,
+    /// The test hook's step (test builds only; see `testhook`).
+    fail_after: Option<String>,
+    /// Which engine really serves the Docker API the `docker:` guests come from (watch on a
+    /// Podman socket records its guests as Podman's).
+    api_engine: Option<crate::guest::Engine>,
+}
+
+impl Session {
+    /// Opens the session in the calling thread's network namespace, which becomes "the host".
+    pub fn open(opts: SessionOptions) -> Result<Session, Error> {
+        let home = NetNs::current()?;
+        let host =
+            Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+        Ok(Session {
+            home,
+            host,
+            guests: HashMap::new(),
+            log: Log {
+                verbose: opts.verbose,
+            },
+            fail_after: crate::testhook::fail_after_step(),
+            api_engine: None,
+        })
+    }
+
+    /// Says which engine serves the Docker API (`docker:` guests are recorded as its).
+    pub fn set_api_engine(&mut self, e: crate::guest::Engine) {
+        self.api_engine = Some(e);
+    }
+
+    pub fn log(&self) -> Log {
+        self.log
+    }
+
+    /// The socket into a guest's namespace, opened once per namespace.
+    fn guest_socket(&mut self, ns: &NetNs) -> Result<&mut Netlink, Error> {
+        if !self.guests.contains_key(&ns.inode) {
+            if self.guests.len() >= GUEST_SOCKETS {
+                self.guests.clear();
+            }
+            let nl = ns.run_in(&self.home, Netlink::open)?.map_err(|e| {
+                Error::netlink(
+                    format!(
+                        "cannot open a netlink socket in the guest's namespace {}",
+                        ns.path.display()
+                    ),
+                    e,
+                )
+            })?;
+            self.guests.insert(ns.inode, nl);
+        }
+        Ok(self.guests.get_mut(&ns.inode).expect("inserted above"))
+    }
+
+    /// Lets a guest's namespace go (its socket pins it), e.g. once it is detached.
+    pub fn forget_guest(&mut self, inode: u64) {
+        self.guests.remove(&inode);
+    }
+
+    pub fn resolve(&self, spec: &guest::GuestSpec) -> Result<Guest, Error> {
+        let mut g = guest::resolve(&spec.to_string(), spec, &self.home)?;
+        if let (crate::guest::Engine::Docker, Some(e)) = (g.engine, self.api_engine) {
+            g.engine = e;
+        }
+        Ok(g)
+    }
+
+    /// Plumbs one interface into one guest; with `dry_run`, only plans.
+    pub fn attach(&mut self, req: &AttachRequest, dry_run: bool) -> Result<AttachReport, Error> {
+        crate::privilege::require_admin()?;
+        let guest = self.resolve(&req.guest)?;
+        self.log.info(format_args!(
+            "guest {}: {:?}{}, namespace {} (inode {})",
+            guest.spec,
+            guest.engine,
+            guest.pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+            guest.netns.path.display(),
+            guest.netns.inode
+        ));
+        // Shared with other attaches, exclusive of detach/gc (see store::lock).
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(store::lock(false)?)
+        };
+        if !dry_run {
+            self.recover_interface(&guest, req)?;
+        }
+        self.guest_socket(&guest.netns)?;
+        let Session {
+            host, guests, log, ..
+        } = self;
+        let guest_nl = guests.get_mut(&guest.netns.inode).expect("opened above");
+        let plan = plan_attach(&mut PlanCtx {
+            req,
+            guest: &guest,
+            host,
+            guest_nl,
+        })?;
+        let _ = log;
+        if dry_run {
+            return Ok(AttachReport::new(&guest, &plan, None));
+        }
+        let path = store::path_for(guest.netns.inode, &plan.guest_ifname);
+        let mut record = RecordFile::create(&path, header_of(&guest, &plan))?;
+        let applied = {
+            let mut env = Env {
+                host: &mut self.host,
+                guest: self
+                    .guests
+                    .get_mut(&guest.netns.inode)
+                    .expect("opened above"),
+                guest_ns: &guest.netns,
+                guest_desc: &guest,
+                home: &self.home,
+                log: self.log,
+                journal: &mut record,
+                learned: Learned::default(),
+            };
+            apply::apply(&plan, &mut env, self.fail_after.as_deref(), |_| Ok(()))
+        };
+        let applied = match applied {
+            Ok(a) => a,
+            Err(e) => {
+                // Nothing left: the record goes. Something left: it stays, incomplete, for
+                // gc (or the next attach of this interface) to finish the rollback.
+                if e.left_behind().is_empty() {
+                    record.discard();
+                }
+                return Err(e);
+            }
+        };
+        let report = AttachReport::new(&guest, &plan, Some(applied.clone()));
+        let value = serde_json::to_value(&report)
+            .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;
+        if let Err(e) = record.complete(identity_of(&plan, &applied), value, plan.host_ifname.clone()) {
+            // The attach is done but unrecorded: undo it, so nothing is left that ls/gc cannot
+            // see.
+            let entries: Vec<_> = store::Journal::entries(&record).iter().rev().cloned().collect();
+            let mut sys = crate::env::Sys {
+                host: &mut self.host,
+                guest: self
+                    .guests
+                    .get_mut(&guest.netns.inode)
+                    .map(|g| g as &mut dyn crate::netlink::Rtnl),
+                guest_ns: Some(&guest.netns),
+                home: &self.home,
+                log: self.log,
+                batch: None,
+            };
+            let left = apply::undo::replay(plan.kind, &entries, &mut sys, &mut Vec::new());
+            if left.is_empty() {
+                record.discard();
+                return Err(e);
+            }
+            return Err(Error::Rollback {
+                source: Box::new(e),
+                left,
+            });
+        }
+        Ok(report)
+    }
+
+    /// `route|rule|tc GUEST ARGS…`: the tool's exit status.
+    pub fn exec(&mut self, e: &ExecRequest) -> Result<i32, Error> {
+        crate::privilege::require_admin()?;
+        let guest = self.resolve(&e.guest)?;
+        self.log.info(format_args!(
+            "running {} {} in {}",
+            e.tool.argv().join(" "),
+            e.args.join(" "),
+            guest.netns.path.display()
+        ));
+        crate::exec::run_tool(e.tool, &e.args, &guest.netns)
+    }
+
+    /// `--wait`: inside a guest, until the interface is up.
+    pub fn wait(&mut self, w: &WaitRequest) -> Result<(), Error> {
+        crate::wait::wait_for_link(&w.ifname, w.timeout)
+    }
+}
+
+/// The whole plan of an attach: the kind's link, then the guest-side addressing.
+pub fn plan_attach(ctx: &mut PlanCtx<'_>) -> Result<Plan, Error> {
+    let mut plan = driver::plan_link(ctx)?;
+    crate::addressing::plan_static(ctx, &mut plan)?;
+    Ok(plan)
+}
+
+fn header_of(guest: &Guest, plan: &Plan) -> Header {
+    Header {
+        version: store::VERSION,
+        state: RecordState::Incomplete,
+        created: 0,
+        kind: plan.kind,
+        guest: GuestRef {
+            spec: guest.spec.clone(),
+            engine: guest.engine,
+            id: guest.id.clone(),
+            name: guest.name.clone(),
+            pid: guest.pid,
+        },
+        netns: NetnsRef {
+            path: guest.netns.path.display().to_string(),
+            inode: guest.netns.inode,
+        },
+        ifname: plan.guest_ifname.clone(),
+        host_interface: plan.host_interface.clone(),
+        host_ifname: plan.host_ifname.clone(),
+        writer: 0,
+        identity: None,
+        attachment: None,
+    }
+}
+
+fn identity_of(plan: &Plan, a: &Applied) -> Identity {
+    Identity {
+        mac: a.guest_mac,
+        host_ifindex: a.host_index,
+        guest_ifindex: a.guest_index,
+        guest_link: match plan.kind {
+            Kind::Bridge | Kind::Ovs => Some(LinkKind::Veth),
+            Kind::Macvlan => Some(LinkKind::Macvlan),
+            Kind::Ipoib => Some(LinkKind::Ipoib),
+            Kind::Dummy => Some(LinkKind::Dummy),
+            Kind::Phys => None,
+        },
+    }
+}

@@ -1,0 +1,545 @@
+//! The command line's grammar: the original's positional words on top of clap, into typed
+//! requests. Shared by the CLI and by `watch` (whose labels and rules use it without the guest).
+//!
+//! ```text
+//! pipework [OPTIONS] <hostif> [-i IF] [-l LOCAL] [-a 4|6] <guest> <ip>/<len>[@gw]|0/0 [mac|U:str][@vlan]
+//! pipework [OPTIONS] route|rule|tc <guest> ARGS…
+//! pipework --wait [-i IF] [--timeout S]
+//! ```
+//! Options may stand before the host interface (like the original's `--direct-phys`) or after
+//! the positional arguments. For route/rule/tc everything after the guest is passed verbatim.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::error::Error;
+use crate::guest::GuestSpec;
+use crate::request::MacvlanMode;
+use crate::request::{
+    Addressing, AttachRequest, Command, ExecRequest, Family, HostIfSpec, MacVlan, Tool, WaitRequest,
+};
+
+pub const USAGE: &str = "\
+pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a addressfamily] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr][@vlan]
+       pipework mac:<hostinterface_macaddress> [-i containerinterface] [-l localinterfacename] [-a addressfamily] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr][@vlan]
+       pipework <hostinterface> <guest> 0/0
+       pipework --direct-phys <hostinterface> [-i containerinterface] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr]
+       pipework dummy <guest> <ipaddr>/<subnet>[@default_gateway]
+       pipework ls [--json]
+       pipework check [<guest> [-i containerinterface]] [--json]
+       pipework detach <guest> [-i containerinterface] | pipework detach --all
+       pipework gc [--dry-run]
+       pipework watch [--rules FILE]
+       pipework route <guest> <route_command>
+       pipework rule <guest> <rule_command>
+       pipework tc <guest> <tc_command>
+       pipework --wait [-i containerinterface] [--timeout SECONDS]";
+
+const AFTER_HELP: &str = "\
+<guest> is a container (Docker, Podman, LXC: name or ID), a PID, a named network namespace
+(ip netns add NAME), or a namespace file path; force one kind with docker:NAME, podman:NAME,
+lxc:NAME, containerd:NS/ID, netns:NAME or pid:N.
+<ipaddr> may be a DHCP client instead: dhcp, dhcp:-f, dhcp6, slaac, udhcpc, dhclient, dhcpcd.
+<macaddr> may be U:<string> for a MAC derived from the string (stable across restarts).
+Exit status: 0 done, 1 failed (nothing left behind), 2 bad command line or value.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipework",
+    version,
+    about = "Software-defined networking for Linux containers",
+    override_usage = USAGE,
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// Guest-side interface name (default eth1)
+    #[arg(short = 'i', value_name = "containerinterface")]
+    guest_if: Option<String>,
+    /// Host-side interface name (default v<IF>pl<PID>)
+    #[arg(short = 'l', value_name = "localinterfacename")]
+    local_if: Option<String>,
+    /// Address family, 4 or 6 (inferred from the address; accepted for compatibility)
+    #[arg(short = 'a', value_name = "addressfamily", allow_hyphen_values = true)]
+    family: Option<String>,
+    /// Print what was done as one JSON object
+    #[arg(long)]
+    json: bool,
+    /// Log each step on stderr
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// MTU of the new interfaces (default: the host interface's)
+    #[arg(long, value_name = "N")]
+    mtu: Option<u32>,
+    /// Show the plan without changing anything
+    #[arg(long)]
+    dry_run: bool,
+    /// Move the host interface itself into the guest (instead of a macvlan child)
+    #[arg(long)]
+    direct_phys: bool,
+    /// Datapath type of an Open vSwitch bridge that pipework creates (e.g. netdev)
+    #[arg(long, value_name = "TYPE")]
+    ovs_datapath: Option<String>,
+    /// Mode of macvlan children of a physical interface: bridge, private, vepa, passthru
+    #[arg(long, value_name = "MODE")]
+    macvlan_mode: Option<String>,
+    /// With dhcp: keep a client running that renews the lease (same as dhcp:-f)
+    #[arg(long)]
+    dhcp_keep: bool,
+    /// With dhcp: seconds to wait for a lease (default 10)
+    #[arg(long, value_name = "SECONDS")]
+    dhcp_timeout: Option<f64>,
+    /// With dhcp: write the lease's DNS servers to the guest's resolv.conf
+    #[arg(long)]
+    dns_resolv: bool,
+    /// With detach: every attachment pipework made
+    #[arg(long)]
+    all: bool,
+    /// With watch: a JSON file of rules (match by name/label/image → attachments)
+    #[arg(long, value_name = "FILE")]
+    rules: Option<std::path::PathBuf>,
+    /// Wait (inside a guest) until the interface is up
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many seconds (default: wait forever, like the original)
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    #[arg(value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// Options that apply to every command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    pub json: bool,
+    pub verbose: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<Command>, Options),
+    /// --help / --version: text for stdout, exit 0.
+    Print(String),
+}
+
+/// Options of ours that take a value as the next word.
+const VALUE_OPTS: [&str; 9] = [
+    "--rules",
+    "-i",
+    "-l",
+    "-a",
+    "--mtu",
+    "--timeout",
+    "--ovs-datapath",
+    "--macvlan-mode",
+    "--dhcp-timeout",
+];
+
+/// For route/rule/tc, cuts argv after the guest: the rest belongs to `ip`/`tc` untouched (it
+/// may hold words like `-6` that must not be read as our options).
+fn split_passthrough(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut positionals = 0;
+    let mut is_tool = false;
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        if VALUE_OPTS.contains(&a.as_str()) {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') && a.len() > 1 {
+            i += 1;
+            continue;
+        }
+        positionals += 1;
+        if positionals == 1 {
+            is_tool = Tool::from_word(a).is_some();
+            if !is_tool {
+                break;
+            }
+        } else if positionals == 2 && is_tool {
+            return (argv[..=i].to_vec(), argv[i + 1..].to_vec());
+        }
+        i += 1;
+    }
+    (argv.to_vec(), Vec::new())
+}
+
+pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
+    let (front, passthrough) = split_passthrough(argv);
+    let cli = match Cli::try_parse_from(&front) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Ok(Invocation::Print(e.to_string()))
+                }
+                _ => Err(Error::Usage(e.to_string().trim_end().to_string())),
+            };
+        }
+    };
+    let opts = Options {
+        json: cli.json,
+        verbose: cli.verbose,
+        dry_run: cli.dry_run,
+    };
+
+    if cli.wait {
+        if !cli.args.is_empty() {
+            return Err(Error::Usage(format!(
+                "--wait takes no positional arguments (got '{}'); usage: pipework --wait [-i IF] [--timeout S]",
+                cli.args.join(" ")
+            )));
+        }
+        let ifname = cli.guest_if.unwrap_or_else(|| "eth1".into());
+        crate::naming::validate_ifname(&ifname, "interface (-i)")?;
+        let timeout = match cli.timeout {
+            None => None,
+            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
+                return Err(Error::Invalid(format!(
+                    "--timeout {t}: give a number of seconds ≥ 0"
+                )))
+            }
+        };
+        return Ok(Invocation::Run(
+            Box::new(Command::Wait(WaitRequest { ifname, timeout })),
+            opts,
+        ));
+    }
+
+    let first = cli
+        .args
+        .first()
+        .ok_or_else(|| syntax("missing arguments"))?;
+    match (first.as_str(), &cli.args[1..]) {
+        ("ls", []) => return Ok(Invocation::Run(Box::new(Command::List), opts)),
+        ("check", rest) if rest.len() <= 1 => {
+            let t = match rest.first() {
+                None => crate::request::Target::All,
+                Some(g) => crate::request::Target::Guest {
+                    spec: g.clone(),
+                    ifname: cli.guest_if,
+                },
+            };
+            return Ok(Invocation::Run(Box::new(Command::Check(t)), opts));
+        }
+        ("check", _) => return Err(syntax("check takes at most one guest")),
+        ("gc", []) => return Ok(Invocation::Run(Box::new(Command::Gc), opts)),
+        ("watch", []) => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Watch { rules: cli.rules }),
+                opts,
+            ))
+        }
+        ("detach", []) if cli.all => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Detach(crate::request::Target::All)),
+                opts,
+            ))
+        }
+        ("detach", [guest]) if !cli.all => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Detach(crate::request::Target::Guest {
+                    spec: guest.clone(),
+                    ifname: cli.guest_if,
+                })),
+                opts,
+            ))
+        }
+        ("ls" | "gc" | "watch", _) => return Err(syntax(&format!("{first} takes no arguments"))),
+        ("detach", _) => {
+            return Err(syntax(
+                "detach takes one guest (pipework detach GUEST [-i IF]) or --all",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(tool) = Tool::from_word(first) {
+        let guest = cli
+            .args
+            .get(1)
+            .ok_or_else(|| syntax(&format!("'{first}' needs a guest")))?;
+        let mut args = cli.args[2..].to_vec();
+        args.extend(passthrough);
+        if args.is_empty() {
+            return Err(syntax(&format!("'{first}' needs arguments for the tool")));
+        }
+        return Ok(Invocation::Run(
+            Box::new(Command::Exec(ExecRequest {
+                tool,
+                guest: GuestSpec::parse(guest)?,
+                args,
+            })),
+            opts,
+        ));
+    }
+
+    let (host_if, guest, addr, last) = match cli.args.as_slice() {
+        [h, g, a] => (h.clone(), g.clone(), a.clone(), None),
+        [h, g, a, m] => (h.clone(), g.clone(), a.clone(), Some(m.clone())),
+        [_] | [_, _] => return Err(syntax("missing <guest> or <ipaddr>/<subnet>")),
+        _ => {
+            return Err(syntax(&format!(
+                "too many arguments: '{}'",
+                cli.args[4..].join(" ")
+            )))
+        }
+    };
+    let req = build_attach(cli, &host_if, GuestSpec::parse(&guest)?, &addr, last.as_deref())?;
+    Ok(Invocation::Run(Box::new(Command::Attach(req)), opts))
+}
+
+/// The typed parser of an attachment spec without its guest (`br1 -i eth2 10.0.0.5/24@10.0.0.1
+/// [MAC][@VLAN]`): the command line's own grammar, for `watch`'s labels and rules files (and
+/// any front end that names the guest itself).
+pub fn parse_attach_spec(spec: &str, guest: GuestSpec) -> Result<AttachRequest, Error> {
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    if words.is_empty() {
+        return Err(Error::Invalid("empty attachment spec".into()));
+    }
+    let cli = Cli::try_parse_from(std::iter::once("pipework").chain(words.iter().copied()))
+        .map_err(|e| Error::Invalid(format!("'{spec}': {}", e.to_string().trim_end())))?;
+    if cli.wait || cli.all || cli.rules.is_some() || cli.dry_run || cli.json {
+        return Err(Error::Invalid(format!(
+            "'{spec}' is not an attachment (no --wait, --all, --rules, --dry-run or --json in a spec)"
+        )));
+    }
+    let (host_if, addr, last) = match cli.args.as_slice() {
+        [h, a] => (h.clone(), a.clone(), None),
+        [h, a, m] => (h.clone(), a.clone(), Some(m.clone())),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "'{spec}' is not an attachment: give <hostinterface> [options] <ipaddr>/<subnet>[@gateway] [macaddr][@vlan]"
+            )))
+        }
+    };
+    if Tool::from_word(&host_if).is_some() || ["ls", "gc", "detach", "watch", "check"].contains(&host_if.as_str()) {
+        return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
+    }
+    build_attach(cli, &host_if, guest, &addr, last.as_deref())
+}
+
+fn build_attach(
+    cli: Cli,
+    host_if: &str,
+    guest: GuestSpec,
+    addr: &str,
+    last: Option<&str>,
+) -> Result<AttachRequest, Error> {
+    let macvlan = match last {
+        Some(m) => MacVlan::parse(m)?,
+        None => MacVlan::default(),
+    };
+    let mut addressing = Addressing::parse(addr)?;
+    if let Addressing::Dhcp(d) = &mut addressing {
+        d.keep |= cli.dhcp_keep;
+    }
+    let dhcp_timeout = match cli.dhcp_timeout {
+        None => Duration::from_secs(10),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(Error::Invalid(format!(
+                "--dhcp-timeout {t}: give a number of seconds from 0 to 3600"
+            )))
+        }
+    };
+    let req = AttachRequest {
+        host_if: HostIfSpec::parse(host_if)?,
+        guest,
+        guest_ifname: cli.guest_if,
+        host_ifname: cli.local_if,
+        family: cli.family.as_deref().map(Family::parse).transpose()?,
+        addressing,
+        mac: macvlan.mac,
+        tag: macvlan.tag,
+        mtu: cli.mtu,
+        direct_phys: cli.direct_phys,
+        ovs_datapath: cli.ovs_datapath,
+        macvlan_mode: cli
+            .macvlan_mode
+            .as_deref()
+            .map(MacvlanMode::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        dhcp_timeout,
+        dns_resolv: cli.dns_resolv,
+    };
+    req.validate()?;
+    Ok(req)
+}
+
+fn syntax(what: &str) -> Error {
+    Error::Usage(format!("{what}\nUsage: {USAGE}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unbox(i: Invocation) -> Option<(Command, Options)> {
+        match i {
+            Invocation::Run(c, o) => Some((*c, o)),
+            Invocation::Print(_) => None,
+        }
+    }
+
+    fn argv(s: &str) -> Vec<String> {
+        std::iter::once("pipework")
+            .chain(s.split_whitespace())
+            .map(String::from)
+            .collect()
+    }
+
+    fn attach(s: &str) -> (AttachRequest, Options) {
+        match unbox(parse(&argv(s)).unwrap()) {
+            Some((Command::Attach(r), o)) => (r, o),
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn main_job() {
+        let (r, o) = attach("br1 web1 192.168.1.5/24@192.168.1.1");
+        assert_eq!(r.host_if, HostIfSpec::Name("br1".into()));
+        assert_eq!(r.guest, GuestSpec::Auto("web1".into()));
+        assert_eq!(
+            r.addressing,
+            Addressing::Static {
+                address: "192.168.1.5/24".parse().unwrap(),
+                gateway: Some("192.168.1.1".parse().unwrap())
+            }
+        );
+        assert_eq!(o, Options::default());
+    }
+
+    #[test]
+    fn original_flags_in_original_positions() {
+        let (r, _) = attach("br1 -i eth2 -l hostapp1 -a 4 web1 192.168.4.25/20 26:2e:71:98:60:8f");
+        assert_eq!(r.guest_ifname.as_deref(), Some("eth2"));
+        assert_eq!(r.host_ifname.as_deref(), Some("hostapp1"));
+        assert_eq!(r.family, Some(Family::V4));
+        assert_eq!(r.mac.unwrap().to_string(), "26:2e:71:98:60:8f");
+    }
+
+    #[test]
+    fn options_before_hostif_and_after_positionals() {
+        let (r, o) = attach("--json --mtu 1400 br1 web1 10.0.0.2/24 -v");
+        assert_eq!(r.mtu, Some(1400));
+        assert!(o.json && o.verbose);
+    }
+
+    #[test]
+    fn hashed_mac_and_mac_host_interface() {
+        let (r, _) = attach("mac:02:00:00:00:00:01 web1 0/0 U:myhost.foo.com");
+        assert_eq!(
+            r.host_if,
+            HostIfSpec::Mac("02:00:00:00:00:01".parse().unwrap())
+        );
+        assert_eq!(r.addressing, Addressing::None);
+        assert_eq!(r.mac.unwrap().to_string(), "02:72:6c:cd:9b:8d");
+    }
+
+    #[test]
+    fn route_rule_tc_pass_everything_after_the_guest() {
+        match unbox(parse(&argv("route web1 -6 add fd00::/64 via fd00::1")).unwrap()) {
+            Some((Command::Exec(e), _)) => {
+                assert_eq!(e.tool, Tool::Route);
+                assert_eq!(e.args, argv("-6 add fd00::/64 via fd00::1")[1..].to_vec());
+            }
+            o => panic!("{o:?}"),
+        }
+        match unbox(parse(&argv("-v tc web1 qdisc add dev eth0 root netem loss 30%")).unwrap()) {
+            Some((Command::Exec(e), o)) => {
+                assert_eq!(e.tool, Tool::Tc);
+                assert_eq!(e.args.len(), 8);
+                assert!(o.verbose);
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn wait_forms() {
+        match unbox(parse(&argv("--wait -i ib0 --timeout 2.5")).unwrap()) {
+            Some((Command::Wait(w), _)) => {
+                assert_eq!(w.ifname, "ib0");
+                assert_eq!(w.timeout, Some(Duration::from_millis(2500)));
+            }
+            o => panic!("{o:?}"),
+        }
+        match unbox(parse(&argv("--wait")).unwrap()) {
+            Some((Command::Wait(w), _)) => {
+                assert_eq!((w.ifname.as_str(), w.timeout), ("eth1", None))
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_usage_errors_with_exit_2() {
+        for (s, want) in [
+            ("br1 web1 192.168.1.5", "Maybe you meant 192.168.1.5/24?"),
+            ("br1 web1", "missing"),
+            ("br1 web1 10.0.0.1/24 02:00:00:00:00:01 extra", "too many"),
+            ("br1 web1 10.0.0.1/24 zz:00", "invalid MAC"),
+            ("br1 web1 10.0.0.1/24 01:00:00:00:00:01", "multicast"),
+            ("averyveryverylongname web1 10.0.0.1/24", "at most 15"),
+            (
+                "br1 -i averyveryverylongname web1 10.0.0.1/24",
+                "at most 15",
+            ),
+            ("br1 -l a/b web1 10.0.0.1/24", "'/'"),
+            ("br1 -a 6 web1 10.0.0.1/24", "does not match"),
+            ("br1 -a 5 web1 10.0.0.1/24", "use 4 or 6"),
+            ("br1 --mtu 20 web1 10.0.0.1/24", "out of range"),
+            ("br1 web1 10.0.0.1/24 @10", "VLAN"),
+            ("--bogus br1 web1 10.0.0.1/24", "--bogus"),
+            ("route web1", "needs arguments"),
+        ] {
+            match parse(&argv(s)) {
+                Err(e) => {
+                    assert!(e.to_string().contains(want), "{s}: {e}");
+                    if want != "VLAN" {
+                        assert_eq!(e.exit_code(), 2, "{s}");
+                    }
+                }
+                Ok(Invocation::Run(c, _)) if want == "VLAN" => {
+                    let Command::Attach(r) = *c else {
+                        panic!("{s}")
+                    };
+                    // VLAN is refused by the bridge driver, which knows the host interface.
+                    assert_eq!(r.tag.as_deref(), Some("10"));
+                }
+                Ok(o) => panic!("{s}: accepted as {o:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn kind_options() {
+        let (r, _) = attach("--direct-phys eth1 -i container0 web1 0/0");
+        assert!(r.direct_phys);
+        let (r, _) = attach("ovsbr0 web1 10.0.4.2/24 @10 --ovs-datapath netdev");
+        assert_eq!(r.ovs_datapath.as_deref(), Some("netdev"));
+        assert_eq!(r.tag.as_deref(), Some("10"));
+        let (r, _) = attach("eth2 web1 10.0.4.2/24 --macvlan-mode private");
+        assert_eq!(r.macvlan_mode, MacvlanMode::Private);
+        let e = parse(&argv("eth2 web1 10.0.4.2/24 --macvlan-mode source")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn help_and_version_print() {
+        assert!(matches!(
+            parse(&argv("--help")).unwrap(),
+            Invocation::Print(_)
+        ));
+        assert!(matches!(
+            parse(&argv("--version")).unwrap(),
+            Invocation::Print(_)
+        ));
+    }
+}
