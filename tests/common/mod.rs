@@ -2830,11 +2830,19 @@ pub fn pipework_within(host: &dyn Ns, args: &[&str], opts: &Opts, limit: Duratio
     run
 }
 
-/// A snapshot of `ns` once it has settled: two snapshots 200 ms apart agree (at most 3 s).
-/// Links that just came up get their IPv6 link-local address a moment later (kernel, not
-/// pipework); a "before" snapshot taken too early would miss it.
+/// A snapshot of `ns` once it has settled: no link's operational state is still waiting for
+/// the kernel's link watcher (which applies carrier changes up to a second late, and only
+/// then gives an up link with carrier its IPv6 link-local address), and two snapshots 200 ms
+/// apart agree (at most 3 s in all). A "before" snapshot taken too early would miss that
+/// address and blame pipework for it later.
 pub fn settled_snapshot(ns: &dyn Ns) -> Snapshot {
     let deadline = Instant::now() + Duration::from_secs(3);
+    let pending = |l: &Link| {
+        let oper = l.raw.get("operstate").and_then(Value::as_str).unwrap_or("");
+        let running = oper == "UP" || oper == "UNKNOWN";
+        l.is_up() && l.has_carrier() != running
+    };
+    wait_until(Duration::from_secs(3), || !links(ns).iter().any(pending));
     let mut last = snapshot(ns);
     loop {
         std::thread::sleep(Duration::from_millis(200));
