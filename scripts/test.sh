@@ -61,8 +61,8 @@ run_step() {
 }
 
 run_step cargo fmt --all -- --check
-run_step cargo clippy --all-targets -- -D warnings
-run_step cargo nextest run --config-file tests/nextest.toml --no-fail-fast "$@"
+run_step cargo clippy --all-targets --all-features -- -D warnings
+run_step cargo nextest run --features test-hooks --config-file tests/nextest.toml --no-fail-fast "$@"
 
 # Leak check: whatever this run made and did not remove. It is reported as a failure, then
 # removed so the machine is left clean.

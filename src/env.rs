@@ -81,7 +81,9 @@ impl Sys<'_> {
 
     /// A record already torn down in this run.
     pub fn record_going(&self, path: &std::path::Path) -> bool {
-        self.batch.as_ref().is_some_and(|b| b.records.contains(path))
+        self.batch
+            .as_ref()
+            .is_some_and(|b| b.records.contains(path))
     }
 
     /// Host links already on their way out in this batch.

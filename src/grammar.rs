@@ -288,7 +288,13 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             )))
         }
     };
-    let req = build_attach(cli, &host_if, GuestSpec::parse(&guest)?, &addr, last.as_deref())?;
+    let req = build_attach(
+        cli,
+        &host_if,
+        GuestSpec::parse(&guest)?,
+        &addr,
+        last.as_deref(),
+    )?;
     Ok(Invocation::Run(Box::new(Command::Attach(req)), opts))
 }
 
@@ -316,7 +322,9 @@ pub fn parse_attach_spec(spec: &str, guest: GuestSpec) -> Result<AttachRequest, 
             )))
         }
     };
-    if Tool::from_word(&host_if).is_some() || ["ls", "gc", "detach", "watch", "check"].contains(&host_if.as_str()) {
+    if Tool::from_word(&host_if).is_some()
+        || ["ls", "gc", "detach", "watch", "check"].contains(&host_if.as_str())
+    {
         return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
     }
     build_attach(cli, &host_if, guest, &addr, last.as_deref())

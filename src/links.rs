@@ -62,8 +62,7 @@ pub fn link_index(nl: &mut dyn Rtnl, name: &str, side: Side) -> Result<u32, Erro
 /// Whether a live link is one pipework made as `kind`: it carries pipework's link group and
 /// is of that type. Anything else of the same name is someone else's.
 pub fn is_ours(l: &LinkMessage, kind: LinkKind) -> bool {
-    msg::link_group(l) == LINK_GROUP
-        && msg::link_kind_name(l).as_deref() == Some(kind.info_kind())
+    msg::link_group(l) == LINK_GROUP && msg::link_kind_name(l).as_deref() == Some(kind.info_kind())
 }
 
 /// Deletes a link by index; one that is gone already is fine.

@@ -451,21 +451,41 @@ pub enum UndoEntry {
         kind: LinkKind,
     },
     /// A Linux bridge pipework creates: deleted once no port is left on it.
-    DeleteBridge { name: String },
+    DeleteBridge {
+        name: String,
+    },
     /// An 802.1Q child pipework creates: deleted once no other attachment uses it.
-    DeleteVlan { name: String },
-    /// A host link pipework brought up goes back down.
-    HostLinkDown { name: String },
-    OvsDelPort { bridge: String, port: String },
+    DeleteVlan {
+        name: String,
+    },
+    /// A host link pipework brought up goes back down (on rollback only).
+    HostLinkDown {
+        name: String,
+    },
+    OvsDelPort {
+        bridge: String,
+        port: String,
+    },
     /// An Open vSwitch bridge pipework creates (its marker file says so to later detaches).
-    OvsDelBridge { name: String },
+    OvsDelBridge {
+        name: String,
+    },
     /// A NIC moved into the guest (as `guest`) goes back under its name, MAC, MTU, addresses
     /// and state.
-    MoveBack { nic: NicState, guest: String },
+    MoveBack {
+        nic: NicState,
+        guest: String,
+    },
     /// A default route pipework deleted is restored.
-    ReAddRoute { route: RouteBytes, text: String },
+    ReAddRoute {
+        route: RouteBytes,
+        text: String,
+    },
     /// A route pipework added is taken out (so the old default can come back).
-    DeleteRoute { route: RouteBytes, text: String },
+    DeleteRoute {
+        route: RouteBytes,
+        text: String,
+    },
     /// A DHCP client pipework started: stopped if the process is still that one (its start
     /// time, in clock ticks since boot, as /proc/PID/stat says).
     StopProcess {
@@ -473,20 +493,27 @@ pub enum UndoEntry {
         start: Option<u64>,
         files: Vec<std::path::PathBuf>,
     },
-    /// A file pipework overwrote (the guest's resolv.conf) gets its old content back. Only on
-    /// rollback: a detach leaves the guest's DNS as the lease left it.
+    /// A file pipework overwrote (the guest's resolv.conf) gets its old content back (on
+    /// rollback only).
     RestoreFile {
         path: std::path::PathBuf,
         content: Option<Vec<u8>>,
     },
     /// A file pipework wrote (a marker, an info file).
-    RemoveFile { path: std::path::PathBuf },
+    RemoveFile {
+        path: std::path::PathBuf,
+    },
 }
 
 impl UndoEntry {
-    /// Entries a detach skips: they only make sense right after a failed attach.
+    /// Entries a detach skips: they only make sense right after a failed attach. A detach
+    /// leaves the guest's DNS as the lease left it, and a NIC pipework brought up stays up (as
+    /// the original leaves it: other guests may hang from it by then).
     pub fn rollback_only(&self) -> bool {
-        matches!(self, UndoEntry::RestoreFile { .. })
+        matches!(
+            self,
+            UndoEntry::RestoreFile { .. } | UndoEntry::HostLinkDown { .. }
+        )
     }
 }
 

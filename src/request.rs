@@ -449,7 +449,9 @@ pub enum Target {
     /// The attachments of a container's earlier lives (its namespace is gone), whatever it is
     /// doing now: what `watch` undoes when a container dies, even if it is already running
     /// again by the time the event is handled.
-    DeadContainer { id: String },
+    DeadContainer {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -97,6 +97,9 @@ pub struct Header {
     pub kind: Kind,
     pub guest: GuestRef,
     pub netns: NetnsRef,
+    /// The namespace that was "the host" (its inode): only a session there handles the
+    /// record. Test hosts, or pipework run in another namespace, share /run/pipework.
+    pub host_netns: u64,
     pub ifname: String,
     pub host_interface: String,
     pub host_ifname: Option<String>,
@@ -342,9 +345,8 @@ pub fn scan() -> Scan {
                 .push(format!("skipping record {}: {why}", path.display())),
         }
     }
-    out.records.sort_by(|a, b| {
-        (a.header.created, &a.path).cmp(&(b.header.created, &b.path))
-    });
+    out.records
+        .sort_by(|a, b| (a.header.created, &a.path).cmp(&(b.header.created, &b.path)));
     out
 }
 
@@ -374,7 +376,10 @@ pub fn read_record(path: &Path) -> Result<Record, String> {
         return Err("it is not a regular file; remove it".into());
     }
     if meta.len() > MAX_RECORD {
-        return Err(format!("it is {} bytes, too large for a record", meta.len()));
+        return Err(format!(
+            "it is {} bytes, too large for a record",
+            meta.len()
+        ));
     }
     let mut buf = Vec::with_capacity(meta.len() as usize);
     Read::by_ref(&mut f)
@@ -517,6 +522,7 @@ mod tests {
                 path: "/proc/42/ns/net".into(),
                 inode: 4026532000,
             },
+            host_netns: 4026531840,
             ifname: "eth1".into(),
             host_interface: "br1".into(),
             host_ifname: Some("veth1pl42".into()),
@@ -544,7 +550,10 @@ mod tests {
 
     #[test]
     fn journal_round_trip() {
-        let b = bytes(&header(), &[entry(), UndoEntry::DeleteBridge { name: "br1".into() }]);
+        let b = bytes(
+            &header(),
+            &[entry(), UndoEntry::DeleteBridge { name: "br1".into() }],
+        );
         let r = parse(Path::new("/x.json"), &b).unwrap();
         assert_eq!(r.header, header());
         assert_eq!(r.undo.len(), 2);
@@ -563,9 +572,15 @@ mod tests {
     fn corrupt_or_foreign_records_say_why() {
         let p = Path::new("/x.json");
         assert!(parse(p, b"").unwrap_err().contains("empty"));
-        assert!(parse(p, b"{not json").unwrap_err().contains("not valid JSON"));
-        assert!(parse(p, b"{\"version\":99}\n").unwrap_err().contains("version 99"));
-        assert!(parse(p, b"{\"version\":2}\n").unwrap_err().contains("not a pipework record"));
+        assert!(parse(p, b"{not json")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(parse(p, b"{\"version\":99}\n")
+            .unwrap_err()
+            .contains("version 99"));
+        assert!(parse(p, b"{\"version\":2}\n")
+            .unwrap_err()
+            .contains("not a pipework record"));
         let mut b = bytes(&header(), &[]);
         b.extend_from_slice(b"garbage\n");
         b.extend(line(&entry()).unwrap());

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use netlink_packet_route::link::{LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::links::get_link;
 use crate::error::Error;
+use crate::links::get_link;
 use crate::netlink::{msg, Netlink, RTNLGRP_LINK};
 
 pub fn is_ready(l: &LinkMessage) -> bool {

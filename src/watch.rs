@@ -427,12 +427,7 @@ impl Watcher {
     }
 
     /// One connection: subscribe first, then catch up, then follow.
-    fn session(
-        &self,
-        sock: &Path,
-        workers: &Workers,
-        connected: &mut bool,
-    ) -> Result<(), Error> {
+    fn session(&self, sock: &Path, workers: &Workers, connected: &mut bool) -> Result<(), Error> {
         let mut s = UnixStream::connect(sock)
             .map_err(|e| Error::io(format!("no container engine at {}", sock.display()), e))?;
         // Podman (4.3 and older) matches an event filter against its own name for a death,

@@ -1279,8 +1279,12 @@ fn assert_ls_matches_kernel(w: &World, bridges: &[&str], guests: &[&Netns]) -> V
             let p = f.path();
             if p.extension().is_none_or(|x| x != "json") {
                 problems.push(format!("stray file {}", p.display()));
-            } else if serde_json::from_slice::<Value>(&std::fs::read(&p).unwrap_or_default())
-                .is_err()
+            } else if String::from_utf8(std::fs::read(&p).unwrap_or_default())
+                .map(|t| {
+                    // JSON Lines: the header, then one undo entry per line.
+                    t.is_empty() || t.lines().any(|l| serde_json::from_str::<Value>(l).is_err())
+                })
+                .unwrap_or(true)
             {
                 problems.push(format!("corrupt record {}", p.display()));
             }

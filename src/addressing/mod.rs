@@ -10,9 +10,9 @@ use ipnet::IpNet;
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::RouteNetlinkMessage;
 
+use crate::driver_api::PlanCtx;
 use crate::error::Error;
 use crate::netlink::msg;
-use crate::driver_api::PlanCtx;
 use crate::plan::DhcpStep;
 use crate::plan::{Op, Plan, Step};
 use crate::request::{Addressing, DhcpClient, DhcpSpec, Family};

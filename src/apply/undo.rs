@@ -7,7 +7,7 @@ use crate::env::Sys;
 use crate::plan::{Kind, UndoEntry};
 
 pub fn undo_one(kind: Kind, entry: &UndoEntry, sys: &mut Sys<'_>) -> Undone {
-    sys.log.step("undo", entry);
+    sys.log.step("rollback", entry);
     if let Some(r) = driver::driver(kind).undo(entry, sys) {
         return r;
     }

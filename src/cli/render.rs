@@ -54,7 +54,10 @@ pub fn check(rep: &CheckReport, json: bool) -> String {
     }
     let mut out = Vec::new();
     for c in &rep.attachments {
-        out.push(format!("{:<10} {} of {} ({})", c.state, c.ifname, c.guest, c.kind));
+        out.push(format!(
+            "{:<10} {} of {} ({})",
+            c.state, c.ifname, c.guest, c.kind
+        ));
         for d in &c.differences {
             out.push(format!("           {d}"));
         }

@@ -6,9 +6,9 @@
 use std::ffi::OsString;
 
 use super::render;
-use crate::grammar::{parse, Invocation, Options};
 use crate::engine::{Session, SessionOptions};
 use crate::error::Error;
+use crate::grammar::{parse, Invocation, Options};
 use crate::request::Command;
 
 /// Runs one command line; returns the exit status.

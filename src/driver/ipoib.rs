@@ -2,7 +2,9 @@
 //! created directly inside the guest, named ib0 by default; `@PKEY` is a hexadecimal
 //! partition key. InfiniBand is not Ethernet: no MAC can be chosen.
 
-use crate::driver_api::{create_in_guest, guest_ifname, host_link_up, new_plan, Driver, Found, HostIf, PlanCtx};
+use crate::driver_api::{
+    create_in_guest, guest_ifname, host_link_up, new_plan, Driver, Found, HostIf, PlanCtx,
+};
 use crate::env::Env;
 use crate::error::Error;
 use crate::netlink::msg;

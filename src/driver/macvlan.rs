@@ -76,4 +76,3 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
     ));
     Ok(plan)
 }
-

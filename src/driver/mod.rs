@@ -106,4 +106,3 @@ pub fn plan_link(ctx: &mut PlanCtx<'_>) -> Result<Plan, Error> {
         ))),
     }
 }
-

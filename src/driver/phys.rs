@@ -39,7 +39,7 @@ impl Driver for Phys {
                 "--direct-phys: no interface {} in the host to move into the guest",
                 host_if.name
             ))),
-            Found::LinuxBridge | Found::Ovs(_) => Err(Error::Invalid(format!(
+            Found::LinuxBridge | Found::Ovs(_) => Err(Error::HostInterface(format!(
                 "--direct-phys: {} is a bridge; only a physical (or virtual) NIC can be moved \
                  into a guest",
                 host_if.name
@@ -95,7 +95,12 @@ impl Driver for Phys {
 
 /// Moves a host NIC into the guest under its guest name, in one RTM_SETLINK; a wireless NIC
 /// moves with its phy (by `iw`), then is renamed.
-fn move_to_guest(env: &mut Env<'_>, nic: &NicState, guest: &str, mtu: Option<u32>) -> Result<(), Error> {
+fn move_to_guest(
+    env: &mut Env<'_>,
+    nic: &NicState,
+    guest: &str,
+    mtu: Option<u32>,
+) -> Result<(), Error> {
     let index = link_index(env.host, &nic.name, Side::Host)?;
     let Some(phy) = &nic.phy else {
         return env

@@ -208,7 +208,8 @@ pub fn host_link_up(env: &mut Env<'_>, op: &Op) -> Result<bool, Error> {
     let l = get_link(env.host, name)?
         .ok_or_else(|| Error::HostInterface(format!("no link {name} in the host")))?;
     if !msg::link_is_up(&l) {
-        env.journal.will(UndoEntry::HostLinkDown { name: name.clone() })?;
+        env.journal
+            .will(UndoEntry::HostLinkDown { name: name.clone() })?;
         env.host
             .request(msg::set_link_up(l.header.index), 0)
             .map_err(|e| Error::netlink(format!("cannot bring {name} up"), e))?;

@@ -35,7 +35,8 @@ pub fn apply_parent(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
         return host_link_up(env, op);
     };
     let p = link_index(env.host, parent, Side::Host)?;
-    env.journal.will(UndoEntry::DeleteVlan { name: name.clone() })?;
+    env.journal
+        .will(UndoEntry::DeleteVlan { name: name.clone() })?;
     env.host
         .request(msg::new_vlan(name, p, *id, *mtu), NLM_F_CREATE | NLM_F_EXCL)
         .map_err(|e| match kernel_lacks(e.errno, "802.1Q VLAN", "8021q") {
@@ -73,9 +74,7 @@ fn vlan_in_use(name: &str, sys: &Sys<'_>) -> bool {
             .shown()
             .vlan
             .map(|v| format!("{}.{v}", r.header.host_interface));
-        vlan.as_deref() == Some(name)
-            && !sys.record_going(&r.path)
-            && crate::store::guest_alive(r)
+        vlan.as_deref() == Some(name) && !sys.record_going(&r.path) && crate::store::guest_alive(r)
     })
 }
 

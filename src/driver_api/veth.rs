@@ -154,4 +154,3 @@ pub fn check_host_end(rec: &Record, sys: &mut Sys<'_>) -> Result<Vec<String>, Er
     }
     Ok(d)
 }
-

@@ -20,7 +20,7 @@ use crate::log::Log;
 use crate::netlink::Netlink;
 use crate::ns::NetNs;
 use crate::plan::{Kind, LinkKind, Plan};
-use crate::report::{AttachReport, Applied};
+use crate::report::{Applied, AttachReport};
 use crate::request::{AttachRequest, ExecRequest, WaitRequest};
 use crate::store::{self, GuestRef, Header, Identity, NetnsRef, RecordFile, RecordState};
 
@@ -143,7 +143,7 @@ impl Session {
             return Ok(AttachReport::new(&guest, &plan, None));
         }
         let path = store::path_for(guest.netns.inode, &plan.guest_ifname);
-        let mut record = RecordFile::create(&path, header_of(&guest, &plan))?;
+        let mut record = RecordFile::create(&path, header_of(&self.home, &guest, &plan))?;
         let applied = {
             let mut env = Env {
                 host: &mut self.host,
@@ -174,10 +174,18 @@ impl Session {
         let report = AttachReport::new(&guest, &plan, Some(applied.clone()));
         let value = serde_json::to_value(&report)
             .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;
-        if let Err(e) = record.complete(identity_of(&plan, &applied), value, plan.host_ifname.clone()) {
+        if let Err(e) = record.complete(
+            identity_of(&plan, &applied),
+            value,
+            plan.host_ifname.clone(),
+        ) {
             // The attach is done but unrecorded: undo it, so nothing is left that ls/gc cannot
             // see.
-            let entries: Vec<_> = store::Journal::entries(&record).iter().rev().cloned().collect();
+            let entries: Vec<_> = store::Journal::entries(&record)
+                .iter()
+                .rev()
+                .cloned()
+                .collect();
             let mut sys = crate::env::Sys {
                 host: &mut self.host,
                 guest: self
@@ -228,7 +236,7 @@ pub fn plan_attach(ctx: &mut PlanCtx<'_>) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-fn header_of(guest: &Guest, plan: &Plan) -> Header {
+fn header_of(home: &NetNs, guest: &Guest, plan: &Plan) -> Header {
     Header {
         version: store::VERSION,
         state: RecordState::Incomplete,
@@ -245,6 +253,7 @@ fn header_of(guest: &Guest, plan: &Plan) -> Header {
             path: guest.netns.path.display().to_string(),
             inode: guest.netns.inode,
         },
+        host_netns: home.inode,
         ifname: plan.guest_ifname.clone(),
         host_interface: plan.host_interface.clone(),
         host_ifname: plan.host_ifname.clone(),

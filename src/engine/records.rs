@@ -35,6 +35,13 @@ pub fn record_ns(r: &Record) -> Option<NetNs> {
 }
 
 impl Session {
+    /// The records of this session's host (see [`store::Header::host_netns`]).
+    fn scan(&self) -> store::Scan {
+        let mut s = store::scan();
+        s.records.retain(|r| r.header.host_netns == self.home.inode);
+        s
+    }
+
     /// Runs `f` with the record's namespaces (the guest's only while it still exists).
     fn with_sys<T>(
         &mut self,
@@ -101,6 +108,10 @@ impl Session {
                     continue;
                 }
             };
+            if r.header.host_netns != self.home.inode {
+                // Another host's record of a namespace inode that is free again: not ours.
+                continue;
+            }
             if r.complete() && self.alive(&r) {
                 continue; // planning refuses the taken name with a clear error
             }
@@ -123,7 +134,7 @@ impl Session {
     pub fn detach(&mut self, t: &Target, dry_run: bool) -> Result<ActionsReport, Error> {
         crate::privilege::require_admin()?;
         let _lock = store::lock(true)?;
-        let scan = store::scan();
+        let scan = self.scan();
         let chosen = self.select(t, scan.records);
         let mut rep = self.teardown_many(&chosen, dry_run)?;
         rep.warnings = scan.warnings;
@@ -134,7 +145,7 @@ impl Session {
     pub fn gc(&mut self, dry_run: bool) -> Result<ActionsReport, Error> {
         crate::privilege::require_admin()?;
         let _lock = store::lock(true)?;
-        let scan = store::scan();
+        let scan = self.scan();
         let chosen: Vec<Record> = scan
             .records
             .into_iter()
@@ -158,7 +169,9 @@ impl Session {
             Target::All => records,
             Target::DeadContainer { id } => records
                 .into_iter()
-                .filter(|r| r.header.guest.id.as_deref() == Some(id.as_str()) && !store::guest_alive(r))
+                .filter(|r| {
+                    r.header.guest.id.as_deref() == Some(id.as_str()) && !store::guest_alive(r)
+                })
                 .collect(),
             Target::Guest { spec, ifname } => {
                 let parsed = GuestSpec::parse(spec).ok();
@@ -253,7 +266,8 @@ impl Session {
                 let _ = std::fs::remove_file(&r.path);
                 self.forget_guest(r.header.netns.inode);
             }
-            rep.actions.push(format!("forget the record of {}", r.who()));
+            rep.actions
+                .push(format!("forget the record of {}", r.who()));
         }
         if !left.is_empty() {
             return Err(Error::Rollback {
@@ -272,7 +286,7 @@ impl Session {
     /// records.
     pub fn list(&mut self) -> ListReport {
         let supervisors = crate::list::dhcp_clients();
-        let scan = store::scan();
+        let scan = self.scan();
         let mut out = ListReport {
             attachments: Vec::new(),
             warnings: scan.warnings,
@@ -317,7 +331,7 @@ impl Session {
     /// Does each attachment `t` names still match its record (links, master, MAC, MTU,
     /// addresses)?
     pub fn check(&mut self, t: &Target) -> Result<CheckReport, Error> {
-        let scan = store::scan();
+        let scan = self.scan();
         let chosen = self.select(t, scan.records);
         let mut out = CheckReport {
             attachments: Vec::new(),
@@ -325,7 +339,10 @@ impl Session {
         };
         for r in chosen {
             let (state, differences) = if !r.complete() {
-                ("incomplete", vec!["the attach did not finish: gc rolls it back".into()])
+                (
+                    "incomplete",
+                    vec!["the attach did not finish: gc rolls it back".into()],
+                )
             } else if !store::guest_alive(&r) {
                 ("stale", vec!["the guest is gone".into()])
             } else {
@@ -423,6 +440,7 @@ mod tests {
                     path: "/proc/42/ns/net".into(),
                     inode: 1,
                 },
+                host_netns: 2,
                 ifname: "eth1".into(),
                 host_interface: "br1".into(),
                 host_ifname: None,

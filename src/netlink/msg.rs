@@ -626,7 +626,11 @@ mod tests {
     fn group_messages() {
         let b = bytes(del_link_group(0x7078_0001));
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 17); // RTM_DELLINK
-        assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 0, "ifindex 0");
+        assert_eq!(
+            u32::from_ne_bytes(b[20..24].try_into().unwrap()),
+            0,
+            "ifindex 0"
+        );
         let top = nlas(&b[32..]);
         assert_eq!(top, [(IFLA_GROUP, 0x7078_0001u32.to_ne_bytes().to_vec())]);
         let b = bytes(set_link_group(5, 9));
@@ -636,8 +640,7 @@ mod tests {
 
     #[test]
     fn routes_round_trip_through_the_journal() {
-        let RouteNetlinkMessage::NewRoute(r) =
-            new_default_route("10.0.0.1".parse().unwrap(), 7)
+        let RouteNetlinkMessage::NewRoute(r) = new_default_route("10.0.0.1".parse().unwrap(), 7)
         else {
             panic!()
         };
