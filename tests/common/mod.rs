@@ -2798,3 +2798,58 @@ pub fn pipework_detached(host: &dyn Ns, args: &[&str], opts: &Opts) -> (Run, Opt
     });
     (run, held)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs with a short deadline (tests/records.rs, tests/journal.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// Runs pipework like [`pipework_with`], but fails the test when the run does not finish within
+/// `limit` (killing it first): a command that blocks (say, opening a FIFO among the records)
+/// must fail the test instead of hanging it.
+pub fn pipework_within(host: &dyn Ns, args: &[&str], opts: &Opts, limit: Duration) -> Run {
+    let mut cmd = pipework_command(host, args, opts);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn pipework");
+    let out = wait_timeout(child, limit).unwrap_or_else(|(o, _)| {
+        panic!(
+            "pipework {} did not finish within {limit:?} (killed): it blocks\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let run = Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: code_of(&out),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    };
+    eprintln!("{}\n(took {:?})\n", run.show(), run.elapsed);
+    run
+}
+
+/// A snapshot of `ns` once it has settled: no link's operational state is still waiting for
+/// the kernel's link watcher (which applies carrier changes up to a second late, and only
+/// then gives an up link with carrier its IPv6 link-local address), and two snapshots 200 ms
+/// apart agree (at most 3 s in all). A "before" snapshot taken too early would miss that
+/// address and blame pipework for it later.
+pub fn settled_snapshot(ns: &dyn Ns) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let pending = |l: &Link| {
+        let oper = l.raw.get("operstate").and_then(Value::as_str).unwrap_or("");
+        let running = oper == "UP" || oper == "UNKNOWN";
+        l.is_up() && l.has_carrier() != running
+    };
+    wait_until(Duration::from_secs(3), || !links(ns).iter().any(pending));
+    let mut last = snapshot(ns);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = snapshot(ns);
+        if now == last || Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
+}
