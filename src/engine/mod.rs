@@ -277,3 +277,6 @@ fn identity_of(plan: &Plan, a: &Applied) -> Identity {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

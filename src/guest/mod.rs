@@ -234,7 +234,7 @@ pub fn resolve(raw: &str, spec: &GuestSpec, home: &NetNs) -> Result<Guest, Error
         }
         GuestSpec::NetnsName(n) => match find_netns(n) {
             Found::Yes(c) => open(raw, c)?,
-            Found::No(_) => {
+            Found::No(_) | Found::NoEngine(_) => {
                 return Err(Error::Guest(format!(
                     "network namespace {n} not found (no {NETNS_DIR}/{n}); `ip netns list` \
                      shows the named ones"
@@ -336,6 +336,9 @@ impl Candidate {
 enum Found {
     Yes(Candidate),
     No(String),
+    /// The engine itself does not answer (its socket is absent or refuses): not the same as a
+    /// container it does not know.
+    NoEngine(String),
 }
 
 /// A forced engine: its one match, or an error naming the guest and what was looked at.
@@ -344,6 +347,10 @@ fn one(raw: &str, engine: Engine, name: &str, found: Found) -> Result<Guest, Err
         Found::Yes(c) => open(raw, c),
         Found::No(why) => Err(Error::Guest(format!(
             "{} container {name} not found: {why}",
+            engine.label()
+        ))),
+        Found::NoEngine(why) => Err(Error::Engine(format!(
+            "{} container {name}: {why}",
             engine.label()
         ))),
     }
@@ -357,8 +364,8 @@ fn auto(raw: &str, name: &str) -> Result<Guest, Error> {
     // Each place's answer; a miss is remembered (with the engine's name) for the message.
     let mut note = |label: &str, f: Found| match f {
         Found::Yes(c) => found.push(c),
-        Found::No(w) if label.is_empty() => why.push(w),
-        Found::No(w) => why.push(format!("{label}: {w}")),
+        Found::No(w) | Found::NoEngine(w) if label.is_empty() => why.push(w),
+        Found::No(w) | Found::NoEngine(w) => why.push(format!("{label}: {w}")),
     };
     note("", find_netns(name));
     if docker::valid_reference(name) {
@@ -443,7 +450,7 @@ fn find_api(engine: Engine, socket: &Path, reference: &str) -> Result<Found, Err
                 ),
                 _ => "set DOCKER_HOST=unix:///path/to/docker.sock".into(),
             };
-            return Ok(Found::No(format!("{why}; {hint}")));
+            return Ok(Found::NoEngine(format!("{why}; {hint}")));
         }
         docker::Lookup::NotFound => {
             return Ok(Found::No(format!(
