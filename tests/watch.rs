@@ -1454,8 +1454,20 @@ fn podman_event_stream_plumbs_restart_and_removal() {
     assert_eq!(names, ["eth1", "lo"], "exactly the labelled interface");
     let before = iface(&ns, "eth1").expect("eth1");
     let want = vec![("eth1".to_string(), "alive".to_string(), h.name, g.mac)];
-    let recs = records_of(&ls(&host, &ph, rt.path()), &name);
+    let listed = ls(&host, &ph, rt.path());
+    let recs = records_of(&listed, &name);
     assert_eq!(recs, want, "the record of the attachment");
+    // The Docker-compatible socket is Podman's: the record says so (detach podman:NAME finds it).
+    let engines: Vec<&str> = listed
+        .iter()
+        .filter(|r| r.get("guest_name").and_then(Value::as_str) == Some(name.as_str()))
+        .filter_map(|r| r.get("engine").and_then(Value::as_str))
+        .collect();
+    assert_eq!(
+        engines,
+        ["podman"],
+        "watch on a Podman socket records the engine as podman"
+    );
 
     // podman restart: die, then start; same interface, address and MAC in the new namespace.
     let t = Instant::now();

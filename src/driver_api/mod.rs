@@ -376,5 +376,59 @@ pub fn check_guest_link(rec: &Record, sys: &mut Sys<'_>) -> Result<Vec<String>, 
     if !msg::link_is_up(&l) {
         d.push(format!("{} is down", h.ifname));
     }
+    d.extend(missing_routes(rec, g, l.header.index)?);
     Ok(d)
+}
+
+/// The routes the attach added (its report's `routes`) that the guest no longer has.
+fn missing_routes(rec: &Record, g: &mut dyn Rtnl, index: u32) -> Result<Vec<String>, Error> {
+    let want: Vec<(String, Option<std::net::IpAddr>)> = rec
+        .header
+        .attachment
+        .as_ref()
+        .and_then(|a| a.get("routes"))
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let dst = r.get("dst")?.as_str()?.to_string();
+            let via = r
+                .get("via")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse().ok());
+            Some((dst, via))
+        })
+        .collect();
+    if want.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut have = Vec::new();
+    for family in [
+        netlink_packet_route::AddressFamily::Inet,
+        netlink_packet_route::AddressFamily::Inet6,
+    ] {
+        for m in g
+            .dump(msg::dump_routes(family))
+            .map_err(|e| Error::netlink("cannot list the guest's routes", e))?
+        {
+            if let netlink_packet_route::RouteNetlinkMessage::NewRoute(r) = m {
+                if msg::route_oif(&r) != Some(index) {
+                    continue;
+                }
+                let dst = match msg::route_dst(&r) {
+                    Some((ip, len)) if len > 0 => format!("{ip}/{len}"),
+                    _ => "default".to_string(),
+                };
+                have.push((dst, msg::route_gateway(&r)));
+            }
+        }
+    }
+    Ok(want
+        .into_iter()
+        .filter(|w| !have.contains(w))
+        .map(|(dst, via)| match via {
+            Some(v) => format!("{} lost its route {dst} via {v}", rec.header.ifname),
+            None => format!("{} lost its route {dst}", rec.header.ifname),
+        })
+        .collect())
 }
