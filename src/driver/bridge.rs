@@ -25,6 +25,10 @@ impl Driver for Bridge {
         Kind::Bridge
     }
 
+    fn guest_link(&self) -> Option<crate::plan::LinkKind> {
+        Some(LinkKind::Veth)
+    }
+
     fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
         host_if.found == Found::LinuxBridge
             || (host_if.found == Found::Missing && host_if.name.starts_with("br"))

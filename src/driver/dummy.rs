@@ -16,6 +16,10 @@ impl Driver for Dummy {
         Kind::Dummy
     }
 
+    fn guest_link(&self) -> Option<crate::plan::LinkKind> {
+        Some(crate::plan::LinkKind::Dummy)
+    }
+
     fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
         host_if.found == Found::Missing && host_if.name.starts_with("dummy")
     }

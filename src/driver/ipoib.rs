@@ -18,6 +18,10 @@ impl Driver for Ipoib {
         Kind::Ipoib
     }
 
+    fn guest_link(&self) -> Option<crate::plan::LinkKind> {
+        Some(crate::plan::LinkKind::Ipoib)
+    }
+
     fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
         host_if.found == Found::Infiniband
     }

@@ -22,6 +22,10 @@ impl Driver for Macvlan {
         Kind::Macvlan
     }
 
+    fn guest_link(&self) -> Option<crate::plan::LinkKind> {
+        Some(crate::plan::LinkKind::Macvlan)
+    }
+
     fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
         host_if.found == Found::Other
     }

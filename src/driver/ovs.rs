@@ -35,6 +35,10 @@ impl Driver for Ovs {
         Kind::Ovs
     }
 
+    fn guest_link(&self) -> Option<crate::plan::LinkKind> {
+        Some(crate::plan::LinkKind::Veth)
+    }
+
     fn claims(&self, host_if: &HostIf, _req: &AttachRequest) -> bool {
         matches!(host_if.found, Found::Ovs(_))
             || (host_if.found == Found::Missing && host_if.name.starts_with("ovs"))

@@ -29,6 +29,10 @@ impl Driver for Phys {
         Kind::Phys
     }
 
+    fn guest_link(&self) -> Option<crate::plan::LinkKind> {
+        None
+    }
+
     fn claims(&self, _host_if: &HostIf, req: &AttachRequest) -> bool {
         req.direct_phys
     }

@@ -57,6 +57,9 @@ pub type Undone = Result<Option<String>, Error>;
 pub trait Driver: Sync {
     fn kind(&self) -> Kind;
 
+    /// The link type of the guest interface this kind creates (None: it moves one).
+    fn guest_link(&self) -> Option<LinkKind>;
+
     /// Whether this driver takes the host interface (asked in [`DRIVERS`] order).
     fn claims(&self, host_if: &HostIf, req: &AttachRequest) -> bool;
 

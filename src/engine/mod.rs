@@ -19,7 +19,7 @@ use crate::guest::{self, Guest};
 use crate::log::Log;
 use crate::netlink::Netlink;
 use crate::ns::NetNs;
-use crate::plan::{Kind, LinkKind, Plan};
+use crate::plan::Plan;
 use crate::report::{Applied, AttachReport};
 use crate::request::{AttachRequest, ExecRequest, WaitRequest};
 use crate::store::{self, GuestRef, Header, Identity, NetnsRef, RecordFile, RecordState};
@@ -268,13 +268,7 @@ fn identity_of(plan: &Plan, a: &Applied) -> Identity {
         mac: a.guest_mac,
         host_ifindex: a.host_index,
         guest_ifindex: a.guest_index,
-        guest_link: match plan.kind {
-            Kind::Bridge | Kind::Ovs => Some(LinkKind::Veth),
-            Kind::Macvlan => Some(LinkKind::Macvlan),
-            Kind::Ipoib => Some(LinkKind::Ipoib),
-            Kind::Dummy => Some(LinkKind::Dummy),
-            Kind::Phys => None,
-        },
+        guest_link: driver::driver(plan.kind).guest_link(),
     }
 }
 

@@ -232,7 +232,15 @@ impl Session {
             let who = r.who();
             let kind = r.header.kind;
             let mut done = Vec::new();
+            // A complete record whose guest interface is no longer the recorded one (a
+            // namespace re-created under the same name and inode): nothing in that guest is
+            // ours any more, so the guest side is treated as gone.
+            let foreign = r.complete() && store::guest_alive(r) && !self.alive(r);
             let l = self.with_sys(r, Some(&mut batch), |sys| {
+                if foreign {
+                    sys.guest = None;
+                    sys.guest_ns = None;
+                }
                 undo::replay(kind, &now, sys, &mut done)
             });
             rep.actions
