@@ -669,6 +669,27 @@ fn check_mtu(mtu: u32, max: u32) -> NlResult<()> {
     Ok(())
 }
 
+/// IFLA_MASTER naming no link is EINVAL; naming one that takes no ports is EOPNOTSUPP.
+fn bad_master(ns: &Ns, index: u32) -> NlError {
+    let errno = if ns.links.contains_key(&index) {
+        libc::EOPNOTSUPP
+    } else {
+        libc::EINVAL
+    };
+    NlError {
+        errno,
+        ext_ack: None,
+    }
+}
+
+/// The kernel's IPv4 code words its errors; IPv6's mostly does not.
+fn v4_text(ip: IpAddr, errno: i32, text: &str) -> NlError {
+    NlError {
+        errno,
+        ext_ack: ip.is_ipv4().then(|| text.to_string()),
+    }
+}
+
 /// Kinds the kernel refuses to move to another namespace (NETIF_F_NETNS_LOCAL).
 fn netns_local(l: &Link) -> bool {
     l.link_layer == LinkLayerType::Loopback || l.kind == Some(InfoKind::Bridge)
@@ -926,7 +947,7 @@ impl Inner {
                     .get(&mi)
                     .is_some_and(|l| l.kind == Some(InfoKind::Bridge));
                 if !ok {
-                    return Err(err(libc::EINVAL, "invalid master device"));
+                    return Err(bad_master(self.ns_mut(target), mi));
                 }
                 Some(mi)
             }
@@ -1016,10 +1037,7 @@ impl Inner {
         }
         if let Some(target) = attr_netns(m).filter(|t| *t != fd) {
             if netns_local(&link) {
-                return Err(err(
-                    libc::EINVAL,
-                    "the device cannot change network namespace",
-                ));
+                return Err(err(libc::EINVAL, "The interface netns is immutable"));
             }
             let name = new_name.clone().unwrap_or_else(|| link.name.clone());
             if self.ns_mut(target).by_name(&name).is_some() {
@@ -1083,7 +1101,7 @@ impl Inner {
                     .get(&mi)
                     .is_some_and(|l| l.kind == Some(InfoKind::Bridge));
                 if !ok {
-                    return Err(err(libc::EINVAL, "invalid master device"));
+                    return Err(bad_master(self.ns_mut(here), mi));
                 }
                 parts.push(format!("master {mi}"));
                 link.master = Some(mi);
@@ -1156,6 +1174,13 @@ impl Inner {
         } else if let Some(n) = attr_name(m) {
             vec![self.ns_mut(fd).by_name(n).ok_or_else(enodev)?]
         } else if let Some(g) = attr_group(m) {
+            if g == 0 {
+                // Everything is in group 0 by default: the kernel refuses to delete it all.
+                return Err(NlError {
+                    errno: libc::EPERM,
+                    ext_ack: None,
+                });
+            }
             self.ns_mut(fd)
                 .links
                 .values()
@@ -1202,10 +1227,7 @@ impl Inner {
         }
         if let Some(pos) = ns.addresses.iter().position(|a| same_address(a, m)) {
             if flags & NLM_F_EXCL != 0 || flags & NLM_F_REPLACE == 0 {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(v4_text(ip, libc::EEXIST, "ipv4: Address already assigned"));
             }
             ns.addresses[pos] = m.clone();
             return Ok(format!(
@@ -1237,9 +1259,12 @@ impl Inner {
                     && (ip.is_none() || addr_ip(a) == ip)
                     && (m.header.prefix_len == 0 || a.header.prefix_len == m.header.prefix_len)
             })
-            .ok_or(NlError {
-                errno: libc::EADDRNOTAVAIL,
-                ext_ack: None,
+            .ok_or_else(|| {
+                let v4 = ip.is_none_or(|i| i.is_ipv4());
+                NlError {
+                    errno: libc::EADDRNOTAVAIL,
+                    ext_ack: v4.then(|| "ipv4: Address not found".to_string()),
+                }
             })?;
         let a = ns.addresses.remove(pos);
         let shown = addr_ip(&a).map(|i| i.to_string()).unwrap_or_default();
@@ -1279,13 +1304,18 @@ impl Inner {
         let ns = self.ns_mut(fd);
         if let Some(oif) = super::msg::route_oif(m) {
             let l = ns.links.get(&oif).ok_or_else(enodev)?;
-            if m.header.address_family == AddressFamily::Inet && !l.up {
-                return Err(err(libc::ENETDOWN, "Nexthop device is not up"));
-            }
-            if let Some(gw) = super::msg::route_gateway(m) {
-                if !m.header.flags.contains(RouteFlags::Onlink) && !Self::gateway_ok(ns, oif, gw) {
-                    return Err(err(libc::EINVAL, "Nexthop has invalid gateway"));
+            match super::msg::route_gateway(m) {
+                // Also what a down link gives: its connected routes are gone.
+                Some(gw)
+                    if !m.header.flags.contains(RouteFlags::Onlink)
+                        && !Self::gateway_ok(ns, oif, gw) =>
+                {
+                    return Err(err(libc::ENETUNREACH, "Nexthop has invalid gateway"));
                 }
+                None if m.header.address_family == AddressFamily::Inet && !l.up => {
+                    return Err(err(libc::ENETDOWN, "Device for nexthop is not up"));
+                }
+                _ => {}
             }
         } else if super::msg::route_gateway(m).is_none() {
             return Err(err(libc::EINVAL, "no nexthop device or gateway"));
@@ -2008,6 +2038,7 @@ mod tests {
         let e = guest
             .request(msg::new_default_route(gw, i), NLM_F_CREATE | NLM_F_REPLACE)
             .unwrap_err();
+        assert_eq!(e.errno, libc::ENETUNREACH);
         assert_eq!(e.ext_ack.as_deref(), Some("Nexthop has invalid gateway"));
         guest.request(msg::new_host_route(gw, i), CREATE).unwrap();
         let e = guest
@@ -2043,7 +2074,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_route_over_a_down_link_is_enetdown() {
+    fn ipv4_routes_over_a_down_link_fail() {
         let (_, mut guest, i) = guest_with_link(false);
         let e = guest
             .request(
@@ -2051,7 +2082,55 @@ mod tests {
                 NLM_F_CREATE | NLM_F_REPLACE,
             )
             .unwrap_err();
+        assert_eq!(e.errno, libc::ENETUNREACH);
+        let e = guest
+            .request(msg::new_host_route("10.7.7.7".parse().unwrap(), i), CREATE)
+            .unwrap_err();
         assert_eq!(e.errno, libc::ENETDOWN);
+        assert_eq!(e.ext_ack.as_deref(), Some("Device for nexthop is not up"));
+    }
+
+    #[test]
+    fn master_must_be_a_bridge() {
+        let (w, mut host, _) = world();
+        let (a, b) = w.seed_veth(HOST, "a0", HOST, "a1");
+        let set_master = |m| {
+            let mut l = LinkMessage::default();
+            l.header.index = a;
+            l.attributes.push(LinkAttribute::Controller(m));
+            RouteNetlinkMessage::SetLink(l)
+        };
+        assert_eq!(
+            host.request(set_master(b), 0).unwrap_err().errno,
+            libc::EOPNOTSUPP
+        );
+        assert_eq!(
+            host.request(set_master(999), 0).unwrap_err().errno,
+            libc::EINVAL
+        );
+        let br = w.add_link(HOST, "br0", Some(InfoKind::Bridge));
+        host.request(set_master(br), 0).unwrap();
+        host.request(set_master(0), 0).unwrap();
+        assert_eq!(
+            w.snapshot(HOST)
+                .links
+                .iter()
+                .find(|l| l.name == "a0")
+                .unwrap()
+                .master,
+            None
+        );
+    }
+
+    #[test]
+    fn deleting_group_zero_is_refused() {
+        let (_, mut host, _) = world();
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::Group(0));
+        let e = host
+            .request(RouteNetlinkMessage::DelLink(m), 0)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EPERM);
     }
 
     #[test]
@@ -2318,6 +2397,14 @@ mod tests {
         assert_eq!(w.snapshot(HOST), before);
         assert_eq!(names(&w, GUEST), vec!["lo"]);
         assert!(w.changes().is_empty());
+    }
+
+    /// The scenario `netlink::tests::real_kernel_answers_as_the_fake_models` runs on the real
+    /// kernel gives the same answers here.
+    #[test]
+    fn the_fake_answers_as_the_kernel() {
+        let (_, mut host, mut guest) = world();
+        crate::netlink::tests::kernel_facts(&mut host, &mut guest, HOST, GUEST);
     }
 
     #[test]
