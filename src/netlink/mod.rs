@@ -1151,6 +1151,49 @@ mod tests {
         assert_eq!(l.header.index, a0);
         assert!(!msg::link_is_up(&l));
         assert!(there.dump(msg::dump_addresses()).unwrap().is_empty());
+        // A group delete takes every link of the group in that namespace, and their peers
+        // wherever they are; other groups stay.
+        let grouped = |name: &str, peer: &str, peer_fd: i32, group: u32| {
+            let peer = msg::PeerSpec {
+                name: peer.into(),
+                mtu: 1500,
+                mac: None,
+                netns_fd: peer_fd,
+            };
+            let RouteNetlinkMessage::NewLink(mut m) = msg::new_veth(name, 1500, None, &peer) else {
+                unreachable!()
+            };
+            m.attributes.push(LinkAttribute::Group(group));
+            RouteNetlinkMessage::NewLink(m)
+        };
+        nl.request(grouped("g0", "g1", fd, 7), c).unwrap();
+        nl.request(grouped("g2", "g3", here_fd, 7), c).unwrap();
+        nl.request(grouped("k0", "k1", here_fd, 8), c).unwrap();
+        let links_here = nl.dump(msg::dump_links()).unwrap().len();
+        let links_there = there.dump(msg::dump_links()).unwrap().len();
+        let mut g = LinkMessage::default();
+        g.attributes.push(LinkAttribute::Group(7));
+        nl.request(RouteNetlinkMessage::DelLink(g), 0).unwrap();
+        assert_eq!(nl.dump(msg::dump_links()).unwrap().len(), links_here - 3);
+        assert_eq!(
+            there.dump(msg::dump_links()).unwrap().len(),
+            links_there - 1
+        );
+        assert!(nl.get(msg::get_link_by_name("k1")).unwrap().is_some());
+        // A macvlan created into the other namespace from a parent here: no larger MTU than
+        // the parent's, and it dies with its parent.
+        let mv = msg::GuestLinkKind::Macvlan {
+            parent: a1,
+            mode: netlink_packet_route::link::MacVlanMode::Bridge,
+        };
+        let big = msg::new_link_in_guest(&mv, "mv0", Some(9000), None, fd);
+        assert_eq!(errno(nl.request(big, c)), libc::EINVAL);
+        nl.request(msg::new_link_in_guest(&mv, "mv0", None, None, fd), c)
+            .unwrap();
+        assert!(there.get(msg::get_link_by_name("mv0")).unwrap().is_some());
+        nl.request(msg::del_link(a1), 0).unwrap();
+        assert!(there.get(msg::get_link_by_name("mv0")).unwrap().is_none());
+        assert!(there.get(msg::get_link_by_name("eth1")).unwrap().is_none());
     }
 
     #[test]
