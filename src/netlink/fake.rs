@@ -997,8 +997,9 @@ impl Inner {
                     ext_ack: None,
                 });
             }
-            link.index = self.new_index();
+            // The kernel registers the peer first: it gets the lower index.
             peer.index = self.new_index();
+            link.index = self.new_index();
             link.peer = Some(peer.index);
             peer.peer = Some(link.index);
             line.push_str(&format!(" peer {}", peer.name));

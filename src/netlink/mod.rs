@@ -994,7 +994,9 @@ mod tests {
     /// the fake must follow. `nl` works in the namespace `here_fd` names; `there` in `fd`.
     pub(super) fn kernel_facts(nl: &mut dyn Rtnl, there: &mut dyn Rtnl, here_fd: i32, fd: i32) {
         use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
-        use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+        use netlink_packet_route::link::{
+            InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        };
         use netlink_packet_route::AddressFamily;
         let c = NLM_F_CREATE | NLM_F_EXCL;
         let cr = NLM_F_CREATE | NLM_F_REPLACE;
@@ -1015,9 +1017,27 @@ mod tests {
             mac: None,
             netns_fd: here_fd,
         };
+        // IFF_UP on the peer in the creating message: ENOTCONN.
+        let RouteNetlinkMessage::NewLink(mut up_peer) = msg::new_veth("a0", 1500, None, &peer)
+        else {
+            unreachable!()
+        };
+        for a in &mut up_peer.attributes {
+            if let LinkAttribute::LinkInfo(infos) = a {
+                for i in infos {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = i {
+                        p.header.flags = LinkFlags::Up;
+                        p.header.change_mask = LinkFlags::Up;
+                    }
+                }
+            }
+        }
+        let up_peer = RouteNetlinkMessage::NewLink(up_peer);
+        assert_eq!(errno(nl.request(up_peer, c)), libc::ENOTCONN);
         nl.request(msg::new_veth("a0", 1500, None, &peer), c)
             .unwrap();
         let (a0, a1) = (idx(nl, "a0"), idx(nl, "a1"));
+        assert!(a1 < a0, "the peer is registered first");
         let ip: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         nl.request(msg::new_address(a1, ip, 24, None), c).unwrap();
         // Routes over a down link: no gateway is reachable, no device route allowed.
