@@ -187,11 +187,16 @@ fn err(errno: i32, text: &str) -> NlError {
     }
 }
 
-fn enodev() -> NlError {
+/// An errno without kernel text, as most of the kernel answers.
+fn bare(errno: i32) -> NlError {
     NlError {
-        errno: libc::ENODEV,
+        errno,
         ext_ack: None,
     }
+}
+
+fn enodev() -> NlError {
+    bare(libc::ENODEV)
 }
 
 fn mac_text(mac: &[u8]) -> String {
@@ -822,10 +827,7 @@ impl Inner {
                 match existing {
                     Some(i) if self.ns_mut(there).links.contains_key(&i) => {
                         if flags & NLM_F_EXCL != 0 {
-                            return Err(NlError {
-                                errno: libc::EEXIST,
-                                ext_ack: None,
-                            });
+                            return Err(bare(libc::EEXIST));
                         }
                         // Taken for a change of that link: kind data cannot change (veth has
                         // no changelink at all), nor can the kind.
@@ -835,10 +837,7 @@ impl Inner {
                         if (kind.is_some() && kind != l.kind)
                             || matches!(data, Some(InfoData::Veth(_)))
                         {
-                            return Err(NlError {
-                                errno: libc::EOPNOTSUPP,
-                                ext_ack: None,
-                            });
+                            return Err(bare(libc::EOPNOTSUPP));
                         }
                         self.set_link(there, i, m)
                     }
@@ -891,10 +890,7 @@ impl Inner {
         };
         check_name(&name)?;
         if self.ns_mut(target).by_name(&name).is_some() {
-            return Err(NlError {
-                errno: libc::EEXIST,
-                ext_ack: None,
-            });
+            return Err(bare(libc::EEXIST));
         }
         let parent = super::msg::link_parent(m);
         let needs_parent = matches!(
@@ -984,18 +980,12 @@ impl Inner {
             let p = veth_peer(m).cloned().unwrap_or_default();
             if wanted_up(&p) == Some(true) {
                 // The kernel cannot open the peer before the pair is registered.
-                return Err(NlError {
-                    errno: libc::ENOTCONN,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::ENOTCONN));
             }
             let peer_ns = attr_netns(&p).unwrap_or(fd);
             let mut peer = self.build_link(fd, peer_ns, &p, &kind)?;
             if peer_ns == target && peer.name == link.name {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             // The kernel registers the peer first: it gets the lower index.
             peer.index = self.new_index();
@@ -1042,10 +1032,7 @@ impl Inner {
             }
             let name = new_name.clone().unwrap_or_else(|| link.name.clone());
             if self.ns_mut(target).by_name(&name).is_some() {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             // What the kernel does on the way: the device is closed, leaves its master, and
             // loses its addresses and the routes through it.
@@ -1061,10 +1048,7 @@ impl Inner {
             parts.push(format!("move to ns {target} as {name}"));
         } else if let Some(n) = &new_name {
             if self.ns_mut(fd).by_name(n).is_some() {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             parts.push(format!("rename to {n}"));
             link.name = n.clone();
@@ -1177,10 +1161,7 @@ impl Inner {
         } else if let Some(g) = attr_group(m) {
             if g == 0 {
                 // Everything is in group 0 by default: the kernel refuses to delete it all.
-                return Err(NlError {
-                    errno: libc::EPERM,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EPERM));
             }
             self.ns_mut(fd)
                 .links
@@ -1196,10 +1177,7 @@ impl Inner {
             let l = ns.links.get(i).ok_or_else(enodev)?;
             if l.kind.is_none() {
                 // lo and physical NICs have no rtnl_link_ops: the kernel cannot delete them.
-                return Err(NlError {
-                    errno: libc::EOPNOTSUPP,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EOPNOTSUPP));
             }
         }
         let mut gone = Vec::new();
@@ -1325,10 +1303,7 @@ impl Inner {
         let line = route_line(ns, &r);
         if let Some(pos) = ns.routes.iter().position(|x| same_route(x, &r)) {
             if flags & NLM_F_REPLACE == 0 || flags & NLM_F_EXCL != 0 {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             ns.routes[pos] = r;
             return Ok(format!("ns {fd}: replace route {line}"));
@@ -1364,10 +1339,7 @@ impl Inner {
                     && (m.header.protocol == Default::default()
                         || r.header.protocol == m.header.protocol)
             })
-            .ok_or(NlError {
-                errno: libc::ESRCH,
-                ext_ack: None,
-            })?;
+            .ok_or(bare(libc::ESRCH))?;
         let r = ns.routes.remove(pos);
         let ns = &self.namespaces[&fd];
         Ok(format!("ns {fd}: delroute {}", route_line(ns, &r)))
