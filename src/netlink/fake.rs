@@ -187,11 +187,16 @@ fn err(errno: i32, text: &str) -> NlError {
     }
 }
 
-fn enodev() -> NlError {
+/// An errno without kernel text, as most of the kernel answers.
+fn bare(errno: i32) -> NlError {
     NlError {
-        errno: libc::ENODEV,
+        errno,
         ext_ack: None,
     }
+}
+
+fn enodev() -> NlError {
+    bare(libc::ENODEV)
 }
 
 fn mac_text(mac: &[u8]) -> String {
@@ -669,6 +674,27 @@ fn check_mtu(mtu: u32, max: u32) -> NlResult<()> {
     Ok(())
 }
 
+/// IFLA_MASTER naming no link is EINVAL; naming one that takes no ports is EOPNOTSUPP.
+fn bad_master(ns: &Ns, index: u32) -> NlError {
+    let errno = if ns.links.contains_key(&index) {
+        libc::EOPNOTSUPP
+    } else {
+        libc::EINVAL
+    };
+    NlError {
+        errno,
+        ext_ack: None,
+    }
+}
+
+/// The kernel's IPv4 code words its errors; IPv6's mostly does not.
+fn v4_text(ip: IpAddr, errno: i32, text: &str) -> NlError {
+    NlError {
+        errno,
+        ext_ack: ip.is_ipv4().then(|| text.to_string()),
+    }
+}
+
 /// Kinds the kernel refuses to move to another namespace (NETIF_F_NETNS_LOCAL).
 fn netns_local(l: &Link) -> bool {
     l.link_layer == LinkLayerType::Loopback || l.kind == Some(InfoKind::Bridge)
@@ -801,10 +827,7 @@ impl Inner {
                 match existing {
                     Some(i) if self.ns_mut(there).links.contains_key(&i) => {
                         if flags & NLM_F_EXCL != 0 {
-                            return Err(NlError {
-                                errno: libc::EEXIST,
-                                ext_ack: None,
-                            });
+                            return Err(bare(libc::EEXIST));
                         }
                         // Taken for a change of that link: kind data cannot change (veth has
                         // no changelink at all), nor can the kind.
@@ -814,10 +837,7 @@ impl Inner {
                         if (kind.is_some() && kind != l.kind)
                             || matches!(data, Some(InfoData::Veth(_)))
                         {
-                            return Err(NlError {
-                                errno: libc::EOPNOTSUPP,
-                                ext_ack: None,
-                            });
+                            return Err(bare(libc::EOPNOTSUPP));
                         }
                         self.set_link(there, i, m)
                     }
@@ -870,10 +890,7 @@ impl Inner {
         };
         check_name(&name)?;
         if self.ns_mut(target).by_name(&name).is_some() {
-            return Err(NlError {
-                errno: libc::EEXIST,
-                ext_ack: None,
-            });
+            return Err(bare(libc::EEXIST));
         }
         let parent = super::msg::link_parent(m);
         let needs_parent = matches!(
@@ -926,7 +943,7 @@ impl Inner {
                     .get(&mi)
                     .is_some_and(|l| l.kind == Some(InfoKind::Bridge));
                 if !ok {
-                    return Err(err(libc::EINVAL, "invalid master device"));
+                    return Err(bad_master(self.ns_mut(target), mi));
                 }
                 Some(mi)
             }
@@ -963,21 +980,16 @@ impl Inner {
             let p = veth_peer(m).cloned().unwrap_or_default();
             if wanted_up(&p) == Some(true) {
                 // The kernel cannot open the peer before the pair is registered.
-                return Err(NlError {
-                    errno: libc::ENOTCONN,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::ENOTCONN));
             }
             let peer_ns = attr_netns(&p).unwrap_or(fd);
             let mut peer = self.build_link(fd, peer_ns, &p, &kind)?;
             if peer_ns == target && peer.name == link.name {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
-            link.index = self.new_index();
+            // The kernel registers the peer first: it gets the lower index.
             peer.index = self.new_index();
+            link.index = self.new_index();
             link.peer = Some(peer.index);
             peer.peer = Some(link.index);
             line.push_str(&format!(" peer {}", peer.name));
@@ -1016,17 +1028,11 @@ impl Inner {
         }
         if let Some(target) = attr_netns(m).filter(|t| *t != fd) {
             if netns_local(&link) {
-                return Err(err(
-                    libc::EINVAL,
-                    "the device cannot change network namespace",
-                ));
+                return Err(err(libc::EINVAL, "The interface netns is immutable"));
             }
             let name = new_name.clone().unwrap_or_else(|| link.name.clone());
             if self.ns_mut(target).by_name(&name).is_some() {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             // What the kernel does on the way: the device is closed, leaves its master, and
             // loses its addresses and the routes through it.
@@ -1042,10 +1048,7 @@ impl Inner {
             parts.push(format!("move to ns {target} as {name}"));
         } else if let Some(n) = &new_name {
             if self.ns_mut(fd).by_name(n).is_some() {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             parts.push(format!("rename to {n}"));
             link.name = n.clone();
@@ -1083,7 +1086,7 @@ impl Inner {
                     .get(&mi)
                     .is_some_and(|l| l.kind == Some(InfoKind::Bridge));
                 if !ok {
-                    return Err(err(libc::EINVAL, "invalid master device"));
+                    return Err(bad_master(self.ns_mut(here), mi));
                 }
                 parts.push(format!("master {mi}"));
                 link.master = Some(mi);
@@ -1156,6 +1159,10 @@ impl Inner {
         } else if let Some(n) = attr_name(m) {
             vec![self.ns_mut(fd).by_name(n).ok_or_else(enodev)?]
         } else if let Some(g) = attr_group(m) {
+            if g == 0 {
+                // Everything is in group 0 by default: the kernel refuses to delete it all.
+                return Err(bare(libc::EPERM));
+            }
             self.ns_mut(fd)
                 .links
                 .values()
@@ -1170,10 +1177,7 @@ impl Inner {
             let l = ns.links.get(i).ok_or_else(enodev)?;
             if l.kind.is_none() {
                 // lo and physical NICs have no rtnl_link_ops: the kernel cannot delete them.
-                return Err(NlError {
-                    errno: libc::EOPNOTSUPP,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EOPNOTSUPP));
             }
         }
         let mut gone = Vec::new();
@@ -1202,10 +1206,7 @@ impl Inner {
         }
         if let Some(pos) = ns.addresses.iter().position(|a| same_address(a, m)) {
             if flags & NLM_F_EXCL != 0 || flags & NLM_F_REPLACE == 0 {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(v4_text(ip, libc::EEXIST, "ipv4: Address already assigned"));
             }
             ns.addresses[pos] = m.clone();
             return Ok(format!(
@@ -1237,9 +1238,12 @@ impl Inner {
                     && (ip.is_none() || addr_ip(a) == ip)
                     && (m.header.prefix_len == 0 || a.header.prefix_len == m.header.prefix_len)
             })
-            .ok_or(NlError {
-                errno: libc::EADDRNOTAVAIL,
-                ext_ack: None,
+            .ok_or_else(|| {
+                let v4 = ip.is_none_or(|i| i.is_ipv4());
+                NlError {
+                    errno: libc::EADDRNOTAVAIL,
+                    ext_ack: v4.then(|| "ipv4: Address not found".to_string()),
+                }
             })?;
         let a = ns.addresses.remove(pos);
         let shown = addr_ip(&a).map(|i| i.to_string()).unwrap_or_default();
@@ -1279,13 +1283,18 @@ impl Inner {
         let ns = self.ns_mut(fd);
         if let Some(oif) = super::msg::route_oif(m) {
             let l = ns.links.get(&oif).ok_or_else(enodev)?;
-            if m.header.address_family == AddressFamily::Inet && !l.up {
-                return Err(err(libc::ENETDOWN, "Nexthop device is not up"));
-            }
-            if let Some(gw) = super::msg::route_gateway(m) {
-                if !m.header.flags.contains(RouteFlags::Onlink) && !Self::gateway_ok(ns, oif, gw) {
-                    return Err(err(libc::EINVAL, "Nexthop has invalid gateway"));
+            match super::msg::route_gateway(m) {
+                // Also what a down link gives: its connected routes are gone.
+                Some(gw)
+                    if !m.header.flags.contains(RouteFlags::Onlink)
+                        && !Self::gateway_ok(ns, oif, gw) =>
+                {
+                    return Err(err(libc::ENETUNREACH, "Nexthop has invalid gateway"));
                 }
+                None if m.header.address_family == AddressFamily::Inet && !l.up => {
+                    return Err(err(libc::ENETDOWN, "Device for nexthop is not up"));
+                }
+                _ => {}
             }
         } else if super::msg::route_gateway(m).is_none() {
             return Err(err(libc::EINVAL, "no nexthop device or gateway"));
@@ -1294,10 +1303,7 @@ impl Inner {
         let line = route_line(ns, &r);
         if let Some(pos) = ns.routes.iter().position(|x| same_route(x, &r)) {
             if flags & NLM_F_REPLACE == 0 || flags & NLM_F_EXCL != 0 {
-                return Err(NlError {
-                    errno: libc::EEXIST,
-                    ext_ack: None,
-                });
+                return Err(bare(libc::EEXIST));
             }
             ns.routes[pos] = r;
             return Ok(format!("ns {fd}: replace route {line}"));
@@ -1333,10 +1339,7 @@ impl Inner {
                     && (m.header.protocol == Default::default()
                         || r.header.protocol == m.header.protocol)
             })
-            .ok_or(NlError {
-                errno: libc::ESRCH,
-                ext_ack: None,
-            })?;
+            .ok_or(bare(libc::ESRCH))?;
         let r = ns.routes.remove(pos);
         let ns = &self.namespaces[&fd];
         Ok(format!("ns {fd}: delroute {}", route_line(ns, &r)))
@@ -2008,6 +2011,7 @@ mod tests {
         let e = guest
             .request(msg::new_default_route(gw, i), NLM_F_CREATE | NLM_F_REPLACE)
             .unwrap_err();
+        assert_eq!(e.errno, libc::ENETUNREACH);
         assert_eq!(e.ext_ack.as_deref(), Some("Nexthop has invalid gateway"));
         guest.request(msg::new_host_route(gw, i), CREATE).unwrap();
         let e = guest
@@ -2043,7 +2047,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_route_over_a_down_link_is_enetdown() {
+    fn ipv4_routes_over_a_down_link_fail() {
         let (_, mut guest, i) = guest_with_link(false);
         let e = guest
             .request(
@@ -2051,7 +2055,55 @@ mod tests {
                 NLM_F_CREATE | NLM_F_REPLACE,
             )
             .unwrap_err();
+        assert_eq!(e.errno, libc::ENETUNREACH);
+        let e = guest
+            .request(msg::new_host_route("10.7.7.7".parse().unwrap(), i), CREATE)
+            .unwrap_err();
         assert_eq!(e.errno, libc::ENETDOWN);
+        assert_eq!(e.ext_ack.as_deref(), Some("Device for nexthop is not up"));
+    }
+
+    #[test]
+    fn master_must_be_a_bridge() {
+        let (w, mut host, _) = world();
+        let (a, b) = w.seed_veth(HOST, "a0", HOST, "a1");
+        let set_master = |m| {
+            let mut l = LinkMessage::default();
+            l.header.index = a;
+            l.attributes.push(LinkAttribute::Controller(m));
+            RouteNetlinkMessage::SetLink(l)
+        };
+        assert_eq!(
+            host.request(set_master(b), 0).unwrap_err().errno,
+            libc::EOPNOTSUPP
+        );
+        assert_eq!(
+            host.request(set_master(999), 0).unwrap_err().errno,
+            libc::EINVAL
+        );
+        let br = w.add_link(HOST, "br0", Some(InfoKind::Bridge));
+        host.request(set_master(br), 0).unwrap();
+        host.request(set_master(0), 0).unwrap();
+        assert_eq!(
+            w.snapshot(HOST)
+                .links
+                .iter()
+                .find(|l| l.name == "a0")
+                .unwrap()
+                .master,
+            None
+        );
+    }
+
+    #[test]
+    fn deleting_group_zero_is_refused() {
+        let (_, mut host, _) = world();
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::Group(0));
+        let e = host
+            .request(RouteNetlinkMessage::DelLink(m), 0)
+            .unwrap_err();
+        assert_eq!(e.errno, libc::EPERM);
     }
 
     #[test]
@@ -2318,6 +2370,14 @@ mod tests {
         assert_eq!(w.snapshot(HOST), before);
         assert_eq!(names(&w, GUEST), vec!["lo"]);
         assert!(w.changes().is_empty());
+    }
+
+    /// The scenario `netlink::tests::real_kernel_answers_as_the_fake_models` runs on the real
+    /// kernel gives the same answers here.
+    #[test]
+    fn the_fake_answers_as_the_kernel() {
+        let (_, mut host, mut guest) = world();
+        crate::netlink::tests::kernel_facts(&mut host, &mut guest, HOST, GUEST);
     }
 
     #[test]

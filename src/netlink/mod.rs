@@ -989,6 +989,254 @@ mod tests {
         });
     }
 
+    /// The kernel's answers (6.18) that `fake::World` reproduces, as one scenario run against
+    /// both (here on the real kernel, in `fake::tests` on the fake): if the kernel changes,
+    /// the fake must follow. `nl` works in the namespace `here_fd` names; `there` in `fd`.
+    pub(super) fn kernel_facts(nl: &mut dyn Rtnl, there: &mut dyn Rtnl, here_fd: i32, fd: i32) {
+        use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+        use netlink_packet_route::link::{
+            InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        };
+        use netlink_packet_route::AddressFamily;
+        let c = NLM_F_CREATE | NLM_F_EXCL;
+        let cr = NLM_F_CREATE | NLM_F_REPLACE;
+        let errno = |r: NlResult<()>| r.err().map(|e| e.errno).unwrap_or(0);
+        let idx = |nl: &mut dyn Rtnl, n: &str| match nl.get(msg::get_link_by_name(n)) {
+            Ok(Some(RouteNetlinkMessage::NewLink(l))) => l.header.index,
+            other => panic!("{n}: {other:?}"),
+        };
+        let set = |i: u32, a: LinkAttribute| {
+            let mut m = LinkMessage::default();
+            m.header.index = i;
+            m.attributes.push(a);
+            RouteNetlinkMessage::SetLink(m)
+        };
+        let peer = msg::PeerSpec {
+            name: "a1".into(),
+            mtu: 1500,
+            mac: None,
+            netns_fd: here_fd,
+        };
+        // IFF_UP on the peer in the creating message: ENOTCONN.
+        let RouteNetlinkMessage::NewLink(mut up_peer) = msg::new_veth("a0", 1500, None, &peer)
+        else {
+            unreachable!()
+        };
+        for a in &mut up_peer.attributes {
+            if let LinkAttribute::LinkInfo(infos) = a {
+                for i in infos {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = i {
+                        p.header.flags = LinkFlags::Up;
+                        p.header.change_mask = LinkFlags::Up;
+                    }
+                }
+            }
+        }
+        let up_peer = RouteNetlinkMessage::NewLink(up_peer);
+        assert_eq!(errno(nl.request(up_peer, c)), libc::ENOTCONN);
+        nl.request(msg::new_veth("a0", 1500, None, &peer), c)
+            .unwrap();
+        let (a0, a1) = (idx(nl, "a0"), idx(nl, "a1"));
+        assert!(a1 < a0, "the peer is registered first");
+        let ip: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        nl.request(msg::new_address(a1, ip, 24, None), c).unwrap();
+        // Routes over a down link: no gateway is reachable, no device route allowed.
+        let gw_in = "10.0.0.1".parse().unwrap();
+        let gw_out = "10.9.0.1".parse().unwrap();
+        assert_eq!(
+            errno(nl.request(msg::new_default_route(gw_in, a1), cr)),
+            libc::ENETUNREACH
+        );
+        let host_route = msg::new_host_route("10.7.7.7".parse().unwrap(), a1);
+        assert_eq!(errno(nl.request(host_route, c)), libc::ENETDOWN);
+        nl.request(msg::set_link_up(a1), 0).unwrap();
+        assert_eq!(
+            errno(nl.request(msg::new_default_route(gw_out, a1), cr)),
+            libc::ENETUNREACH
+        );
+        nl.request(msg::new_default_route(gw_in, a1), cr).unwrap();
+        // Addresses: a duplicate is EEXIST even without NLM_F_EXCL; a missing one
+        // EADDRNOTAVAIL.
+        assert_eq!(
+            errno(nl.request(msg::new_address(a1, ip, 24, None), NLM_F_CREATE)),
+            libc::EEXIST
+        );
+        let gone = msg::del_address(a1, "10.0.0.9".parse().unwrap(), 24);
+        assert_eq!(errno(nl.request(gone, 0)), libc::EADDRNOTAVAIL);
+        // Down flushes the link's routes (main table) and its IPv6 addresses, not IPv4's.
+        nl.request(
+            msg::new_address(a1, "fd00::2".parse().unwrap(), 64, None),
+            c,
+        )
+        .unwrap();
+        nl.request(msg::set_link_down(a1), 0).unwrap();
+        let main_routes = nl
+            .dump(msg::dump_routes(AddressFamily::Inet))
+            .unwrap()
+            .into_iter()
+            .filter(|r| matches!(r, RouteNetlinkMessage::NewRoute(r) if msg::route_table(r) == 254))
+            .count();
+        assert_eq!(main_routes, 0);
+        let on_a1: Vec<AddressFamily> = nl
+            .dump(msg::dump_addresses())
+            .unwrap()
+            .into_iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == a1 => Some(a.header.family),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(on_a1, vec![AddressFamily::Inet]);
+        // A default route: EEXIST again unless NLM_F_REPLACE; ESRCH once deleted.
+        nl.request(msg::set_link_up(a1), 0).unwrap();
+        nl.request(msg::new_default_route(gw_in, a1), cr).unwrap();
+        let d = nl
+            .dump(msg::dump_routes(AddressFamily::Inet))
+            .unwrap()
+            .into_iter()
+            .find_map(|r| match r {
+                RouteNetlinkMessage::NewRoute(r) if msg::is_main_default(&r) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            errno(nl.request(msg::readd_route(&d), NLM_F_CREATE)),
+            libc::EEXIST
+        );
+        nl.request(msg::del_route(&d), 0).unwrap();
+        assert_eq!(errno(nl.request(msg::del_route(&d), 0)), libc::ESRCH);
+        nl.request(msg::readd_route(&d), c).unwrap();
+        // Links.
+        nl.request(msg::new_bridge("br0", None), c).unwrap();
+        let br = idx(nl, "br0");
+        assert_eq!(
+            errno(nl.request(msg::move_link(br, fd, "br0", None), 0)),
+            libc::EINVAL
+        );
+        assert_eq!(errno(nl.request(msg::del_link(1), 0)), libc::EOPNOTSUPP);
+        assert_eq!(
+            errno(nl.request(set(a0, LinkAttribute::Mtu(70000)), 0)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(nl.request(set(a0, LinkAttribute::Mtu(60)), 0)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(nl.request(set(a0, LinkAttribute::Controller(a1)), 0)),
+            libc::EOPNOTSUPP
+        );
+        assert_eq!(
+            errno(nl.request(set(a0, LinkAttribute::Controller(999)), 0)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(nl.request(set(a1, LinkAttribute::Address(vec![2, 0, 0])), 0)),
+            libc::EINVAL
+        );
+        nl.request(msg::set_link_up(a0), 0).unwrap();
+        nl.request(msg::rename_link(a0, "a0r"), 0).unwrap(); // live rename is allowed
+        assert_eq!(errno(nl.request(msg::set_link_up(999), 0)), libc::ENODEV);
+        assert_eq!(errno(nl.request(msg::del_link(999), 0)), libc::ENODEV);
+        assert_eq!(
+            errno(nl.request(msg::new_address(999, ip, 24, None), c)),
+            libc::ENODEV
+        );
+        assert_eq!(
+            errno(nl.request(msg::new_host_route(ip, 999), c)),
+            libc::ENODEV
+        );
+        assert_eq!(
+            errno(nl.request(msg::new_bridge("brX", None), 0)),
+            libc::ENODEV
+        );
+        let mut g = LinkMessage::default();
+        g.attributes.push(LinkAttribute::Group(0));
+        assert_eq!(
+            errno(nl.request(RouteNetlinkMessage::DelLink(g), 0)),
+            libc::EPERM
+        );
+        // A move keeps the index, arrives down, and drops the addresses.
+        nl.request(
+            msg::new_address(a0, "10.5.0.2".parse().unwrap(), 24, None),
+            c,
+        )
+        .unwrap();
+        nl.request(msg::move_link(a0, fd, "eth1", None), 0).unwrap();
+        let Some(RouteNetlinkMessage::NewLink(l)) =
+            there.get(msg::get_link_by_name("eth1")).unwrap()
+        else {
+            panic!("not moved")
+        };
+        assert_eq!(l.header.index, a0);
+        assert!(!msg::link_is_up(&l));
+        assert!(there.dump(msg::dump_addresses()).unwrap().is_empty());
+        // A group delete takes every link of the group in that namespace, and their peers
+        // wherever they are; other groups stay.
+        let grouped = |name: &str, peer: &str, peer_fd: i32, group: u32| {
+            let peer = msg::PeerSpec {
+                name: peer.into(),
+                mtu: 1500,
+                mac: None,
+                netns_fd: peer_fd,
+            };
+            let RouteNetlinkMessage::NewLink(mut m) = msg::new_veth(name, 1500, None, &peer) else {
+                unreachable!()
+            };
+            m.attributes.push(LinkAttribute::Group(group));
+            RouteNetlinkMessage::NewLink(m)
+        };
+        nl.request(grouped("g0", "g1", fd, 7), c).unwrap();
+        nl.request(grouped("g2", "g3", here_fd, 7), c).unwrap();
+        nl.request(grouped("k0", "k1", here_fd, 8), c).unwrap();
+        let links_here = nl.dump(msg::dump_links()).unwrap().len();
+        let links_there = there.dump(msg::dump_links()).unwrap().len();
+        let mut g = LinkMessage::default();
+        g.attributes.push(LinkAttribute::Group(7));
+        nl.request(RouteNetlinkMessage::DelLink(g), 0).unwrap();
+        assert_eq!(nl.dump(msg::dump_links()).unwrap().len(), links_here - 3);
+        assert_eq!(
+            there.dump(msg::dump_links()).unwrap().len(),
+            links_there - 1
+        );
+        assert!(nl.get(msg::get_link_by_name("k1")).unwrap().is_some());
+        // A macvlan created into the other namespace from a parent here: no larger MTU than
+        // the parent's, and it dies with its parent.
+        let mv = msg::GuestLinkKind::Macvlan {
+            parent: a1,
+            mode: netlink_packet_route::link::MacVlanMode::Bridge,
+        };
+        let big = msg::new_link_in_guest(&mv, "mv0", Some(9000), None, fd);
+        assert_eq!(errno(nl.request(big, c)), libc::EINVAL);
+        nl.request(msg::new_link_in_guest(&mv, "mv0", None, None, fd), c)
+            .unwrap();
+        assert!(there.get(msg::get_link_by_name("mv0")).unwrap().is_some());
+        nl.request(msg::del_link(a1), 0).unwrap();
+        assert!(there.get(msg::get_link_by_name("mv0")).unwrap().is_none());
+        assert!(there.get(msg::get_link_by_name("eth1")).unwrap().is_none());
+    }
+
+    #[test]
+    fn real_kernel_answers_as_the_fake_models() {
+        in_fresh_netns(|| {
+            let (other, mut there) = std::thread::spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let nl = Netlink::open().unwrap();
+                (std::fs::File::open("/proc/thread-self/ns/net").unwrap(), nl)
+            })
+            .join()
+            .unwrap();
+            let here = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+            let mut nl = Netlink::open().unwrap();
+            kernel_facts(
+                &mut nl,
+                &mut there,
+                std::os::fd::AsRawFd::as_raw_fd(&here),
+                std::os::fd::AsRawFd::as_raw_fd(&other),
+            );
+        });
+    }
+
     #[test]
     fn real_socket_times_out_and_skips_a_stale_answer() {
         in_fresh_netns(|| {
