@@ -440,6 +440,59 @@ fn catch_up_plumbs_a_container_started_before_watch() {
 // 2. start event, two labels
 // ---------------------------------------------------------------------------------------------
 
+/// Containers are handled concurrently: one container whose label waits for a DHCP lease that
+/// never comes (no server on br-slow) does not hold up another container's attachment, which is
+/// in place while the first one's attach is still waiting (its record still `incomplete`).
+#[test]
+fn a_slow_dhcp_wait_does_not_stall_other_containers() {
+    let dh = need_docker!();
+    let _lock = lock_shared_daemon();
+    let host = Netns::new("h");
+    let rt = RuntimeDir::new();
+    let mut w = Watch::start(&host, &dh, rt.path(), &[]);
+
+    let slow = unique("wsl");
+    let _a = Ctr::run(
+        &dh,
+        &slow,
+        &[("pipework.1", "brslow --dhcp-timeout 8 dhcp")],
+        &[],
+    );
+    // The slow container's attach has started: its record is there, incomplete.
+    let started = wait_until(Duration::from_secs(5), || {
+        records_of(&ls(&host, &dh, rt.path()), &slow)
+            .iter()
+            .any(|r| r.1 == "incomplete")
+    });
+    assert!(started, "the slow attach never started\n{}", w.log());
+
+    let fast = unique("wsf");
+    let since = Instant::now();
+    let b = Ctr::run(&dh, &fast, &[("pipework.1", "br1 10.236.40.5/24")], &[]);
+    let ns = b.ns();
+    wait_plumbed(
+        &mut w,
+        &ns,
+        "eth1",
+        "10.236.40.5/24",
+        since,
+        Duration::from_secs(6),
+    );
+    let slow_state = records_of(&ls(&host, &dh, rt.path()), &slow);
+    assert!(
+        slow_state.iter().any(|r| r.1 == "incomplete"),
+        "the fast container was plumbed only after the slow one gave up: {slow_state:?}\n{}",
+        w.log()
+    );
+    assert_eq!(
+        records_of(&ls(&host, &dh, rt.path()), &fast)
+            .iter()
+            .map(|r| r.1.as_str())
+            .collect::<Vec<_>>(),
+        ["alive"]
+    );
+}
+
 #[test]
 fn start_event_applies_every_label() {
     let dh = need_docker!();

@@ -6,7 +6,7 @@ use netlink_packet_route::link::InfoKind;
 
 use crate::driver_api::veth::{apply_veth, check_host_end, host_end_matches, plan_veth};
 use crate::driver_api::{
-    check_guest_link, guest_ifname, new_plan, refuse_tag, teardown_entries, Driver, Found, HostIf,
+    check_guest_link, guest_ifname, new_plan, refuse_tag, teardown_then, Driver, Found, HostIf,
     PlanCtx, Undone, DEFAULT_GUEST_IFNAME,
 };
 use crate::env::{Env, Sys};
@@ -56,14 +56,12 @@ impl Driver for Bridge {
 
     /// Any attachment on a bridge pipework created removes it when it is the last port.
     fn teardown(&self, rec: &Record) -> Vec<UndoEntry> {
-        let mut v = teardown_entries(rec);
-        let b = UndoEntry::DeleteBridge {
-            name: rec.header.host_interface.clone(),
-        };
-        if !v.contains(&b) {
-            v.push(b);
-        }
-        v
+        teardown_then(
+            rec,
+            UndoEntry::DeleteBridge {
+                name: rec.header.host_interface.clone(),
+            },
+        )
     }
 
     fn alive(&self, rec: &Record, sys: &mut Sys<'_>) -> bool {

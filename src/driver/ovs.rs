@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::driver_api::veth::{apply_veth, check_host_end, host_end_matches, plan_veth};
 use crate::driver_api::{
-    check_guest_link, guest_ifname, new_plan, teardown_entries, Driver, Found, HostIf, PlanCtx,
+    check_guest_link, guest_ifname, new_plan, teardown_then, Driver, Found, HostIf, PlanCtx,
     Undone, DEFAULT_GUEST_IFNAME,
 };
 use crate::env::{Env, Sys};
@@ -126,15 +126,12 @@ impl Driver for Ovs {
 
     /// Any attachment on a bridge pipework created removes it when it is the last port.
     fn teardown(&self, rec: &Record) -> Vec<UndoEntry> {
-        let mut v = teardown_entries(rec);
-        // The veth's deletion must not wait for OVS: the port goes first.
-        let b = UndoEntry::OvsDelBridge {
-            name: rec.header.host_interface.clone(),
-        };
-        if !v.contains(&b) {
-            v.push(b);
-        }
-        v
+        teardown_then(
+            rec,
+            UndoEntry::OvsDelBridge {
+                name: rec.header.host_interface.clone(),
+            },
+        )
     }
 
     fn alive(&self, rec: &Record, sys: &mut Sys<'_>) -> bool {

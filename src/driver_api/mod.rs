@@ -301,6 +301,16 @@ pub fn teardown_entries(rec: &Record) -> Vec<UndoEntry> {
         .collect()
 }
 
+/// [`teardown_entries`], then `last` (once): what any attachment of a kind removes when it is
+/// the last user, whether or not this one created it (a bridge pipework made, say).
+pub fn teardown_then(rec: &Record, last: UndoEntry) -> Vec<UndoEntry> {
+    let mut v = teardown_entries(rec);
+    if !v.contains(&last) {
+        v.push(last);
+    }
+    v
+}
+
 /// The guest interface is the recorded one: same name, type, MAC (and ifindex when known).
 pub fn guest_link_matches(rec: &Record, sys: &mut Sys<'_>) -> bool {
     let Some(g) = sys.guest.as_deref_mut() else {

@@ -45,16 +45,10 @@ pub(super) fn run(env: &mut Env<'_>, d: &DhcpStep) -> Result<(), Error> {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
             }
-            // Its files are journalled before it starts; the process itself once it has a
-            // PID (a kill in between leaves a supervisor that dies with no lease to keep).
-            env.journal.will(UndoEntry::RemoveFile {
-                path: pidfile.clone(),
-            })?;
-            let (lease, pid) = supervisor::spawn(&cfg, env.guest_ns)?;
-            env.journal.will(UndoEntry::StopProcess {
-                pid,
-                start: crate::process::start_time(pid),
-                files: vec![pidfile.clone(), infofile.clone()],
+            // Journalled as soon as it has a PID, before the wait for its lease.
+            let journal = &mut *env.journal;
+            let (lease, pid) = supervisor::spawn(&cfg, env.guest_ns, |pid| {
+                journal.will(stop_entry(pid, &pidfile, &infofile))
             })?;
             supervisor_pid = Some(pid);
             (lease, true)
@@ -74,11 +68,7 @@ pub(super) fn run(env: &mut Env<'_>, d: &DhcpStep) -> Result<(), Error> {
             };
             let pid = external::run(&r, env.guest_ns)?;
             if let Some(pid) = pid {
-                env.journal.will(UndoEntry::StopProcess {
-                    pid,
-                    start: crate::process::start_time(pid),
-                    files: vec![pidfile.clone(), infofile.clone()],
-                })?;
+                env.journal.will(stop_entry(pid, &pidfile, &infofile))?;
                 supervisor_pid = Some(pid);
             }
             // The client's script (us) configured the interface: read back what it did.
@@ -187,6 +177,16 @@ fn lease_on_interface(env: &mut Env<'_>, index: u32, v6: bool) -> Result<Lease, 
             _ => None,
         });
     Ok(Lease::observed(address, gateway))
+}
+
+/// The undo of a DHCP client left running: stop that very process (PID and start time), and
+/// its files go.
+fn stop_entry(pid: u32, pidfile: &std::path::Path, infofile: &std::path::Path) -> UndoEntry {
+    UndoEntry::StopProcess {
+        pid,
+        start: crate::process::start_time(pid),
+        files: vec![pidfile.to_path_buf(), infofile.to_path_buf()],
+    }
 }
 
 /// `DhcpRecord`: the info file `pipework ls` reads for a client left running.

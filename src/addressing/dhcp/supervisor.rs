@@ -61,7 +61,13 @@ pub use crate::store::write_atomic;
 
 /// Attach side: starts the supervisor with the guest's namespace (and pidfd), waits for its
 /// lease (or its error), and returns the lease and the supervisor's PID.
-pub fn spawn(cfg: &Config, ns: &crate::ns::NetNs) -> Result<(Lease, u32), Error> {
+/// `started` gets the supervisor's PID as soon as it exists (the attach journals it then, so a
+/// crash while waiting for the lease still leaves a way to stop it); its error stops the child.
+pub fn spawn(
+    cfg: &Config,
+    ns: &crate::ns::NetNs,
+    started: impl FnOnce(u32) -> Result<(), Error>,
+) -> Result<(Lease, u32), Error> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find our own binary", e))?;
     // High, close-on-exec copies: the child moves them to 3 and 4 (dup2 clears the flag).
     let ns_copy = dup_high(ns.raw_fd())?;
@@ -112,6 +118,9 @@ pub fn spawn(cfg: &Config, ns: &crate::ns::NetNs) -> Result<(Lease, u32), Error>
         let _ = child.wait();
         e
     };
+    if let Err(e) = started(pid) {
+        return Err(fail(&mut child, e));
+    }
     if let Some(mut stdin) = child.stdin.take() {
         let cfg_json = serde_json::to_vec(cfg).unwrap_or_default();
         if let Err(e) = stdin.write_all(&cfg_json) {
