@@ -20,9 +20,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// A command that does not finish in this time blocks: the test fails (and kills it).
@@ -94,62 +92,6 @@ fn ls_array(r: &Run) -> Vec<Value> {
             }
         }
         other => panic!("pipework ls --json: expected an array of attachments, got {other}"),
-    }
-}
-
-fn host_ifname(rep: &Value) -> String {
-    rep["host_ifname"]
-        .as_str()
-        .unwrap_or_else(|| panic!("host_ifname in {rep}"))
-        .to_string()
-}
-
-fn inode(rep: &Value) -> u64 {
-    rep["netns"]["inode"].as_u64().expect("netns.inode")
-}
-
-/// The "nothing to do" answer of a detach/gc that found nothing.
-fn assert_nothing_to_do(r: &Run) {
-    r.ok();
-    assert_eq!(r.stdout.trim(), "nothing to do", "{r:?}");
-}
-
-/// A process that keeps a namespace alive after its name is gone (killed on drop).
-struct Holder(Child);
-
-impl Holder {
-    fn new(ns: &dyn Ns) -> Holder {
-        let mut cmd = cmd_in(ns, "sleep");
-        cmd.arg("infinity").stdin(Stdio::null());
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let h = Holder(cmd.spawn().expect("spawn sleep"));
-        let want = netns_inode(ns);
-        assert!(
-            wait_until(Duration::from_secs(5), || std::fs::metadata(h.ns_path())
-                .is_ok()
-                && inode_of(&h.ns_path()) == want),
-            "holder entered the namespace"
-        );
-        h
-    }
-}
-
-impl Ns for Holder {
-    fn ns_path(&self) -> PathBuf {
-        format!("/proc/{}/ns/net", self.0.id()).into()
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

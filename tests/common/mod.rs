@@ -2853,3 +2853,62 @@ pub fn settled_snapshot(ns: &dyn Ns) -> Snapshot {
         last = now;
     }
 }
+
+// ---- shared by the lifecycle and records tests ----------------------------------------------
+
+/// The host end named in an attach's `--json` report.
+pub fn host_ifname(rep: &Value) -> String {
+    rep["host_ifname"]
+        .as_str()
+        .unwrap_or_else(|| panic!("host_ifname in {rep}"))
+        .to_string()
+}
+
+pub fn inode(rep: &Value) -> u64 {
+    rep["netns"]["inode"].as_u64().expect("netns.inode")
+}
+
+/// The "nothing to do" answer of an idempotent detach/gc.
+pub fn assert_nothing_to_do(r: &Run) {
+    r.ok();
+    assert_eq!(r.stdout.trim(), "nothing to do", "{r:?}");
+}
+
+/// A process that holds a guest's namespace after the guest itself is gone (killed on drop).
+pub struct Holder(pub Child);
+
+impl Holder {
+    pub fn new(ns: &dyn Ns) -> Holder {
+        let mut cmd = cmd_in(ns, "sleep");
+        cmd.arg("infinity").stdin(Stdio::null());
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let h = Holder(cmd.spawn().expect("spawn sleep"));
+        let want = netns_inode(ns);
+        assert!(
+            wait_until(Duration::from_secs(5), || std::fs::metadata(h.ns_path())
+                .is_ok()
+                && inode_of(&h.ns_path()) == want),
+            "holder entered the namespace"
+        );
+        h
+    }
+}
+
+impl Ns for Holder {
+    fn ns_path(&self) -> std::path::PathBuf {
+        format!("/proc/{}/ns/net", self.0.id()).into()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
