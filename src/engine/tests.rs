@@ -158,6 +158,36 @@ impl Rig {
         (a, j)
     }
 
+    fn attach_with(&self, plan: &Plan, journal: &mut dyn Journal) -> Applied {
+        self.apply(plan, journal, None)
+            .unwrap_or_else(|e| panic!("apply failed: {e}"))
+    }
+
+    /// The first `k` steps, each through the kind's driver or the guest-side ops as `apply`
+    /// runs them, and no rollback: an attach killed there. Returns its journal.
+    fn apply_first_steps(&self, plan: &Plan, k: usize) -> Vec<UndoEntry> {
+        let mut j = Vec::new();
+        let mut host = self.host.clone();
+        let mut gnl = self.gnl.clone();
+        let mut env = Env {
+            host: &mut host,
+            guest: &mut gnl,
+            guest_ns: &self.guest.netns,
+            guest_desc: &self.guest,
+            home: &self.home,
+            log: Log::default(),
+            journal: &mut j,
+            learned: Learned::default(),
+        };
+        let drv = driver(plan.kind);
+        for s in &plan.steps[..k] {
+            let done = drv.apply(&s.op, &mut env).expect("step applies")
+                || crate::addressing::apply::apply(&s.op, &mut env).expect("step applies");
+            assert!(done, "no one applies {}", s.name);
+        }
+        j
+    }
+
     /// The record a complete attach leaves, in memory.
     fn record(&self, plan: &Plan, applied: &Applied, undo: Vec<UndoEntry>) -> Record {
         let mut header = header_of(&self.home, &self.guest, plan);
@@ -343,6 +373,43 @@ fn rolls_back_everywhere(setup: impl Fn() -> (Rig, Plan)) {
         assert!(matches!(e, Error::Injected(x) if x == s), "after {s}: {e}");
         assert_eq!(r.snaps(), snaps, "failure after step {s}: not all undone");
     }
+
+    // Killed right after an entry reached the journal, before its change: the undo of a change
+    // that never happened is harmless.
+    let (r, plan) = setup();
+    let mut spy = Spy::new(&r);
+    r.attach_with(&plan, &mut spy);
+    let entries = spy.entries.len();
+    for m in 1..=entries {
+        let (r, plan) = setup();
+        let snaps = r.snaps();
+        let mut spy = Spy::new(&r);
+        spy.crash_after_write = Some(m);
+        r.apply(&plan, &mut spy, None)
+            .expect_err("the journal write failed");
+        assert_eq!(spy.entries.len(), m);
+        assert_eq!(
+            r.snaps(),
+            snaps,
+            "entry {m} written, its change not made: not all undone"
+        );
+    }
+
+    // Killed after any step, no rollback: the journal backwards (what gc replays for an
+    // incomplete record) undoes everything.
+    for k in 0..=plan.steps.len() {
+        let (r, plan) = setup();
+        let snaps = r.snaps();
+        let journal = r.apply_first_steps(&plan, k);
+        let entries: Vec<UndoEntry> = journal.into_iter().rev().collect();
+        let (_, left) = r.replay(plan.kind, &entries, None);
+        assert!(left.is_empty(), "killed after {k} steps: {left:?}");
+        assert_eq!(
+            r.snaps(),
+            snaps,
+            "killed after {k} steps: recovery left something"
+        );
+    }
 }
 
 /// A journal that notes, for each entry, how many calls the world had seen and whether the
@@ -354,6 +421,8 @@ struct Spy {
     entries: Vec<UndoEntry>,
     seen: Vec<(usize, bool)>,
     refuse: Option<usize>,
+    /// Keeps the nth entry, then fails (a crash between the journal and the change).
+    crash_after_write: Option<usize>,
 }
 
 impl Spy {
@@ -365,6 +434,7 @@ impl Spy {
             entries: Vec::new(),
             seen: Vec::new(),
             refuse: None,
+            crash_after_write: None,
         }
     }
 }
@@ -389,6 +459,9 @@ impl Journal for Spy {
         };
         self.seen.push((self.world.calls().len(), exists));
         self.entries.push(entry);
+        if self.crash_after_write == Some(self.entries.len()) {
+            return Err(Error::Internal("killed after the journal write".into()));
+        }
         Ok(())
     }
 
@@ -2381,4 +2454,331 @@ fn bridge_check_when_the_bridge_is_gone() {
     // Still its veth: alive.
     assert!(r.alive(&rec));
     assert_eq!(link(&r.world.snapshot(r.h()), &veth).master, None);
+}
+
+// ---- the record on disk --------------------------------------------------------------------
+
+/// The journal as the engine writes it (a [`RecordFile`]), completed, read back from disk and
+/// torn down: route bytes and every entry survive the JSON round trip.
+#[test]
+fn record_on_disk_round_trips_and_tears_down() {
+    for argv in [
+        &["br1", "web1", "10.0.0.5/24@10.0.0.1"][..],
+        &[NIC, "web1", "10.0.0.5/24@10.0.0.1", "@10"][..],
+        &["--direct-phys", NIC, "web1", "10.0.0.5/24@10.9.9.1"][..],
+        &["dummy", "web1", "10.0.0.5/24@10.0.0.1"][..],
+    ] {
+        let (mut r, _) = with_default(&["dummy", "web1", "10.0.0.5/24"]);
+        let p = r.plan(argv).unwrap();
+        let before = r.snaps();
+        let path = store::path_for(r.guest.netns.inode, &p.guest_ifname);
+        let mut file = RecordFile::create(&path, header_of(&r.home, &r.guest, &p)).unwrap();
+        let a = r.attach_with(&p, &mut file);
+        let report =
+            serde_json::to_value(AttachReport::new(&r.guest, &p, Some(a.clone()))).unwrap();
+        let journal = Journal::entries(&file).to_vec();
+        file.complete(identity_of(&p, &a), report, p.host_ifname.clone())
+            .unwrap();
+        drop(file);
+        let rec = store::read_record(&path).unwrap();
+        assert!(rec.complete());
+        assert_eq!(rec.undo, journal, "{argv:?}");
+        assert_eq!(rec.header.identity, Some(identity_of(&p, &a)));
+        assert!(r.check(&rec).is_empty(), "{argv:?}: {:?}", r.check(&rec));
+        assert!(r.alive(&rec), "{argv:?}");
+        // As `detach` does it: the record is in the batch (so it is no user of its own VLAN
+        // child), then the batch's group delete.
+        let mut batch = Batch {
+            group: BATCH_GROUP,
+            ..Batch::default()
+        };
+        batch.records.insert(path.clone());
+        let (_, left) = r.teardown(&rec, Some(&mut batch));
+        std::fs::remove_file(&path).unwrap();
+        assert!(left.is_empty(), "{argv:?}: {left:?}");
+        r.host
+            .clone()
+            .request(msg::del_link_group(BATCH_GROUP), 0)
+            .expect("group delete");
+        let (mut h0, g0) = before;
+        if let Some(l) = h0.links.iter_mut().find(|l| l.name == NIC) {
+            l.up = true; // a NIC pipework brought up stays up
+        }
+        assert_eq!(r.snaps(), (h0, g0), "{argv:?}");
+    }
+}
+
+// ---- identity of a moved NIC ---------------------------------------------------------------
+
+#[test]
+#[ignore = "bug: Phys::undo MoveBack (driver/phys.rs move_back) moves whatever link has the guest name, without checking it is the NIC (no ifindex/MAC/kind in MoveBack)"]
+fn move_back_never_takes_a_link_that_is_not_the_nic() {
+    let (r, p) = phys(&[], "");
+    let (a, j) = r.attach(&p);
+    let rec = r.record(&p, &a, j);
+    // The NIC went elsewhere; the guest got an eth1 of its own (say, a veth from its engine).
+    let gi = r.world.index_of(r.g(), "eth1").unwrap();
+    r.gnl
+        .clone()
+        .request(msg::move_link(gi, 99, NIC, None), 0)
+        .unwrap();
+    r.world.seed_veth(r.h(), "vethengine", r.g(), "eth1");
+    // Not alive: this is the record `gc` (and the next attach's recovery) tears down.
+    assert!(!r.alive(&rec));
+    let before = r.snaps();
+    let (_, left) = r.teardown(&rec, None);
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        r.snaps(),
+        before,
+        "the guest's own eth1 was moved to the host as {NIC}"
+    );
+}
+
+// ---- Open vSwitch, planned against a fake OVSDB --------------------------------------------
+
+/// A fake ovsdb-server on `$OVS_RUNDIR/db.sock` answering the datapath `select`: bridge
+/// "ovs0" exists (default datapath), "ovsnd" exists (netdev), any other name is absent.
+/// Nothing else of OVS is asked at plan time.
+fn fake_ovsdb() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        isolate();
+        let sock = crate::driver::ovs::db_socket();
+        let l = std::os::unix::net::UnixListener::bind(&sock).expect("bind the fake OVSDB");
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || serve_ovsdb(s));
+            }
+        });
+    });
+}
+
+fn serve_ovsdb(mut s: std::os::unix::net::UnixStream) {
+    use std::io::Write;
+    let Some(Ok(req)) = serde_json::Deserializer::from_reader(&mut s)
+        .into_iter::<serde_json::Value>()
+        .next()
+    else {
+        return;
+    };
+    assert_eq!(req["method"], "transact");
+    assert_eq!(req["params"][1]["op"], "select", "plan only reads");
+    let rows = match req.pointer("/params/1/where/0/2").and_then(|v| v.as_str()) {
+        Some("ovs0") => serde_json::json!([{ "datapath_type": "" }]),
+        Some("ovsnd") => serde_json::json!([{ "datapath_type": "netdev" }]),
+        _ => serde_json::json!([]),
+    };
+    let answer =
+        serde_json::json!({ "id": req["id"], "result": [{ "rows": rows }], "error": null });
+    let _ = s.write_all(answer.to_string().as_bytes());
+}
+
+#[test]
+fn ovs_plan_existing_absent_and_netdev_bridges() {
+    fake_ovsdb();
+    let mut r = Rig::new();
+    let veth = r.veth_name("eth1");
+    // The kernel datapath's bridge device.
+    r.world.seed_link(
+        r.h(),
+        Seed {
+            name: "ovs0".into(),
+            kind: Some(InfoKind::Other("openvswitch".into())),
+            mtu: Some(1450),
+            up: true,
+            ..Seed::default()
+        },
+    );
+    let p = r
+        .plan(&["ovs0", "web1", "10.0.0.5/24@10.0.0.1", "@42"])
+        .unwrap();
+    assert_eq!(p.kind, Kind::Ovs);
+    assert!(!p.host_interface_created);
+    assert_eq!(p.vlan, Some(42));
+    assert_eq!(
+        names(&p),
+        [
+            "create-veth",
+            "ovs-add-port",
+            "guest-arp-notify",
+            "guest-link-up",
+            "add-address",
+            "add-default-route",
+            "announce"
+        ]
+    );
+    assert_eq!(
+        *op(&p, "create-veth"),
+        Op::CreateVeth {
+            host: veth.clone(),
+            master: None,
+            guest: "eth1".into(),
+            mtu: 1450,
+            mac: None
+        }
+    );
+    let inode = r.guest.netns.inode.to_string();
+    assert_eq!(
+        *op(&p, "ovs-add-port"),
+        Op::OvsAddPort {
+            bridge: "ovs0".into(),
+            port: veth.clone(),
+            tag: Some(42),
+            external_ids: vec![
+                ("pipework.interface".into(), veth.clone()),
+                ("pipework.bridge".into(), "ovs0".into()),
+                ("pipework.netns".into(), inode),
+                ("pipework.vlan".into(), "42".into()),
+            ]
+        }
+    );
+
+    // A name OVS does not know: pipework creates the bridge, with the datapath asked for.
+    let p = r
+        .plan(&["ovsnew", "--ovs-datapath", "netdev", "web1", "10.0.0.5/24"])
+        .unwrap();
+    assert!(p.host_interface_created);
+    assert_eq!(
+        names(&p)[..4],
+        [
+            "ovs-add-bridge",
+            "create-veth",
+            "ovs-add-port",
+            "guest-tx-checksum-off"
+        ]
+    );
+    assert_eq!(
+        *op(&p, "ovs-add-bridge"),
+        Op::OvsAddBridge {
+            name: "ovsnew".into(),
+            datapath: Some("netdev".into())
+        }
+    );
+    assert!(matches!(
+        op(&p, "create-veth"),
+        Op::CreateVeth { mtu: 1500, .. }
+    ));
+
+    // The userspace datapath's bridge is a tap: asked about, found to be OVS (netdev), so the
+    // guest end's tx checksum offload is turned off.
+    r.world.add_link(r.h(), "ovsnd", Some(InfoKind::Tun));
+    let p = r.plan(&["ovsnd", "web1", "10.0.0.5/24"]).unwrap();
+    assert_eq!(p.kind, Kind::Ovs);
+    assert_eq!(
+        *op(&p, "guest-tx-checksum-off"),
+        Op::TxChecksumOff {
+            ifname: "eth1".into()
+        }
+    );
+    // A tap OVS does not know is any other link: a macvlan parent.
+    r.world.add_link(r.h(), "tap7", Some(InfoKind::Tun));
+    let p = r.plan(&["tap7", "web1", "10.0.0.5/24"]).unwrap();
+    assert_eq!(p.kind, Kind::Macvlan);
+    assert_eq!(r.requests(), 0, "planning changed something");
+}
+
+#[test]
+fn ovs_teardown_removes_the_port_before_the_veth_and_the_bridge_last() {
+    let r = Rig::new();
+    let mut rec_plan = Plan {
+        kind: Kind::Ovs,
+        host_interface: "ovsnew".into(),
+        host_interface_created: true,
+        host_ifname: Some("vx".into()),
+        guest_ifname: "eth1".into(),
+        mac: None,
+        vlan: None,
+        dropped_addresses: Vec::new(),
+        announce: true,
+        addresses: Vec::new(),
+        gateway: None,
+        steps: Vec::new(),
+        ready: None,
+    };
+    let undo = vec![
+        UndoEntry::OvsDelBridge {
+            name: "ovsnew".into(),
+        },
+        UndoEntry::DeleteLink {
+            side: Side::Host,
+            name: "vx".into(),
+            kind: LinkKind::Veth,
+        },
+        UndoEntry::OvsDelPort {
+            bridge: "ovsnew".into(),
+            port: "vx".into(),
+        },
+    ];
+    let rec = r.record(&rec_plan, &Applied::default(), undo.clone());
+    assert_eq!(
+        driver(Kind::Ovs).teardown(&rec),
+        [undo[2].clone(), undo[1].clone(), undo[0].clone()]
+    );
+    // On a bridge it did not create, the bridge's removal (if unused) still comes last.
+    rec_plan.host_interface = "ovs0".into();
+    let rec = r.record(&rec_plan, &Applied::default(), undo[1..].to_vec());
+    assert_eq!(
+        driver(Kind::Ovs).teardown(&rec),
+        [
+            undo[2].clone(),
+            undo[1].clone(),
+            UndoEntry::OvsDelBridge {
+                name: "ovs0".into()
+            }
+        ]
+    );
+}
+
+#[test]
+#[ignore = "latent: undo_vlan (driver_api/nic.rs vlan_in_use) counts the record being torn down as a user of its VLAN child unless a Batch lists it; a teardown with batch None (the Driver API allows it) leaks NIC.VLAN"]
+fn vlan_child_goes_with_the_last_attachment_without_a_batch() {
+    let (r, p) = macvlan(&["@10"]);
+    let path = store::path_for(r.guest.netns.inode, &p.guest_ifname);
+    let mut file = RecordFile::create(&path, header_of(&r.home, &r.guest, &p)).unwrap();
+    let a = r.attach_with(&p, &mut file);
+    let report = serde_json::to_value(AttachReport::new(&r.guest, &p, Some(a.clone()))).unwrap();
+    file.complete(identity_of(&p, &a), report, p.host_ifname.clone())
+        .unwrap();
+    drop(file);
+    let rec = store::read_record(&path).unwrap();
+    let (_, left) = r.teardown(&rec, None);
+    std::fs::remove_file(&path).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        r.world.index_of(r.h(), &format!("{NIC}.10")).is_none(),
+        "the VLAN child outlived its last attachment"
+    );
+}
+
+#[test]
+#[ignore = "design limit: DeleteLink{Host} checks only name, group and type; a stale record whose guest is gone deletes another live attachment's veth of the same name (PID reuse) instead of checking Identity::host_ifindex"]
+fn a_stale_record_never_deletes_the_veth_of_a_newer_attachment() {
+    let (r, p) = bridge_new();
+    let veth = r.veth_name("eth1");
+    let (a, j) = r.attach(&p);
+    let stale = r.record(&p, &a, j);
+    // The guest died (its pair with it); a new guest of the same PID got the same names.
+    r.del(r.h(), &veth);
+    let (a2, _) = r.attach(&p);
+    assert_ne!(a2.host_index, a.host_index);
+    let before = r.world.snapshot(r.h());
+    // gc of the stale record: its namespace is gone (no guest side).
+    let entries = driver(Kind::Bridge).teardown(&stale);
+    let mut host = r.host.clone();
+    let mut sys = Sys {
+        host: &mut host,
+        guest: None,
+        guest_ns: None,
+        home: &r.home,
+        log: Log::default(),
+        batch: None,
+    };
+    let left = apply::undo::replay(Kind::Bridge, &entries, &mut sys, &mut Vec::new());
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        r.world.snapshot(r.h()),
+        before,
+        "the newer attachment's veth was deleted"
+    );
 }
