@@ -333,7 +333,10 @@ fn rolls_back_everywhere(setup: impl Fn() -> (Rig, Plan)) {
     let (r, plan) = setup();
     r.world.clear_record();
     let before = r.requests();
-    r.attach(&plan);
+    let mut spy = Spy::new(&r);
+    r.attach_with(&plan, &mut spy);
+    let entries = spy.entries.len();
+    assert!(entries > 0);
     let n = r.requests() - before;
     assert!(
         n >= plan.steps.len() - 1,
@@ -374,12 +377,25 @@ fn rolls_back_everywhere(setup: impl Fn() -> (Rig, Plan)) {
         assert_eq!(r.snaps(), snaps, "failure after step {s}: not all undone");
     }
 
+    // The journal refuses its mth write: the change it announced is never made (each entry is
+    // written before its change), and the rollback of the earlier ones leaves nothing.
+    for m in 1..=entries {
+        let (r, plan) = setup();
+        let snaps = r.snaps();
+        let mut spy = Spy::new(&r);
+        spy.refuse = Some(m);
+        r.apply(&plan, &mut spy, None)
+            .expect_err("the journal write failed");
+        assert_eq!(spy.entries.len(), m - 1);
+        assert_eq!(
+            r.snaps(),
+            snaps,
+            "journal write {m} refused: a change was made without it"
+        );
+    }
+
     // Killed right after an entry reached the journal, before its change: the undo of a change
     // that never happened is harmless.
-    let (r, plan) = setup();
-    let mut spy = Spy::new(&r);
-    r.attach_with(&plan, &mut spy);
-    let entries = spy.entries.len();
     for m in 1..=entries {
         let (r, plan) = setup();
         let snaps = r.snaps();
@@ -2781,4 +2797,243 @@ fn a_stale_record_never_deletes_the_veth_of_a_newer_attachment() {
         before,
         "the newer attachment's veth was deleted"
     );
+}
+
+// ---- IPv6 (without the ndisc_notify step, which writes /proc/sys) --------------------------
+
+fn without_sysctl(mut p: Plan) -> Plan {
+    assert!(matches!(
+        op(&p, "guest-ndisc-notify"),
+        Op::SetNdiscNotify { ifname } if ifname == &p.guest_ifname
+    ));
+    p.steps.retain(|s| s.name != "guest-ndisc-notify");
+    p
+}
+
+fn v6(argv: &[&str], existing_default: bool) -> (Rig, Plan) {
+    let mut r = Rig::new();
+    if existing_default {
+        let (_, gi) = r.world.seed_veth(r.h(), "vethdocker0", r.g(), "eth0");
+        r.world
+            .netns(r.g())
+            .request(msg::set_link_up(gi), 0)
+            .unwrap();
+        r.world
+            .add_route(r.g(), msg::new_default_route(ip("fe80::1"), gi));
+        r.world.clear_record();
+    }
+    let p = without_sysctl(r.plan(argv).unwrap());
+    (r, p)
+}
+
+#[test]
+fn ipv6_static_plan_apply_rollback_teardown() {
+    let (mut r, _) = v6(&["dummy", "web1", "fd00::5/64@fd00::1"], false);
+    let p = r.plan(&["dummy", "web1", "fd00::5/64@fd01::1"]).unwrap();
+    assert_eq!(
+        names(&p),
+        [
+            "create-dummy",
+            "guest-ndisc-notify",
+            "guest-link-up",
+            "add-address",
+            "add-gateway-route",
+            "add-default-route",
+            "announce"
+        ]
+    );
+    let p = r.plan(&["dummy", "web1", "fd00::5/64@fe80::1"]).unwrap();
+    assert!(
+        !names(&p).contains(&"add-gateway-route"),
+        "a link-local gateway is on-link"
+    );
+
+    for (argv, routes) in [
+        (
+            &["dummy", "web1", "fd00::5/64@fd00::1"][..],
+            &["default via fd00::1 dev eth1"][..],
+        ),
+        (
+            &["dummy", "web1", "fd00::5/64@fd01::1"][..],
+            &[
+                "default via fd01::1 dev eth1",
+                "fd01::1/128 dev eth1 scope link",
+            ][..],
+        ),
+        (
+            &["br1", "web1", "fd00::5/64@fd00::1"][..],
+            &["default via fd00::1 dev eth1"][..],
+        ),
+    ] {
+        for existing in [false, true] {
+            let (r, p) = v6(argv, existing);
+            assert_eq!(
+                names(&p).contains(&"delete-default-route"),
+                existing,
+                "{argv:?}"
+            );
+            let before = r.snaps();
+            let (a, j) = r.attach(&p);
+            let g = r.world.snapshot(r.g());
+            assert_eq!(g.routes, strings(routes), "{argv:?} {existing}");
+            assert!(
+                g.addresses.contains(&"eth1 fd00::5/64".to_string()),
+                "{argv:?}"
+            );
+            let rec = r.record(&p, &a, j);
+            assert!(r.check(&rec).is_empty(), "{argv:?}: {:?}", r.check(&rec));
+            let (_, left) = r.teardown(&rec, None);
+            assert!(left.is_empty(), "{argv:?}: {left:?}");
+            assert_eq!(r.snaps(), before, "{argv:?} {existing}");
+            rolls_back_everywhere(|| v6(argv, existing));
+        }
+    }
+}
+
+// ---- check: MTU, and a guest whose namespace is gone ---------------------------------------
+
+#[test]
+fn check_reports_the_mtu_and_a_missing_namespace() {
+    let (r, p) = bridge_new();
+    let veth = r.veth_name("eth1");
+    let (a, j) = r.attach(&p);
+    let rec = r.record(&p, &a, j);
+    let gi = r.world.index_of(r.g(), "eth1").unwrap();
+    let mut m = netlink_packet_route::link::LinkMessage::default();
+    m.header.index = gi;
+    m.attributes
+        .push(netlink_packet_route::link::LinkAttribute::Mtu(1400));
+    r.gnl
+        .clone()
+        .request(RouteNetlinkMessage::SetLink(m), 0)
+        .unwrap();
+    assert_eq!(r.check(&rec), ["eth1 has MTU 1400 (recorded 1500)"]);
+    let mut host = r.host.clone();
+    let mut sys = Sys {
+        host: &mut host,
+        guest: None,
+        guest_ns: None,
+        home: &r.home,
+        log: Log::default(),
+        batch: None,
+    };
+    assert_eq!(
+        driver(Kind::Bridge).check(&rec, &mut sys).unwrap(),
+        ["the guest's namespace is gone"]
+    );
+    assert!(
+        driver(Kind::Bridge).alive(&rec, &mut sys),
+        "the host end is still ours"
+    );
+    assert!(!driver(Kind::Macvlan).alive(&rec, &mut sys));
+    let _ = veth;
+}
+
+// ---- which driver takes the host interface -------------------------------------------------
+
+#[test]
+fn the_kind_is_chosen_as_the_original_chooses_it() {
+    let mut r = Rig::new();
+    r.seed_nic(NIC, true);
+    r.world.seed_link(
+        r.h(),
+        Seed {
+            name: "br0".into(),
+            kind: Some(InfoKind::Bridge),
+            up: true,
+            ..Seed::default()
+        },
+    );
+    // By MAC.
+    let p = r
+        .plan(&["mac:52:54:00:12:34:56", "web1", "10.0.0.5/24"])
+        .unwrap();
+    assert_eq!((p.kind, p.host_interface.as_str()), (Kind::Macvlan, NIC));
+    let e = r
+        .plan(&["mac:52:54:00:00:00:01", "web1", "10.0.0.5/24"])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "Mac address 52:54:00:00:00:01 specified for interface but no host interface matched"
+        ),
+        "{e}"
+    );
+    // A missing name: only br*, ovs* and dummy* are created.
+    let e = r.plan(&["nosuch0", "web1", "10.0.0.5/24"]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("I do not know how to setup interface nosuch0"),
+        "{e}"
+    );
+    assert_eq!(
+        r.plan(&["br9", "web1", "10.0.0.5/24"]).unwrap().kind,
+        Kind::Bridge
+    );
+    assert_eq!(
+        r.plan(&["dummy9", "web1", "10.0.0.5/24"]).unwrap().kind,
+        Kind::Dummy
+    );
+    // An existing bridge is a bridge whatever its name.
+    r.world.seed_link(
+        r.h(),
+        Seed {
+            name: "lan".into(),
+            kind: Some(InfoKind::Bridge),
+            up: true,
+            ..Seed::default()
+        },
+    );
+    assert_eq!(
+        r.plan(&["lan", "web1", "10.0.0.5/24"]).unwrap().kind,
+        Kind::Bridge
+    );
+    // --direct-phys takes a NIC, and refuses a bridge or a missing name.
+    assert_eq!(
+        r.plan(&["--direct-phys", NIC, "web1", "10.0.0.5/24"])
+            .unwrap()
+            .kind,
+        Kind::Phys
+    );
+    let e = r
+        .plan(&["--direct-phys", "br0", "web1", "10.0.0.5/24"])
+        .unwrap_err();
+    assert!(e.to_string().contains("br0 is a bridge"), "{e}");
+    let e = r
+        .plan(&["--direct-phys", "nosuch0", "web1", "10.0.0.5/24"])
+        .unwrap_err();
+    assert!(e.to_string().contains("no interface nosuch0"), "{e}");
+    // The macvlan mode, -i and a MAC.
+    let p = r
+        .plan(&[
+            NIC,
+            "-i",
+            "net0",
+            "web1",
+            "10.0.0.5/24",
+            GUEST_MAC,
+            "--macvlan-mode",
+            "private",
+        ])
+        .unwrap();
+    assert_eq!(
+        *op(&p, "create-macvlan"),
+        Op::CreateInGuest {
+            link: GuestLink::Macvlan {
+                parent: NIC.into(),
+                mode: crate::request::MacvlanMode::Private
+            },
+            name: "net0".into(),
+            mtu: Some(1500),
+            mac: Some(mac(GUEST_MAC))
+        }
+    );
+    // No addressing (0/0): the link only comes up.
+    let p = r.plan(&["dummy", "web1", "0/0"]).unwrap();
+    assert_eq!(names(&p), ["create-dummy", "guest-link-up"]);
+    let p = r.plan(&["br0", "web1", "0/0"]).unwrap();
+    assert_eq!(
+        names(&p),
+        ["create-veth", "guest-link-up", "wait-port-ready"]
+    );
+    assert_eq!(r.requests(), 0, "planning changed something");
 }
