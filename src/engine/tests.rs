@@ -52,15 +52,23 @@ const GUEST_MAC: &str = "02:42:ac:11:00:05";
 
 const BATCH_GROUP: u32 = 0x7077_00ff;
 
+/// This process's scratch directory (store and OVS run directory), made only when written.
+fn scratch() -> PathBuf {
+    std::env::temp_dir().join(format!("pipework-engine-tests-{}", std::process::id()))
+}
+
+/// Removes the scratch directory, at the end of a test that wrote there.
+fn clean_scratch() {
+    let _ = std::fs::remove_dir_all(scratch());
+}
+
 fn isolate() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let base =
-            std::env::temp_dir().join(format!("pipework-engine-tests-{}", std::process::id()));
+        let base = scratch();
         let run = base.join("run");
         let ovs = base.join("ovs");
-        std::fs::create_dir_all(&run).expect("temp dir");
-        std::fs::create_dir_all(&ovs).expect("temp dir");
+        // Created only by the tests that write there (records, the fake OVSDB's socket).
         std::env::set_var("PIPEWORK_RUNTIME_DIR", &run);
         std::env::set_var("OVS_RUNDIR", &ovs);
     });

@@ -108,3 +108,38 @@ fn the_kind_is_chosen_as_the_original_chooses_it() {
     );
     assert_eq!(r.requests(), 0, "planning changed something");
 }
+
+#[test]
+fn a_kernel_without_the_kinds_module_says_which_one() {
+    type Setup = fn() -> (Rig, Plan);
+    let cases: [(InfoKind, Setup, &str, &str); 3] = [
+        (
+            InfoKind::MacVlan,
+            || macvlan(&[]),
+            "create-macvlan",
+            "modprobe macvlan",
+        ),
+        (
+            InfoKind::Ipoib,
+            || ipoib(None),
+            "create-ipoib",
+            "modprobe ib_ipoib",
+        ),
+        (
+            InfoKind::Dummy,
+            || dummy("10.0.0.5/24"),
+            "create-dummy",
+            "modprobe dummy",
+        ),
+    ];
+    for (kind, setup, step, hint) in cases {
+        let (r, p) = setup();
+        let before = r.snaps();
+        r.world.lack_kind(kind.clone());
+        let mut j = Vec::new();
+        let e = r.apply(&p, &mut j, None).unwrap_err();
+        assert_eq!(e.step(), Some(step), "{e}");
+        assert!(e.to_string().contains(hint), "{kind}: {e}");
+        assert_eq!(r.snaps(), before, "{kind}");
+    }
+}

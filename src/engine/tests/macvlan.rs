@@ -368,6 +368,7 @@ fn vlan_child_stays_while_another_attachment_uses_it() {
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(done.len(), 3, "{done:?}");
     assert!(r.world.index_of(r.h(), &vname).is_none());
+    clean_scratch();
 }
 
 #[test]
@@ -389,6 +390,7 @@ fn vlan_child_goes_with_the_last_attachment_without_a_batch() {
         r.world.index_of(r.h(), &format!("{NIC}.10")).is_none(),
         "the VLAN child outlived its last attachment"
     );
+    clean_scratch();
 }
 
 #[test]

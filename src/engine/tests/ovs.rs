@@ -28,6 +28,7 @@ fn fake_ovsdb() {
     ONCE.call_once(|| {
         isolate();
         let sock = crate::driver::ovs::db_socket();
+        std::fs::create_dir_all(sock.parent().unwrap()).expect("the OVS run directory");
         let l = std::os::unix::net::UnixListener::bind(&sock).expect("bind the fake OVSDB");
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
@@ -159,6 +160,7 @@ fn ovs_plan_existing_absent_and_netdev_bridges() {
     let p = r.plan(&["tap7", "web1", "10.0.0.5/24"]).unwrap();
     assert_eq!(p.kind, Kind::Macvlan);
     assert_eq!(r.requests(), 0, "planning changed something");
+    clean_scratch();
 }
 
 #[test]

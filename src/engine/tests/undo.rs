@@ -341,4 +341,5 @@ fn record_on_disk_round_trips_and_tears_down() {
         }
         assert_eq!(r.snaps(), (h0, g0), "{argv:?}");
     }
+    clean_scratch();
 }
