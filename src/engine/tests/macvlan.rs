@@ -385,12 +385,12 @@ fn vlan_child_goes_with_the_last_attachment_without_a_batch() {
     let rec = store::read_record(&path).unwrap();
     let (_, left) = r.teardown(&rec, None);
     std::fs::remove_file(&path).unwrap();
+    clean_scratch();
     assert!(left.is_empty(), "{left:?}");
     assert!(
         r.world.index_of(r.h(), &format!("{NIC}.10")).is_none(),
         "the VLAN child outlived its last attachment"
     );
-    clean_scratch();
 }
 
 #[test]
