@@ -29,7 +29,7 @@ use crate::log::Log;
 use crate::mac::MacAddr;
 use crate::netlink::fake::{CallOp, FakeNl, LinkSnapshot, NsSnapshot, Seed, World};
 use crate::netlink::{msg, Rtnl};
-use crate::plan::{GuestLink, NicState, Op, Side, Step, UndoEntry, LINK_GROUP};
+use crate::plan::{GuestLink, Kind, LinkKind, NicState, Op, Side, Step, UndoEntry, LINK_GROUP};
 use crate::request::Command;
 use crate::store::{Journal, Record};
 

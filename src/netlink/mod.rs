@@ -1001,6 +1001,11 @@ mod tests {
         let c = NLM_F_CREATE | NLM_F_EXCL;
         let cr = NLM_F_CREATE | NLM_F_REPLACE;
         let errno = |r: NlResult<()>| r.err().map(|e| e.errno).unwrap_or(0);
+        let set_group = |m: &mut LinkMessage, group: u32| {
+            m.attributes
+                .retain(|a| !matches!(a, LinkAttribute::Group(_)));
+            m.attributes.push(LinkAttribute::Group(group));
+        };
         let idx = |nl: &mut dyn Rtnl, n: &str| match nl.get(msg::get_link_by_name(n)) {
             Ok(Some(RouteNetlinkMessage::NewLink(l))) => l.header.index,
             other => panic!("{n}: {other:?}"),
@@ -1183,7 +1188,17 @@ mod tests {
             let RouteNetlinkMessage::NewLink(mut m) = msg::new_veth(name, 1500, None, &peer) else {
                 unreachable!()
             };
-            m.attributes.push(LinkAttribute::Group(group));
+            // Both ends in `group` (the builder marks both with pipework's own group).
+            set_group(&mut m, group);
+            for a in m.attributes.iter_mut() {
+                if let LinkAttribute::LinkInfo(infos) = a {
+                    for i in infos.iter_mut() {
+                        if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = i {
+                            set_group(p, group);
+                        }
+                    }
+                }
+            }
             RouteNetlinkMessage::NewLink(m)
         };
         nl.request(grouped("g0", "g1", fd, 7), c).unwrap();

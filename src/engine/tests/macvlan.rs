@@ -128,9 +128,14 @@ fn macvlan_check() {
         .unwrap();
     assert_eq!(r.check(&rec), ["eth1 lost its address 10.0.0.5/24"]);
     r.gnl.clone().request(msg::set_link_down(gi), 0).unwrap();
+    // Down, the link loses its routes too (NETDEV_DOWN): check names the default route.
     assert_eq!(
         r.check(&rec),
-        ["eth1 lost its address 10.0.0.5/24", "eth1 is down"]
+        [
+            "eth1 lost its address 10.0.0.5/24",
+            "eth1 is down",
+            "eth1 lost its route default via 10.0.0.1"
+        ]
     );
     // Replaced by someone else's dummy of the same name.
     r.del(r.g(), "eth1");
