@@ -47,6 +47,7 @@ impl Env<'_> {
             home: self.home,
             log: self.log,
             batch: None,
+            record: None,
         }
     }
 }
@@ -60,6 +61,10 @@ pub struct Sys<'a> {
     pub log: Log,
     /// Set while many attachments are torn down together (detach --all, gc).
     pub batch: Option<&'a mut Batch>,
+    /// The record being torn down (None: a rollback in the attach's own process). Its identity
+    /// says which live links are its own: a link of the journalled name but another ifindex
+    /// belongs to a newer attachment, and is left alone.
+    pub record: Option<&'a crate::store::Record>,
 }
 
 /// Host links of many attachments, deleted in one kernel pass: each is moved into the batch's

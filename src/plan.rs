@@ -58,6 +58,16 @@ pub struct NicState {
     pub addresses: Vec<IpNet>,
     /// A wireless NIC moves with its phy (nl80211), by `iw`.
     pub phy: Option<String>,
+    /// Its ifindex in the host (the kernel keeps it across the move when it is free): what
+    /// tells the NIC from another link that took its guest name.
+    #[serde(default)]
+    pub index: Option<u32>,
+    /// The bridge it was a port of.
+    #[serde(default)]
+    pub master: Option<String>,
+    /// The host's routes through it (the kernel drops them on the move), as the kernel's bytes.
+    #[serde(default)]
+    pub routes: Vec<RouteBytes>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

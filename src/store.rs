@@ -189,6 +189,9 @@ fn line(v: &impl Serialize) -> Result<Vec<u8>, Error> {
 /// tests, dry runs).
 pub trait Journal {
     fn will(&mut self, entry: UndoEntry) -> Result<(), Error>;
+    /// The change the last entry announced was refused by the kernel: nothing to undo (and
+    /// its undo must not run: the object of that name is someone else's).
+    fn cancel_last(&mut self) -> Result<(), Error>;
     fn entries(&self) -> &[UndoEntry];
 }
 
@@ -197,10 +200,17 @@ impl Journal for Vec<UndoEntry> {
         self.push(entry);
         Ok(())
     }
+    fn cancel_last(&mut self) -> Result<(), Error> {
+        self.pop();
+        Ok(())
+    }
     fn entries(&self) -> &[UndoEntry] {
         self
     }
 }
+
+/// The journal line that voids the entry before it.
+const CANCEL: &str = "{\"cancel\":true}";
 
 /// An attach's record while it runs: the header, written before the first change, then one
 /// appended line per undo entry. Holds an exclusive flock on the file for its life, so another
@@ -304,6 +314,11 @@ impl Journal for RecordFile {
         let l = line(&entry)?;
         self.append(&l)?;
         self.entries.push(entry);
+        Ok(())
+    }
+    fn cancel_last(&mut self) -> Result<(), Error> {
+        self.append(format!("{CANCEL}\n").as_bytes())?;
+        self.entries.pop();
         Ok(())
     }
     fn entries(&self) -> &[UndoEntry] {
@@ -416,6 +431,10 @@ pub fn parse(path: &Path, buf: &[u8]) -> Result<Record, String> {
     let mut undo = Vec::with_capacity(rest.len());
     for (i, l) in rest.iter().enumerate() {
         let last = i + 1 == rest.len();
+        if l.trim_end() == CANCEL {
+            undo.pop();
+            continue;
+        }
         match serde_json::from_str::<UndoEntry>(l.trim_end()) {
             Ok(e) => undo.push(e),
             // A line torn by a crash mid-write: its change was never made.
@@ -558,6 +577,16 @@ mod tests {
         assert_eq!(r.header, header());
         assert_eq!(r.undo.len(), 2);
         assert_eq!(r.undo[0], entry());
+    }
+
+    #[test]
+    fn a_cancelled_entry_is_void() {
+        let mut b = bytes(&header(), &[entry()]);
+        b.extend_from_slice(CANCEL.as_bytes());
+        b.push(b'\n');
+        b.extend(line(&UndoEntry::DeleteBridge { name: "br1".into() }).unwrap());
+        let r = parse(Path::new("/x.json"), &b).unwrap();
+        assert_eq!(r.undo, vec![UndoEntry::DeleteBridge { name: "br1".into() }]);
     }
 
     #[test]

@@ -221,6 +221,26 @@ fn existing_default_named_host_link_up_is_refused() {
     assert_unchanged(&guest, &gb, "guest after refusing a busy host link");
 }
 
+/// Only a down veth is a leftover pipework replaces: a down link of another type with the
+/// host-side name is someone's, and the attach refuses it and touches nothing.
+#[test]
+fn existing_host_link_down_of_another_type_is_refused() {
+    need_root!();
+    let host = host_ns(false);
+    let guest = Netns::new("g");
+    ip(&host, &["link", "add", "name", "pwhost0", "type", "bridge"]);
+    let hb = snapshot(&host);
+    let gb = snapshot(&guest);
+    pipework(
+        &host,
+        &["br1", "-l", "pwhost0", &guest.name, "10.216.4.5/24"],
+    )
+    .fails(1, "exists and is not a veth (a bridge)")
+    .clean_error();
+    assert_unchanged(&host, &hb, "host after refusing someone's down link");
+    assert_unchanged(&guest, &gb, "guest after refusing someone's down link");
+}
+
 #[test]
 fn existing_host_link_down_is_replaced() {
     need_root!();

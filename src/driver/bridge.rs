@@ -99,15 +99,20 @@ fn create_bridge(env: &mut Env<'_>, name: &str, mtu: Option<u32>) -> Result<(), 
         Ok(()) => {
             env.learned.bridge_index = Some(link_index(env.host, name, Side::Host)?);
         }
-        // Another attach created it in the meantime: use it, if it is a bridge.
+        // Another attach created it in the meantime: use it, if it is a bridge (and never
+        // remove it on rollback: it is that attach's).
         Err(e) if e.errno == libc::EEXIST => {
+            env.journal.cancel_last()?;
             let l = get_link(env.host, name)?
                 .filter(|l| matches!(msg::link_kind(l), Some(InfoKind::Bridge)));
             let l = l.ok_or_else(|| Error::netlink(format!("cannot create bridge {name}"), e))?;
             env.learned.bridge_index = Some(l.header.index);
             env.learned.applied.host_interface_existed = true;
         }
-        Err(e) => return Err(Error::netlink(format!("cannot create bridge {name}"), e)),
+        Err(e) => {
+            crate::driver_api::refused(env, &e)?;
+            return Err(Error::netlink(format!("cannot create bridge {name}"), e));
+        }
     }
     Ok(())
 }

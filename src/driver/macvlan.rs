@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::netlink::msg;
 use crate::plan::{GuestLink, Kind, Op, Plan, Step, UndoEntry};
 use crate::request::AttachRequest;
+use crate::store::Record;
 
 pub struct Macvlan;
 
@@ -36,6 +37,11 @@ impl Driver for Macvlan {
 
     fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
         Ok(apply_parent(op, env)? || create_in_guest(env, op)?)
+    }
+
+    /// Any attachment on a VLAN child pipework made removes it when it is the last user.
+    fn teardown(&self, rec: &Record) -> Vec<UndoEntry> {
+        crate::driver_api::nic::teardown_with_vlan(rec)
     }
 
     fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {

@@ -15,10 +15,10 @@ use crate::driver_api::{
 };
 use crate::env::{Env, Sys};
 use crate::error::Error;
-use crate::links::{get_link, link_index};
+use crate::links::{self, get_link, link_index};
 use crate::netlink::{msg, Rtnl};
 use crate::ns::NetNs;
-use crate::plan::{Kind, NicState, Op, Plan, Side, Step, UndoEntry};
+use crate::plan::{Kind, NicState, Op, Plan, RouteBytes, Side, Step, UndoEntry};
 use crate::request::AttachRequest;
 use crate::store::Record;
 
@@ -55,10 +55,18 @@ impl Driver for Phys {
     fn apply(&self, op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
         match op {
             Op::MoveToGuest { nic, guest, mtu } => {
+                // As it is now (a VLAN child this run made has its ifindex and MAC only now).
+                let mut nic = nic.clone();
+                if let Some(l) = get_link(env.host, &nic.name)? {
+                    nic.index = Some(l.header.index);
+                    nic.mac = nic.mac.or_else(|| msg::link_mac(&l));
+                }
                 env.journal.will(UndoEntry::MoveBack {
                     nic: nic.clone(),
                     guest: guest.clone(),
                 })?;
+                let nic = &nic;
+                env.learned.applied.host_index = nic.index;
                 move_to_guest(env, nic, guest, *mtu)?;
                 learn_guest_link(env, guest)?;
                 if !nic.addresses.is_empty() {
@@ -83,6 +91,11 @@ impl Driver for Phys {
             _ => return apply_parent(op, env),
         }
         Ok(true)
+    }
+
+    /// Any attachment on a VLAN child pipework made removes it when it is the last user.
+    fn teardown(&self, rec: &Record) -> Vec<UndoEntry> {
+        crate::driver_api::nic::teardown_with_vlan(rec)
     }
 
     fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
@@ -143,6 +156,23 @@ fn move_back(sys: &mut Sys<'_>, nic: &NicState, guest: &str) -> Undone {
     let Some(l) = found else {
         return Ok(None);
     };
+    // The NIC, not another link that took its name: its ifindex (kept across the move) or its
+    // MAC (the NIC's own, or the one the attach gave it, as the record says).
+    let recorded = sys.record.and_then(|r| r.header.identity.as_ref());
+    let index_ok = match recorded.and_then(|i| i.guest_ifindex).or(nic.index) {
+        Some(i) => i == l.header.index,
+        None => false,
+    };
+    let mac = msg::link_mac(&l);
+    let mac_ok = mac.is_some()
+        && (mac == nic.mac || (recorded.is_some_and(|i| i.mac.is_some() && i.mac == mac)));
+    if !index_ok && !mac_ok {
+        sys.log.info(format_args!(
+            "{guest} in the guest is not {} (another ifindex and MAC): left alone",
+            nic.name
+        ));
+        return Ok(None);
+    }
     let what = format!("move {guest} back to the host as {}", nic.name);
     if dry {
         return Ok(Some(what));
@@ -177,6 +207,15 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             up: msg::link_is_up(&l),
             addresses: host_addresses(ctx.host, l.header.index)?,
             phy: wireless_phy(&moved),
+            index: Some(l.header.index),
+            master: match msg::link_master(&l) {
+                Some(m) => links::get_link_by_index(ctx.host, m)?
+                    .as_ref()
+                    .and_then(msg::link_name)
+                    .map(str::to_string),
+                None => None,
+            },
+            routes: host_routes(ctx.host, l.header.index)?,
         },
         // A VLAN child this run creates: nothing on it yet.
         None => NicState {
@@ -186,6 +225,9 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             up: true,
             addresses: Vec::new(),
             phy: None,
+            index: None,
+            master: None,
+            routes: Vec::new(),
         },
     };
     plan.dropped_addresses = nic_state.addresses.clone();
@@ -227,6 +269,32 @@ fn host_addresses(nl: &mut dyn Rtnl, index: u32) -> Result<Vec<IpNet>, Error> {
             _ => None,
         })
         .collect())
+}
+
+/// The host's own routes through the NIC (not the kernel's: those come back with the
+/// addresses), to restore after a move back.
+fn host_routes(nl: &mut dyn Rtnl, index: u32) -> Result<Vec<RouteBytes>, Error> {
+    use netlink_packet_route::route::RouteProtocol;
+    let mut out = Vec::new();
+    for family in [
+        netlink_packet_route::AddressFamily::Inet,
+        netlink_packet_route::AddressFamily::Inet6,
+    ] {
+        for m in nl
+            .dump(msg::dump_routes(family))
+            .map_err(|e| Error::netlink("cannot list host routes", e))?
+        {
+            if let RouteNetlinkMessage::NewRoute(r) = m {
+                if msg::route_oif(&r) == Some(index)
+                    && r.header.protocol != RouteProtocol::Kernel
+                    && msg::route_table(&r) == 254
+                {
+                    out.push(RouteBytes(msg::route_to_bytes(&r)));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The phy of a wireless interface (sysfs `phy80211`), if it is one.
@@ -292,9 +360,32 @@ pub fn return_to_host(
             Err(e) => return Err(Error::netlink(format!("cannot restore its address {a}"), e)),
         }
     }
+    if let Some(m) = &nic.master {
+        if let Some(b) = get_link(host, m)? {
+            host.request(msg::set_link_master(index, b.header.index), 0)
+                .map_err(|e| Error::netlink(format!("cannot put it back on bridge {m}"), e))?;
+        }
+    }
     if nic.up {
         host.request(msg::set_link_up(index), 0)
             .map_err(|e| Error::netlink("cannot bring it back up", e))?;
+    }
+    for r in nic
+        .routes
+        .iter()
+        .filter_map(|b| msg::route_from_bytes(&b.0))
+    {
+        let mut r = r;
+        // Its ifindex may be a new one after the round trip.
+        r.attributes
+            .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
+        r.attributes
+            .push(netlink_packet_route::route::RouteAttribute::Oif(index));
+        match host.request(msg::readd_route(&r), NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(()) => {}
+            Err(e) if e.errno == libc::EEXIST => {}
+            Err(e) => return Err(Error::netlink("cannot restore a route through it", e)),
+        }
     }
     Ok(())
 }

@@ -91,6 +91,15 @@ pub trait Driver: Sync {
     }
 }
 
+/// After a create the kernel refused (it made nothing): the journal entry written for it is
+/// void. Not after a timeout: then the kernel may have made it, and the undo must stay.
+pub fn refused(env: &mut Env<'_>, e: &crate::netlink::NlError) -> Result<(), Error> {
+    if e.errno == libc::ETIMEDOUT || e.errno == libc::EINTR {
+        return Ok(());
+    }
+    env.journal.cancel_last()
+}
+
 /// The guest interface name (`-i` or the kind's default), refused if the guest has it already.
 pub fn guest_ifname(ctx: &mut PlanCtx<'_>, default: &str) -> Result<String, Error> {
     let name = ctx
@@ -193,12 +202,13 @@ pub fn create_in_guest(env: &mut Env<'_>, op: &Op) -> Result<bool, Error> {
         kind: lk,
     })?;
     let m = msg::new_link_in_guest(&kind, name, *mtu, mac.as_ref(), env.guest_ns.raw_fd());
-    env.host
-        .request(m, NLM_F_CREATE | NLM_F_EXCL)
-        .map_err(|e| match kernel_lacks(e.errno, what, module) {
+    if let Err(e) = env.host.request(m, NLM_F_CREATE | NLM_F_EXCL) {
+        refused(env, &e)?;
+        return Err(match kernel_lacks(e.errno, what, module) {
             Some(why) => Error::netlink(format!("cannot create {name}: {why}"), e),
             None => Error::netlink(format!("cannot create {what} {name} in the guest"), e),
-        })?;
+        });
+    }
     learn_guest_link(env, name)?;
     Ok(true)
 }
@@ -270,7 +280,7 @@ fn delete_our_link(sys: &mut Sys<'_>, side: Side, name: &str, kind: LinkKind) ->
     let Some(l) = get_link(nl, name)? else {
         return Ok(None);
     };
-    if !is_ours(&l, kind) {
+    if !is_ours(&l, kind) || !recorded_index(sys.record, side, name, l.header.index) {
         sys.log.info(format_args!(
             "{name} is not the {} pipework made (another link of that name): left alone",
             kind.info_kind()
@@ -289,6 +299,23 @@ fn delete_our_link(sys: &mut Sys<'_>, side: Side, name: &str, kind: LinkKind) ->
         links::delete_link(nl, l.header.index, name)?;
     }
     Ok(Some(what))
+}
+
+/// Whether a live link of the record's host end or guest interface name has the ifindex the
+/// record's identity names (true when there is no record or nothing recorded for it).
+pub fn recorded_index(rec: Option<&Record>, side: Side, name: &str, index: u32) -> bool {
+    let Some(h) = rec.map(|r| &r.header) else {
+        return true;
+    };
+    let Some(id) = &h.identity else {
+        return true;
+    };
+    let want = match side {
+        Side::Host if h.host_ifname.as_deref() == Some(name) => id.host_ifindex,
+        Side::Guest if h.ifname == name => id.guest_ifindex,
+        _ => None,
+    };
+    want.is_none_or(|w| w == index)
 }
 
 /// The journal backwards, without what only a rollback undoes.
@@ -347,6 +374,14 @@ pub fn check_guest_link(rec: &Record, sys: &mut Sys<'_>) -> Result<Vec<String>, 
         return Ok(d);
     };
     let id = h.identity.clone().unwrap_or_default();
+    if id.guest_ifindex.is_some_and(|i| i != l.header.index) {
+        d.push(format!(
+            "{} is another interface now (ifindex {}, recorded {})",
+            h.ifname,
+            l.header.index,
+            id.guest_ifindex.unwrap_or_default()
+        ));
+    }
     if let Some(k) = id.guest_link {
         let now = msg::link_kind_name(&l);
         if now.as_deref() != Some(k.info_kind()) {

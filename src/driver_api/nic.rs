@@ -5,7 +5,7 @@
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::MacVlanMode;
 
-use crate::driver_api::{host_link_up, HostIf, PlanCtx, Undone};
+use crate::driver_api::{host_link_up, refused, HostIf, PlanCtx, Undone};
 use crate::env::{Env, Sys};
 use crate::error::Error;
 use crate::links::{self, get_link, is_ours, kernel_lacks, link_index};
@@ -13,6 +13,7 @@ use crate::naming::validate_ifname;
 use crate::netlink::msg;
 use crate::plan::{LinkKind, Op, Plan, Side, Step, UndoEntry};
 use crate::request::{vlan_id, MacvlanMode};
+use crate::store::Record;
 
 pub fn mode(m: MacvlanMode) -> MacVlanMode {
     match m {
@@ -37,13 +38,40 @@ pub fn apply_parent(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
     let p = link_index(env.host, parent, Side::Host)?;
     env.journal
         .will(UndoEntry::DeleteVlan { name: name.clone() })?;
-    env.host
+    let Err(e) = env
+        .host
         .request(msg::new_vlan(name, p, *id, *mtu), NLM_F_CREATE | NLM_F_EXCL)
-        .map_err(|e| match kernel_lacks(e.errno, "802.1Q VLAN", "8021q") {
-            Some(why) => Error::netlink(format!("cannot create {name}: {why}"), e),
-            None => Error::netlink(format!("cannot create VLAN {id} on {parent} as {name}"), e),
-        })?;
-    Ok(true)
+    else {
+        return Ok(true);
+    };
+    refused(env, &e)?;
+    // Another attach made it meanwhile: used, as a bridge is, when it is that VLAN of that NIC
+    // (never removed by our rollback: the entry is void).
+    if e.errno == libc::EEXIST {
+        if let Some(l) = get_link(env.host, name)? {
+            if msg::vlan_id(&l) == Some(*id) && msg::link_parent(&l) == Some(p) {
+                return Ok(true);
+            }
+        }
+    }
+    Err(match kernel_lacks(e.errno, "802.1Q VLAN", "8021q") {
+        Some(why) => Error::netlink(format!("cannot create {name}: {why}"), e),
+        None => Error::netlink(format!("cannot create VLAN {id} on {parent} as {name}"), e),
+    })
+}
+
+/// The teardown of a kind that hangs from a NIC's VLAN child (`@VLAN`): its entries, then the
+/// child, if pipework made it and nothing else uses it.
+pub fn teardown_with_vlan(rec: &Record) -> Vec<UndoEntry> {
+    match rec.shown().vlan {
+        Some(v) => crate::driver_api::teardown_then(
+            rec,
+            UndoEntry::DeleteVlan {
+                name: format!("{}.{v}", rec.header.host_interface),
+            },
+        ),
+        None => crate::driver_api::teardown_entries(rec),
+    }
 }
 
 /// An 802.1Q child pipework made goes when no live attachment hangs from it any more.
@@ -69,12 +97,20 @@ pub fn undo_vlan(entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
 
 /// Whether another live attachment (not torn down in this run) uses VLAN child `name`.
 fn vlan_in_use(name: &str, sys: &Sys<'_>) -> bool {
+    let me = sys.record.map(|r| r.path.as_path());
     crate::store::scan().records.iter().any(|r| {
+        if Some(r.path.as_path()) == me || sys.record_going(&r.path) {
+            return false;
+        }
+        if !r.complete() {
+            // Another process's attach, running right now, may be about to hang from it.
+            return r.header.writer != std::process::id() && crate::store::being_written(r);
+        }
         let vlan = r
             .shown()
             .vlan
             .map(|v| format!("{}.{v}", r.header.host_interface));
-        vlan.as_deref() == Some(name) && !sys.record_going(&r.path) && crate::store::guest_alive(r)
+        vlan.as_deref() == Some(name) && crate::store::guest_alive(r)
     })
 }
 

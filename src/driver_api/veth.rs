@@ -3,7 +3,7 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 
-use crate::driver_api::{learn_guest_link, HostIf, PlanCtx};
+use crate::driver_api::{learn_guest_link, refused, HostIf, PlanCtx};
 use crate::env::{Env, Sys};
 use crate::error::Error;
 use crate::links::{get_link, get_link_by_index, is_ours, link_index};
@@ -42,6 +42,16 @@ pub fn plan_veth(
             return Err(Error::Busy(format!(
                 "Link {host} exists and is up: it is in use; pick another host-side name with \
                  -l, or remove it"
+            )));
+        }
+        // A down veth of that name is a leftover (of the original, or of a guest that died
+        // with its end in the host): replaced, as the original does. Anything else is
+        // someone's link.
+        if msg::link_kind_name(&existing).as_deref() != Some("veth") {
+            return Err(Error::Busy(format!(
+                "Link {host} exists and is not a veth (a {}): pick another host-side name with \
+                 -l, or remove it",
+                msg::link_kind_name(&existing).unwrap_or_else(|| "device".into())
             )));
         }
         plan.steps.push(Step::new(
@@ -106,22 +116,24 @@ pub fn apply_veth(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
                 name: host.clone(),
                 kind: LinkKind::Veth,
             })?;
-            env.host
-                .request(
-                    msg::new_veth(host, *mtu, master, &peer),
-                    NLM_F_CREATE | NLM_F_EXCL,
-                )
-                .map_err(|e| {
-                    let what = if e.errno == libc::EEXIST {
-                        format!(
-                            "cannot create veth pair {host} (host) <-> {guest} (guest): one of the \
+            let r = env.host.request(
+                msg::new_veth(host, *mtu, master, &peer),
+                NLM_F_CREATE | NLM_F_EXCL,
+            );
+            if let Err(e) = &r {
+                refused(env, e)?;
+            }
+            r.map_err(|e| {
+                let what = if e.errno == libc::EEXIST {
+                    format!(
+                        "cannot create veth pair {host} (host) <-> {guest} (guest): one of the \
                              two names is already taken"
-                        )
-                    } else {
-                        format!("cannot create veth pair {host} (host) <-> {guest} (guest)")
-                    };
-                    Error::netlink(what, e)
-                })?;
+                    )
+                } else {
+                    format!("cannot create veth pair {host} (host) <-> {guest} (guest)")
+                };
+                Error::netlink(what, e)
+            })?;
             env.learned.applied.host_index = Some(link_index(env.host, host, Side::Host)?);
             learn_guest_link(env, guest)?;
         }

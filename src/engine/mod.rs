@@ -196,6 +196,7 @@ impl Session {
                 home: &self.home,
                 log: self.log,
                 batch: None,
+                record: None,
             };
             let left = apply::undo::replay(plan.kind, &entries, &mut sys, &mut Vec::new());
             if left.is_empty() {

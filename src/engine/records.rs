@@ -65,6 +65,7 @@ impl Session {
             home: &self.home,
             log: self.log,
             batch,
+            record: Some(r),
         };
         f(&mut sys)
     }

@@ -226,6 +226,16 @@ impl Rig {
     }
 
     fn with_sys<T>(&self, batch: Option<&mut Batch>, f: impl FnOnce(&mut Sys<'_>) -> T) -> T {
+        self.with_record(None, batch, f)
+    }
+
+    /// [`Self::with_sys`] for the teardown of `rec` (as the engine's detach and gc run it).
+    fn with_record<T>(
+        &self,
+        rec: Option<&Record>,
+        batch: Option<&mut Batch>,
+        f: impl FnOnce(&mut Sys<'_>) -> T,
+    ) -> T {
         let mut host = self.host.clone();
         let mut gnl = self.gnl.clone();
         let mut sys = Sys {
@@ -235,6 +245,7 @@ impl Rig {
             home: &self.home,
             log: Log::default(),
             batch,
+            record: rec,
         };
         f(&mut sys)
     }
@@ -256,7 +267,11 @@ impl Rig {
     /// A detach of the record: the driver's teardown entries, replayed.
     fn teardown(&self, rec: &Record, batch: Option<&mut Batch>) -> (Vec<String>, Vec<String>) {
         let entries = driver(rec.header.kind).teardown(rec);
-        self.replay(rec.header.kind, &entries, batch)
+        self.with_record(Some(rec), batch, |sys| {
+            let mut done = Vec::new();
+            let left = apply::undo::replay(rec.header.kind, &entries, sys, &mut done);
+            (done, left)
+        })
     }
 
     fn check(&self, rec: &Record) -> Vec<String> {
@@ -499,6 +514,12 @@ impl Journal for Spy {
         if self.crash_after_write == Some(self.entries.len()) {
             return Err(Error::Internal("killed after the journal write".into()));
         }
+        Ok(())
+    }
+
+    fn cancel_last(&mut self) -> Result<(), Error> {
+        self.entries.pop();
+        self.seen.pop();
         Ok(())
     }
 

@@ -522,6 +522,12 @@ impl World {
             .mac
             .map(|m| m.0.to_vec())
             .unwrap_or_else(|| inner.new_mac());
+        // An IPoIB device is an InfiniBand link, as the kernel reports it.
+        let link_layer = if seed.kind == Some(InfoKind::Ipoib) {
+            LinkLayerType::Infiniband
+        } else {
+            LinkLayerType::Ether
+        };
         let link = Link {
             index,
             name: seed.name,
@@ -534,7 +540,7 @@ impl World {
             group: seed.group,
             parent: seed.parent,
             peer: None,
-            link_layer: LinkLayerType::Ether,
+            link_layer,
             arp_notify: false,
         };
         inner.ns_mut(fd).links.insert(index, link);
@@ -770,6 +776,9 @@ impl Inner {
         let mut m = LinkMessage::default();
         m.header.index = l.index;
         m.header.link_layer_type = l.link_layer;
+        if l.link_layer == LinkLayerType::Loopback {
+            m.header.flags |= LinkFlags::Loopback;
+        }
         if l.up {
             m.header.flags |= LinkFlags::Up;
         }

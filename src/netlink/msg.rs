@@ -210,6 +210,14 @@ pub fn rename_link(index: u32, new_name: &str) -> RouteNetlinkMessage {
     RouteNetlinkMessage::SetLink(m)
 }
 
+/// Makes a link a port of bridge `master` (IFLA_MASTER).
+pub fn set_link_master(index: u32, master: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Controller(master));
+    RouteNetlinkMessage::SetLink(m)
+}
+
 /// Puts a link in link group `group` (a batch about to be deleted in one message).
 pub fn set_link_group(index: u32, group: u32) -> RouteNetlinkMessage {
     let mut m = LinkMessage::default();

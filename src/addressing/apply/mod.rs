@@ -169,7 +169,7 @@ pub fn undo(entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
                 return Ok(None);
             };
             if sys.batch.as_ref().is_some_and(|b| b.dry_run) {
-                return Ok(None);
+                return Ok(Some(format!("delete route {text}")));
             }
             match g.request(msg::del_route(&r), 0) {
                 Ok(()) => Ok(Some(format!("delete route {text}"))),

@@ -354,6 +354,7 @@ fn check_reports_the_mtu_and_a_missing_namespace() {
         home: &r.home,
         log: Log::default(),
         batch: None,
+        record: None,
     };
     assert_eq!(
         driver(Kind::Bridge).check(&rec, &mut sys).unwrap(),
@@ -519,17 +520,20 @@ fn bridge_replaces_a_down_leftover_veth() {
 }
 
 #[test]
-#[ignore = "safety question: plan_veth (driver_api/veth.rs) replaces ANY down host link of the chosen name, whatever its type or group, and without an undo entry; the LINK_GROUP rule says a name alone can be anyone's"]
 fn a_down_host_link_of_someone_else_is_not_deleted() {
     let mut r = Rig::new();
     r.world.add_link(r.h(), "mylink", Some(InfoKind::Dummy));
     let before = r.snaps();
-    // Either the plan refuses the name, or a failed attach leaves the user's link as it was.
-    if let Ok(p) = r.plan(&["br1", "-l", "mylink", "web1", "10.0.0.5/24"]) {
-        let mut j = Vec::new();
-        r.apply(&p, &mut j, Some("create-veth")).unwrap_err();
-        assert_eq!(r.snaps(), before, "the user's down dummy was deleted");
-    }
+    // Only a down veth is a leftover to replace: the plan refuses the user's dummy.
+    let e = r
+        .plan(&["br1", "-l", "mylink", "web1", "10.0.0.5/24"])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Link mylink exists and is not a veth (a dummy)"),
+        "{e}"
+    );
+    assert_eq!(r.snaps(), before, "the user's down dummy was touched");
 }
 
 #[test]

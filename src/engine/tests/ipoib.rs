@@ -117,7 +117,6 @@ fn ipoib_rollback() {
 }
 
 #[test]
-#[ignore = "fake gap: Seed has no link layer, so no Infiniband NIC can be seeded (seed_link always makes Ether)"]
 fn fake_can_seed_an_infiniband_nic() {
     let r = Rig::new();
     r.world.seed_link(

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn phys_plan() {
-    let (_, p) = phys(&[GUEST_MAC], "@10.0.0.1");
+    let (r, p) = phys(&[GUEST_MAC], "@10.0.0.1");
     assert_eq!(p.kind, Kind::Phys);
     assert_eq!(p.host_ifname.as_deref(), Some(NIC));
     assert_eq!(
@@ -35,7 +35,10 @@ fn phys_plan() {
                 mtu: Some(9000),
                 up: true,
                 addresses: p.dropped_addresses.clone(),
-                phy: None
+                phy: None,
+                index: r.world.index_of(r.h(), NIC),
+                master: None,
+                routes: Vec::new(),
             },
             guest: "eth1".into(),
             mtu: None
@@ -275,7 +278,6 @@ fn phys_bridge_port() -> (Rig, Plan) {
 }
 
 #[test]
-#[ignore = "bug: a moved NIC's bridge (IFLA_MASTER) is not recorded in NicState nor restored by return_to_host"]
 fn phys_rollback_puts_a_bridge_port_back_on_its_bridge() {
     let (r, p) = phys_bridge_port();
     let before = r.snaps();
@@ -286,7 +288,6 @@ fn phys_rollback_puts_a_bridge_port_back_on_its_bridge() {
 }
 
 #[test]
-#[ignore = "bug: the host routes through a moved NIC (the kernel drops them on the move) are not recorded nor restored"]
 fn phys_rollback_restores_the_host_routes_through_the_nic() {
     let mut r = Rig::new();
     let i = r.seed_nic(NIC, true);
@@ -307,7 +308,6 @@ fn phys_rollback_restores_the_host_routes_through_the_nic() {
 }
 
 #[test]
-#[ignore = "bug: Identity::host_ifindex is documented as the moved NIC's host ifindex, but phys never sets Applied::host_index"]
 fn phys_identity_names_the_nics_host_ifindex() {
     let (r, p) = phys(&[], "");
     let i = r.world.index_of(r.h(), NIC);
@@ -317,7 +317,6 @@ fn phys_identity_names_the_nics_host_ifindex() {
 }
 
 #[test]
-#[ignore = "bug: Phys::undo MoveBack (driver/phys.rs move_back) moves whatever link has the guest name, without checking it is the NIC (no ifindex/MAC/kind in MoveBack)"]
 fn move_back_never_takes_a_link_that_is_not_the_nic() {
     let (r, p) = phys(&[], "");
     let (a, j) = r.attach(&p);
