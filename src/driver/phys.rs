@@ -68,7 +68,19 @@ impl Driver for Phys {
                 let nic = &nic;
                 env.learned.applied.host_index = nic.index;
                 move_to_guest(env, nic, guest, *mtu)?;
-                learn_guest_link(env, guest)?;
+                let gi = learn_guest_link(env, guest)?;
+                // Its ifindex in the guest (the kernel gives it a new one when the host's is
+                // taken there): what the undo recognises it by once a later step (set-mac)
+                // has changed its MAC. The first entry stays for a crash before this one.
+                if nic.index != Some(gi) {
+                    env.journal.will(UndoEntry::MoveBack {
+                        nic: NicState {
+                            index: Some(gi),
+                            ..nic.clone()
+                        },
+                        guest: guest.clone(),
+                    })?;
+                }
                 if !nic.addresses.is_empty() {
                     let list: Vec<String> = nic.addresses.iter().map(|a| a.to_string()).collect();
                     eprintln!(
