@@ -131,8 +131,10 @@ up() {
 
 down() {
   if [ -S "$SOCK" ]; then
-    ids=$(docker_ ps -aq 2>/dev/null || true)
-    [ -n "$ids" ] && docker_ rm -f $ids >/dev/null 2>&1 || true
+    # Bounded: a daemon that hangs (it has happened under load) must not hang the teardown;
+    # stopping it below ends its containers anyway.
+    ids=$(timeout 20 docker -H "unix://$SOCK" ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] && timeout 60 docker -H "unix://$SOCK" rm -f $ids >/dev/null 2>&1 || true
   fi
   # dockerd stops the containerd it started; stop a containerd left orphaned as well.
   stop_pidfile "$D/docker.pid" dockerd
