@@ -25,9 +25,23 @@
 //!   children of the bench with PR_SET_PDEATHSIG, stopped and removed on every exit path.
 //!   min(N, 50) guests by default (each add-port waits for ovs-vswitchd). Skipped, with the
 //!   reason, if Open vSwitch is not installed.
+//! * `ns path A/B: dynamic` / `ns path A/B: static` — only when PIPEWORK_BENCH_STATIC_BIN names a
+//!   binary (scripts/bench.sh builds one with `-C target-feature=+crt-static`): the netns path
+//!   attach with PIPEWORK_BIN and with that binary, alternating guest by guest (ABBA pairs) in one
+//!   host netns, N/2 each.
+//! * `in-session (library, ns path)` — no process per attach: a thread of the bench enters a
+//!   fresh host netns, opens one `pipework::engine::Session` and, per guest, builds the request
+//!   with `pipework::grammar::parse` and times `session.attach(&req, false)`; also the rate
+//!   (N / wall time of the loop) and the bench's VmRSS growth.
 //! * `docker name` — `pipework br-bench pwb-…-i 10.213.X.Y/16` with DOCKER_HOST set
+//! * `docker ID` — the same containers by their full 64-hex-digit ID
 //! * `ip sequence` — baseline: the `ip` commands the original pipework runs per guest (veth +
 //!   Linux bridge; every row's ratio is against this one).
+//!
+//! Detach (own table): in one more host netns (bench-made br-bench, a fresh PIPEWORK_RUNTIME_DIR),
+//! N attaches, then one `pipework detach --all` process, timed spawn to reap; checked: no host end
+//! left, `pipework ls --json` is `[]`, no record file. Then N attaches again and one `ip -batch`
+//! process deleting the host ends one `link del` at a time, for comparison.
 //!
 //! Time to lease (own section and table): in one more private host netns, bridge `br-dhcp`
 //! (10.213.200.1/24) and dnsmasq serving 10.213.200.10-250 on it (a child of the bench with
@@ -53,6 +67,7 @@
 //!
 //! Environment: PIPEWORK_BENCH_N (guests, default 200), PIPEWORK_BENCH_DOCKER_N (containers,
 //! default min(N, 50)), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
+//! PIPEWORK_BENCH_STATIC_BIN (a second, static binary for the A/B rows; unset skips them),
 //! PIPEWORK_TEST_DOCKER_HOST (unix://… of the test daemon; Docker row skipped without it),
 //! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest), PIPEWORK_BENCH_DHCP_N (guests per
 //! time-to-lease row, default 20, at most 60; 0 skips the section).
@@ -68,15 +83,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use pipework::engine::{Session, SessionOptions};
+use pipework::grammar::{self, Invocation};
+use pipework::request::Command as PwCommand;
+
 type R<T> = Result<T, String>;
 
 const BRIDGE: &str = "br-bench";
 const DEFAULT_N: usize = 200;
 const DEFAULT_DOCKER_N: usize = 50;
 const DEFAULT_OVS_N: usize = 50;
-const TARGET_P50_PATH_MS: f64 = 2.0;
-const TARGET_P50_DOCKER_MS: f64 = 3.0;
-const TARGET_RSS_KB: i64 = 5 * 1024;
+const TARGET_P50_PATH_MS: f64 = 1.7;
+const TARGET_P50_DOCKER_MS: f64 = 2.0;
+const TARGET_RSS_KB: i64 = 4 * 1024;
+/// Attaches per second in one session (library calls, no process per attach).
+const TARGET_SESSION_PER_S: f64 = 1000.0;
+/// `pipework detach --all` of N attachments, spawn to reap.
+const TARGET_DETACH_ALL_MS: f64 = 1000.0;
 
 // ---------------------------------------------------------------------------------------------
 // Interruption: SIGINT/SIGTERM set a flag; loops check it and unwind through the Drop guards.
@@ -332,6 +355,8 @@ impl Drop for GuestProcs {
 struct Containers {
     docker_host: String,
     names: Vec<String>,
+    /// Full (64 hex digit) container IDs, in the order of `names` (and `guests`).
+    ids: Vec<String>,
     guests: Vec<Guest>,
 }
 
@@ -369,6 +394,7 @@ fn create_containers(host: &str, image: &str, n: usize) -> R<Containers> {
     let mut cs = Containers {
         docker_host: host.to_string(),
         names: names.clone(),
+        ids: Vec::new(),
         guests: Vec::new(),
     };
     let next = AtomicUsize::new(0);
@@ -408,14 +434,18 @@ fn create_containers(host: &str, image: &str, n: usize) -> R<Containers> {
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
-    let mut args = vec!["inspect", "-f", "{{.State.Pid}}"];
+    let mut args = vec!["inspect", "-f", "{{.State.Pid}} {{.Id}}"];
     args.extend(names.iter().map(|s| s.as_str()));
     let pids = docker(host, &args)?;
     for (name, line) in names.iter().zip(pids.lines()) {
-        let pid: u32 = line
-            .trim()
+        let (pid, id) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+        let pid: u32 = pid
             .parse()
             .map_err(|_| format!("container {name}: bad pid {line:?}"))?;
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("container {name}: bad ID {id:?}"));
+        }
+        cs.ids.push(id.to_string());
         if pid == 0 {
             return Err(format!("container {name} is not running"));
         }
@@ -580,6 +610,16 @@ struct Stats {
     samples_ms: Vec<f64>,
     peak_rss_kb: i64,
     target_p50_ms: Option<f64>,
+    /// Set for the in-session row: its samples are library calls in the bench process, not
+    /// processes (no peak RSS of a child; the bench's own RSS growth instead).
+    in_session: Option<InSession>,
+}
+
+struct InSession {
+    /// Wall time of the whole loop (parse + attach, N times).
+    total_ms: f64,
+    /// VmRSS of the bench process after the last attach minus before Session::open.
+    rss_growth_kb: i64,
 }
 
 impl Stats {
@@ -666,6 +706,7 @@ fn pipework_row(
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: Some(target),
+        in_session: None,
     })
 }
 
@@ -782,6 +823,7 @@ fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>)
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
     })
 }
 
@@ -1168,6 +1210,7 @@ fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> 
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
     })
 }
 
@@ -1258,6 +1301,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
                 samples_ms: v,
                 peak_rss_kb: 0,
                 target_p50_ms: None,
+                in_session: None,
             };
             format!("{name} {:.2}", s.pct(50.0))
         })
@@ -1269,6 +1313,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
     })
 }
 
@@ -1293,6 +1338,7 @@ fn spawn_floor_row(n: usize) -> R<Stats> {
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
     })
 }
 
@@ -1316,6 +1362,446 @@ fn fork_rss_floor_kb() -> i64 {
         }
         ru.ru_maxrss
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-session row: the engine as a library, many attaches in one session, no process per attach.
+
+/// VmRSS of the bench process (kB), from /proc/self/status.
+fn self_rss_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(-1)
+}
+
+/// The attach request of `pipework BRIDGE /proc/PID/ns/net IP/16`, built by the CLI's grammar.
+fn session_request(path: &str, ip: &str) -> R<pipework::request::AttachRequest> {
+    let argv: Vec<String> = ["pipework", BRIDGE, path, ip]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match grammar::parse(&argv).map_err(|e| format!("parse {argv:?}: {e}"))? {
+        Invocation::Run(cmd, _) => match *cmd {
+            PwCommand::Attach(req) => Ok(req),
+            other => Err(format!("parse {argv:?}: not an attach: {other:?}")),
+        },
+        Invocation::Print(t) => Err(format!("parse {argv:?}: printed {t:?}")),
+    }
+}
+
+/// In the bench process itself, on a thread that entered a fresh private host netns: one
+/// `Session`, then for each guest `grammar::parse` + `session.attach(&req, false)`, each timed
+/// (pipework creates br-bench at the first attach, as in the process rows). Then verify and tear
+/// down like `pipework_row`.
+fn session_row(guests: &[Guest]) -> R<Stats> {
+    let label = "in-session (library, ns path)";
+    let host = HostNs::new()?;
+    let host_fd = host.raw();
+    let paths: Vec<String> = guests
+        .iter()
+        .map(|g| format!("/proc/{}/ns/net", g.pid))
+        .collect();
+    let (samples, total_ms, rss_growth_kb) = std::thread::scope(|s| {
+        s.spawn(|| -> R<(Vec<f64>, f64, i64)> {
+            // Only this thread moves; it ends (and leaves the namespace) before `host` is closed.
+            if unsafe { libc::setns(host_fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(os_err("setns into the row's host netns"));
+            }
+            let rss0 = self_rss_kb();
+            let mut session = Session::open(SessionOptions::default())
+                .map_err(|e| format!("[{label}] Session::open: {e}"))?;
+            let mut samples = Vec::with_capacity(paths.len());
+            let t_all = Instant::now();
+            for (i, path) in paths.iter().enumerate() {
+                check_stop()?;
+                let ip = format!("{}/16", guest_addr(i));
+                let req = session_request(path, &ip)?;
+                let t0 = Instant::now();
+                session.attach(&req, false).map_err(|e| {
+                    format!("[{label}] attach #{i} `{BRIDGE} {path} {ip}` failed: {e}")
+                })?;
+                samples.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            let total_ms = t_all.elapsed().as_secs_f64() * 1e3;
+            let growth = self_rss_kb() - rss0;
+            drop(session);
+            Ok((samples, total_ms, growth))
+        })
+        .join()
+        .map_err(|_| format!("[{label}] session thread panicked"))?
+    })?;
+    let ports = bridge_ports(&host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[{label}] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    drop(host);
+    let t =
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    println!(
+        "  {label}: {} attaches in one Session in {total_ms:.0} ms ({:.0}/s), verified ({ports} bridge ports, every guest has its address); bench RSS grew {rss_growth_kb} kB; host netns torn down in {:.0} ms",
+        guests.len(),
+        guests.len() as f64 / (total_ms / 1e3),
+        t.as_secs_f64() * 1e3
+    );
+    Ok(Stats {
+        label: label.into(),
+        n: guests.len(),
+        samples_ms: samples,
+        peak_rss_kb: rss_growth_kb,
+        target_p50_ms: None,
+        in_session: Some(InSession {
+            total_ms,
+            rss_growth_kb,
+        }),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static vs dynamic binary: one host netns, the two binaries alternating guest by guest, so both
+// see the same bridge sizes and the same background load.
+
+fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) -> R<[Stats; 2]> {
+    let labels = ["ns path A/B: dynamic", "ns path A/B: static"];
+    let host = HostNs::new()?;
+    let mut samples = [Vec::new(), Vec::new()];
+    let mut peak = [0, 0];
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        // Pairs (0,1), (2,3), ...: the dynamic one first in even pairs, the static one first in
+        // odd pairs, so neither always runs on the smaller bridge.
+        let k = (i % 2) ^ ((i / 2) % 2);
+        let bin = if k == 0 { dynamic } else { stat };
+        let garg = format!("/proc/{}/ns/net", g.pid);
+        let ip = format!("{}/16", guest_addr(i));
+        let mut c = cmd_in(host.raw(), bin);
+        c.args([BRIDGE, &garg, &ip]);
+        let r = timed(c)?;
+        if !r.ok {
+            return Err(format!(
+                "[{}] attach #{i} `{} {BRIDGE} {garg} {ip}` failed ({}):\n{}",
+                labels[k],
+                bin.display(),
+                r.status,
+                r.stderr.trim_end()
+            ));
+        }
+        samples[k].push(r.ms);
+        peak[k] = peak[k].max(r.maxrss_kb);
+    }
+    let ports = bridge_ports(&host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[ns path A/B] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[ns path A/B] {e}"))?;
+    drop(host);
+    let t = wait_guests_clean(guests, Duration::from_secs(60))
+        .map_err(|e| format!("[ns path A/B] {e}"))?;
+    println!(
+        "  ns path A/B: {} attaches (dynamic and static binary alternating) verified; host netns torn down in {:.0} ms",
+        guests.len(),
+        t.as_secs_f64() * 1e3
+    );
+    let [s0, s1] = samples;
+    let mk = |k: usize, v: Vec<f64>| Stats {
+        label: labels[k].into(),
+        n: v.len(),
+        samples_ms: v,
+        peak_rss_kb: peak[k],
+        target_p50_ms: Some(TARGET_P50_PATH_MS),
+        in_session: None,
+    };
+    Ok([mk(0, s0), mk(1, s1)])
+}
+
+/// Where PIPEWORK_BENCH_STATIC_BIN points, if it is set: Ok(None) if unset, Err(reason) to skip.
+fn static_bin() -> Result<Option<PathBuf>, String> {
+    match std::env::var_os("PIPEWORK_BENCH_STATIC_BIN") {
+        None => Ok(None),
+        Some(p) if p.is_empty() => Ok(None),
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if p.is_file() {
+                Ok(Some(p))
+            } else {
+                Err(format!(
+                    "PIPEWORK_BENCH_STATIC_BIN={} is not a file",
+                    p.display()
+                ))
+            }
+        }
+    }
+}
+
+/// "static-pie linked" / "dynamically linked" ... as `file` would say, from the ELF itself:
+/// PT_INTERP present means dynamically linked.
+fn elf_linkage(p: &std::path::Path) -> String {
+    let Ok(b) = std::fs::read(p) else {
+        return "?".into();
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return "not a 64-bit ELF".into();
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u64_at = |o: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(a) as usize
+    };
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let mut interp = false;
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        if o + 4 > b.len() {
+            break;
+        }
+        if u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3 {
+            interp = true;
+        }
+    }
+    let kb = b.len() / 1024;
+    if interp {
+        format!("dynamic, {kb} kB")
+    } else {
+        format!("static, {kb} kB")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detach: `pipework detach --all` of N attachments (one process) against deleting the same
+// number of host ends one by one.
+
+struct DetachRow {
+    label: String,
+    n: usize,
+    total_ms: f64,
+    peak_rss_kb: i64,
+    target_ms: Option<f64>,
+}
+
+/// A fresh PIPEWORK_RUNTIME_DIR for the detach section (so `ls` sees only its records), removed
+/// on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create(prefix: &str) -> R<Self> {
+        let p = PathBuf::from(format!("/tmp/{prefix}-{}", std::process::id()));
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .map_err(|e| format!("mkdir {}: {e}", p.display()))?;
+        Ok(TempDir(p))
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap_or("/nonexistent")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `pipework ls --json` in `host` with this runtime dir: the number of attachments listed.
+fn ls_count(bin: &std::path::Path, host: &HostNs, rundir: &str) -> R<usize> {
+    let mut c = cmd_in(host.raw(), bin);
+    c.args(["ls", "--json"]).env("PIPEWORK_RUNTIME_DIR", rundir);
+    let out = output_of(c, "pipework", &["ls", "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(out.trim())
+        .map_err(|e| format!("parse `pipework ls --json` ({:?}): {e}", out.trim()))?;
+    let arr = v.as_array().or_else(|| v["attachments"].as_array());
+    arr.map(|a| a.len())
+        .ok_or_else(|| format!("`pipework ls --json` is not a list: {}", out.trim()))
+}
+
+/// Record files (`attachments/*.json`) in the runtime dir.
+fn record_files(rundir: &str) -> usize {
+    std::fs::read_dir(std::path::Path::new(rundir).join("attachments"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Links in `host` other than lo and the bridge (which the bench made, so neither side of the
+/// comparison deletes it).
+fn host_ends(host: &HostNs) -> R<Vec<String>> {
+    Ok(host_links(host)?
+        .into_iter()
+        .filter(|n| n != "lo" && n != BRIDGE)
+        .collect())
+}
+
+/// One host netns with br-bench made by the bench (`ip link add`), a fresh runtime dir, and:
+/// batch 1: N attaches (one process each), then one `pipework detach --all` process, timed;
+/// batch 2: N attaches again, then the N host ends deleted by one `ip -batch` process (one
+/// RTM_DELLINK per veth, one after the other), timed. After each: no host end left, every guest
+/// back to lo only; after the detach also `pipework ls --json` is [] and no record file is left.
+fn detach_rows(bin: &std::path::Path, guests: &[Guest]) -> R<Vec<DetachRow>> {
+    let label = "detach";
+    let n = guests.len();
+    let dir = TempDir::create("pwb-detach")?;
+    let rundir = dir.path().to_string();
+    let host = HostNs::new()?;
+    run_in(host.raw(), "ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+    run_in(host.raw(), "ip", &["link", "set", BRIDGE, "up"])?;
+    let envs = [("PIPEWORK_RUNTIME_DIR", rundir.as_str())];
+    let path_arg = |_: usize, g: &Guest| format!("/proc/{}/ns/net", g.pid);
+
+    // Batch 1: attach, then detach --all.
+    attach_all(label, bin, &host, BRIDGE, guests, &path_arg, &envs)?;
+    let listed = ls_count(bin, &host, &rundir)?;
+    if listed != n || bridge_ports(&host)? != n {
+        return Err(format!(
+            "[{label}] after {n} attaches: `pipework ls --json` lists {listed}, {BRIDGE} has {} ports",
+            bridge_ports(&host)?
+        ));
+    }
+    let mut c = cmd_in(host.raw(), bin);
+    c.args(["detach", "--all"])
+        .env("PIPEWORK_RUNTIME_DIR", &rundir);
+    let det = timed(c)?;
+    if !det.ok {
+        return Err(format!(
+            "[{label}] `pipework detach --all` failed ({}):\n{}",
+            det.status,
+            det.stderr.trim_end()
+        ));
+    }
+    let left = host_ends(&host)?;
+    let listed = ls_count(bin, &host, &rundir)?;
+    let files = record_files(&rundir);
+    if !left.is_empty() || listed != 0 || files != 0 {
+        return Err(format!(
+            "[{label}] after `pipework detach --all`: {} host links left ({}), `ls --json` lists {listed}, {files} record files left",
+            left.len(),
+            left.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let t = wait_guests_clean(guests, Duration::from_secs(60))
+        .map_err(|e| format!("[{label}] after detach --all: {e}"))?;
+    println!(
+        "  detach: `pipework detach --all` of {n} attachments: {:.0} ms; afterwards no host end left ({BRIDGE} kept: the bench made it), `ls --json` is [], no record file; guests back to lo {:.0} ms after it returned",
+        det.ms,
+        t.as_secs_f64() * 1e3
+    );
+
+    // Batch 2: attach again, then delete the host ends one by one.
+    attach_all(label, bin, &host, BRIDGE, guests, &path_arg, &envs)?;
+    let ends = host_ends(&host)?;
+    if ends.len() != n || bridge_ports(&host)? != n {
+        return Err(format!(
+            "[{label}] second batch: {} host ends, {} bridge ports, expected {n}",
+            ends.len(),
+            bridge_ports(&host)?
+        ));
+    }
+    let script = dir.0.join("del.batch");
+    let text: String = ends.iter().map(|e| format!("link del {e}\n")).collect();
+    std::fs::write(&script, text).map_err(|e| format!("write {}: {e}", script.display()))?;
+    let mut c = cmd_in(host.raw(), "ip");
+    c.arg("-batch").arg(&script);
+    let one = timed(c)?;
+    if !one.ok {
+        return Err(format!(
+            "[{label}] `ip -batch` (link del x{n}) failed ({}):\n{}",
+            one.status,
+            one.stderr.trim_end()
+        ));
+    }
+    let left = host_ends(&host)?;
+    if !left.is_empty() {
+        return Err(format!(
+            "[{label}] after `ip -batch` link del: {} host links left",
+            left.len()
+        ));
+    }
+    wait_guests_clean(guests, Duration::from_secs(60))
+        .map_err(|e| format!("[{label}] after ip -batch: {e}"))?;
+    println!(
+        "  detach: `ip -batch` with {n} `link del` lines: {:.0} ms; afterwards no host end left (its {} records stay stale; the runtime dir is removed)",
+        one.ms,
+        record_files(&rundir)
+    );
+    drop(host);
+    drop(dir);
+    Ok(vec![
+        DetachRow {
+            label: "pipework detach --all".into(),
+            n,
+            total_ms: det.ms,
+            peak_rss_kb: det.maxrss_kb,
+            target_ms: Some(TARGET_DETACH_ALL_MS),
+        },
+        DetachRow {
+            label: "ip -batch: link del each".into(),
+            n,
+            total_ms: one.ms,
+            peak_rss_kb: one.maxrss_kb,
+            target_ms: None,
+        },
+    ])
+}
+
+fn print_detach_table(rows: &[DetachRow]) {
+    let base = rows
+        .iter()
+        .find(|r| r.target_ms.is_none())
+        .map(|r| r.total_ms);
+    println!();
+    println!(
+        "{:<30} {:>5} {:>10} {:>12} {:>12} {:>14}  targets",
+        "detach (one host netns)", "n", "total_ms", "per_link_ms", "peak_rss_kb", "vs_one_by_one"
+    );
+    for r in rows {
+        let ratio = match (base, r.target_ms) {
+            (_, None) => "(reference)".to_string(),
+            (Some(b), Some(_)) => format!("{:.1}x", b / r.total_ms),
+            (None, Some(_)) => "-".into(),
+        };
+        let verdict = match r.target_ms {
+            Some(t) => format!(
+                "total <= {:.0} s: {}",
+                t / 1e3,
+                if r.total_ms <= t { "met" } else { "OVER" }
+            ),
+            None => "(reference)".into(),
+        };
+        println!(
+            "{:<30} {:>5} {:>10.1} {:>12.3} {:>12} {:>14}  {}",
+            r.label,
+            r.n,
+            r.total_ms,
+            r.total_ms / r.n as f64,
+            r.peak_rss_kb,
+            ratio,
+            verdict
+        );
+    }
+    println!("detach: N attachments (veth + Linux bridge, one pipework process each, untimed) in one private host netns whose");
+    println!("  bridge the bench made; then one `pipework detach --all` process (spawn to reap, same PIPEWORK_RUNTIME_DIR: the");
+    println!("  engine puts the host ends in one link group and deletes the group with one RTM_DELLINK). Checked afterwards: no");
+    println!("  host end left, `pipework ls --json` is [], no record file left, every guest back to lo only. Then N attaches");
+    println!("  again and one `ip -batch` process with one `link del` line per host end (one RTM_DELLINK each, one after the");
+    println!("  other, each waiting for its own RCU grace period). vs_one_by_one = ip -batch total / detach --all total.");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2020,6 +2506,7 @@ fn dhcp_builtin_row(
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
     }];
     match unparsed {
         None => rows.push(Stats {
@@ -2028,6 +2515,7 @@ fn dhcp_builtin_row(
             samples_ms: step,
             peak_rss_kb: vpeak,
             target_p50_ms: None,
+            in_session: None,
         }),
         Some(err) => {
             let msg = format!(
@@ -2131,6 +2619,7 @@ fn external_client_row(
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
     })
 }
 
@@ -2455,6 +2944,7 @@ fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
         "{:<30} {:>5} {:>8} {:>8} {:>8} {:>12} {:>15}  targets",
         "row", "n", "p50_ms", "p95_ms", "max_ms", "peak_rss_kb", "vs_ip_sequence"
     );
+    let met = |ok: bool| if ok { "met" } else { "OVER" };
     for s in rows {
         let p50 = s.pct(50.0);
         let ratio = match baseline_p50 {
@@ -2462,18 +2952,30 @@ fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
             Some(b) => format!("{:.1}x", b / p50),
             None => "-".into(),
         };
-        let verdict = match s.target_p50_ms {
-            Some(t) => format!(
-                "p50 {} {t} ms, rss {} 5 MB",
-                if p50 <= t { "<=" } else { "OVER" },
-                if s.peak_rss_kb <= TARGET_RSS_KB {
-                    "<="
-                } else {
-                    "OVER"
-                }
+        let (rss, verdict) = match (&s.in_session, s.target_p50_ms) {
+            (Some(is), _) => {
+                let per_s = s.n as f64 / (is.total_ms / 1e3);
+                (
+                    format!("+{}", is.rss_growth_kb),
+                    format!(
+                        "{per_s:.0}/s >= {TARGET_SESSION_PER_S:.0}/s: {}",
+                        met(per_s >= TARGET_SESSION_PER_S)
+                    ),
+                )
+            }
+            (None, Some(t)) => (
+                s.peak_rss_kb.to_string(),
+                format!(
+                    "p50 <= {t} ms: {}, rss <= {} MB: {}",
+                    met(p50 <= t),
+                    TARGET_RSS_KB / 1024,
+                    met(s.peak_rss_kb <= TARGET_RSS_KB)
+                ),
             ),
-            None if s.label.starts_with("ip sequence") => "(baseline)".into(),
-            None => "(reference)".into(),
+            (None, None) if s.label.starts_with("ip sequence") => {
+                (s.peak_rss_kb.to_string(), "(baseline)".into())
+            }
+            (None, None) => (s.peak_rss_kb.to_string(), "(reference)".into()),
         };
         println!(
             "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>12} {:>15}  {}",
@@ -2482,7 +2984,7 @@ fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
             p50,
             s.pct(95.0),
             s.max(),
-            s.peak_rss_kb,
+            rss,
             ratio,
             verdict
         );
@@ -2549,6 +3051,33 @@ fn run() -> R<()> {
     )?);
 
     let mut notes = Vec::new();
+    let static_bin = match static_bin() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("  ns path A/B: rows skipped: {why}");
+            notes.push(format!("static A/B rows skipped: {why}"));
+            None
+        }
+    };
+    match &static_bin {
+        Some(sb) => {
+            println!(
+                "  ns path A/B: dynamic {} ({}) and static {} ({}), alternating guest by guest in one host netns",
+                bin.display(),
+                elf_linkage(&bin),
+                sb.display(),
+                elf_linkage(sb)
+            );
+            rows.extend(ab_rows(&bin, sb, &procs.guests)?);
+        }
+        None if std::env::var_os("PIPEWORK_BENCH_STATIC_BIN").is_none() => {
+            println!("  ns path A/B: rows skipped: PIPEWORK_BENCH_STATIC_BIN is not set (scripts/bench.sh builds and sets it unless PIPEWORK_BENCH_STATIC=0)");
+        }
+        None => {}
+    }
+
+    rows.push(session_row(&procs.guests)?);
+
     rows.push(macvlan_row(&bin, &procs.guests, &mut notes)?);
 
     match ovs_ready() {
@@ -2567,8 +3096,8 @@ fn run() -> R<()> {
 
     match docker_ready() {
         Err(reason) => {
-            println!("  docker name: row skipped: {reason}");
-            notes.push(format!("docker name row skipped: {reason}"));
+            println!("  docker name, docker ID: rows skipped: {reason}");
+            notes.push(format!("docker rows skipped: {reason}"));
         }
         Ok((host, image)) => {
             let dn = env_usize("PIPEWORK_BENCH_DOCKER_N", DEFAULT_DOCKER_N.min(n))?.max(1);
@@ -2587,6 +3116,15 @@ fn run() -> R<()> {
                 Some(&host),
                 TARGET_P50_DOCKER_MS,
             )?);
+            let ids = cs.ids.clone();
+            rows.push(pipework_row(
+                "docker ID",
+                &bin,
+                &cs.guests,
+                |i, _| ids[i].clone(),
+                Some(&host),
+                TARGET_P50_DOCKER_MS,
+            )?);
             let t = Instant::now();
             drop(cs);
             println!("  containers removed in {:.1} s", t.elapsed().as_secs_f64());
@@ -2596,6 +3134,11 @@ fn run() -> R<()> {
     let base = baseline_row(&procs.guests)?;
     let base_p50 = base.pct(50.0);
     rows.push(base);
+    // Like the time-to-lease section: a failure is reported after the main table.
+    let (detach, detach_err) = match detach_rows(&bin, &procs.guests) {
+        Ok(r) => (r, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     drop(procs);
 
     // Time to lease: its own guests and host netns. A failure there is reported after the main
@@ -2618,8 +3161,24 @@ fn run() -> R<()> {
     print_table(&rows, Some(base_p50));
     println!();
     println!(
-        "targets (reference only, never asserted): p50 <= {TARGET_P50_PATH_MS} ms with a namespace path, <= {TARGET_P50_DOCKER_MS} ms with a Docker name; peak RSS <= {TARGET_RSS_KB} kB"
+        "targets (reference only, never asserted): p50 <= {TARGET_P50_PATH_MS} ms with a namespace path (or pid), <= {TARGET_P50_DOCKER_MS} ms with a"
     );
+    println!(
+        "  Docker container name or ID; peak RSS <= {} MB; >= {TARGET_SESSION_PER_S:.0} attaches/s in one session; detach --all of N <= {:.0} s.",
+        TARGET_RSS_KB / 1024,
+        TARGET_DETACH_ALL_MS / 1e3
+    );
+    println!("docker name / docker ID: the same containers, `pipework br-bench pwb-<pid>-<i> IP/16` and `pipework br-bench <64-hex ID> IP/16`");
+    println!("  with DOCKER_HOST set (one GET /containers/<name or ID>/json each).");
+    println!("in-session: no process per attach. A thread of the bench setns()es into a fresh host netns, opens one");
+    println!("  pipework::engine::Session, and for each guest builds the request with pipework::grammar::parse([\"pipework\", BRIDGE,");
+    println!("  \"/proc/PID/ns/net\", IP/16]) and times session.attach(&req, false) alone; the rate (targets column) is N / the wall");
+    println!("  time of the whole loop, parse included. Its peak_rss_kb is the bench's own VmRSS growth over the row (+kB), not a child's.");
+    if static_bin.is_some() {
+        println!("ns path A/B: `pipework br-bench /proc/PID/ns/net IP/16` with the default (dynamically linked) release binary and with");
+        println!("  one built with RUSTFLAGS=\"-C target-feature=+crt-static\" --target x86_64-unknown-linux-gnu, alternating guest by guest");
+        println!("  (pairs in ABBA order) in one host netns, so both halves see the same bridge sizes and background load; n = N/2 each.");
+    }
     println!("vs_ip_sequence = ip-sequence p50 / row p50 (same guests, same run). The baseline is always the veth + Linux bridge");
     println!("  ip sequence, also for the macvlan and ovs rows (their own shell equivalents differ). Times are spawn-to-reap of each process,");
     println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone.");
@@ -2631,15 +3190,19 @@ fn run() -> R<()> {
     println!("macvlan: parent {NIC} is one end of a veth pair in the row's host netns (a stand-in for a physical NIC).");
     println!("ovs: ovsdb-server + ovs-vswitchd (userspace datapath) run inside the row's host netns; every ovs attach includes");
     println!("  pipework's ovs-vsctl add-port, which waits for ovs-vswitchd to apply the change.");
+    if !detach.is_empty() {
+        print_detach_table(&detach);
+    }
     if !dhcp_rows.is_empty() {
         print_dhcp_table(&dhcp_rows);
     }
     for n in notes {
         println!("note: {n}");
     }
-    match dhcp_err {
-        Some(e) => Err(format!("time to lease: {e}")),
-        None => Ok(()),
+    match (detach_err, dhcp_err) {
+        (Some(e), _) => Err(format!("detach: {e}")),
+        (None, Some(e)) => Err(format!("time to lease: {e}")),
+        (None, None) => Ok(()),
     }
 }
 
