@@ -682,6 +682,7 @@ fn pipework_row(
     docker_host: Option<&str>,
     target: f64,
 ) -> R<Stats> {
+    let records = row_records()?;
     let host = HostNs::new()?;
     let envs: Vec<(&str, &str)> = docker_host
         .map(|h| ("DOCKER_HOST", h))
@@ -697,9 +698,14 @@ fn pipework_row(
     }
     verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
     drop(host);
+    drop(records);
     let t =
         wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
     println!("  {label}: {} attaches verified ({ports} bridge ports, every guest has its address); host netns torn down in {:.0} ms", guests.len(), t.as_secs_f64() * 1e3);
+    println!(
+        "    p50 per quarter of the row (bridge filling up): {} ms",
+        quarters(&samples)
+    );
     Ok(Stats {
         label: label.into(),
         n: guests.len(),
@@ -776,6 +782,7 @@ const NIC_PEER: &str = "pwbnic0p";
 /// as eth1 inside each guest. Closing the host netns deletes pwbnic0 and with it every child.
 fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> R<Stats> {
     let label = "macvlan (netns path)";
+    let _records = row_records()?;
     let host = HostNs::new()?;
     run_in(
         host.raw(),
@@ -1124,6 +1131,7 @@ fn sweep_stale_ovs_dirs() {
 /// OVS bridge whose daemons run inside the row's host netns.
 fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> R<Stats> {
     let label = "ovs (netns path)";
+    let _records = row_records()?;
     let host = HostNs::new()?;
     let t = Instant::now();
     // Declared after `host`, so dropped before it on every error path (the daemons hold it).
@@ -1395,26 +1403,28 @@ fn session_request(path: &str, ip: &str) -> R<pipework::request::AttachRequest> 
     }
 }
 
-/// In the bench process itself, on a thread that entered a fresh private host netns: one
-/// `Session`, then for each guest `grammar::parse` + `session.attach(&req, false)`, each timed
-/// (pipework creates br-bench at the first attach, as in the process rows). Then verify and tear
-/// down like `pipework_row`.
-fn session_row(guests: &[Guest]) -> R<Stats> {
-    let label = "in-session (library, ns path)";
-    let host = HostNs::new()?;
+/// One pass of in-session attaches: on a thread that entered `host`, one `Session`, then per
+/// guest `grammar::parse` + `session.attach(&req, false)`, each timed. (samples, loop wall time,
+/// bench VmRSS growth from before Session::open to after the last attach.)
+fn session_attaches(
+    label: &str,
+    host: &HostNs,
+    guests: &[Guest],
+    verbose: bool,
+) -> R<(Vec<f64>, f64, i64)> {
     let host_fd = host.raw();
     let paths: Vec<String> = guests
         .iter()
         .map(|g| format!("/proc/{}/ns/net", g.pid))
         .collect();
-    let (samples, total_ms, rss_growth_kb) = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         s.spawn(|| -> R<(Vec<f64>, f64, i64)> {
             // Only this thread moves; it ends (and leaves the namespace) before `host` is closed.
             if unsafe { libc::setns(host_fd, libc::CLONE_NEWNET) } != 0 {
                 return Err(os_err("setns into the row's host netns"));
             }
             let rss0 = self_rss_kb();
-            let mut session = Session::open(SessionOptions::default())
+            let mut session = Session::open(SessionOptions { verbose })
                 .map_err(|e| format!("[{label}] Session::open: {e}"))?;
             let mut samples = Vec::with_capacity(paths.len());
             let t_all = Instant::now();
@@ -1435,7 +1445,98 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
         })
         .join()
         .map_err(|_| format!("[{label}] session thread panicked"))?
-    })?;
+    })
+}
+
+/// The bench's stderr (fd 2) goes to `path` until dropped (for the engine's `-v` lines, which it
+/// writes with eprintln). Only the session thread writes meanwhile.
+struct StderrTo {
+    saved: RawFd,
+}
+
+impl StderrTo {
+    fn file(path: &std::path::Path) -> R<Self> {
+        let f = File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 {
+            return Err(os_err("dup(2)"));
+        }
+        if unsafe { libc::dup2(f.as_raw_fd(), 2) } < 0 {
+            let e = os_err("dup2 onto stderr");
+            unsafe { libc::close(saved) };
+            return Err(e);
+        }
+        Ok(StderrTo { saved })
+    }
+}
+
+impl Drop for StderrTo {
+    fn drop(&mut self) {
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+        }
+    }
+}
+
+/// From the engine's `-v` lines: each attach's "applied N steps in X ms (step ms, ...)".
+fn applied_lines(log: &str) -> Vec<(f64, Vec<(String, f64)>)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("pipework: applied ")?;
+            let (_, rest) = rest.split_once(" steps in ")?;
+            let (total, rest) = rest.split_once(" ms (")?;
+            let steps = rest
+                .trim_end_matches(')')
+                .split(", ")
+                .filter_map(|kv| {
+                    let (k, v) = kv.rsplit_once(' ')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect();
+            Some((total.parse().ok()?, steps))
+        })
+        .collect()
+}
+
+fn p50_of(v: Vec<f64>) -> f64 {
+    Stats {
+        label: String::new(),
+        n: v.len(),
+        samples_ms: v,
+        peak_rss_kb: 0,
+        target_p50_ms: None,
+        in_session: None,
+    }
+    .pct(50.0)
+}
+
+/// "a / b / c / d": p50 of each quarter of the samples in attach order (the bridge grows from 0 to
+/// N ports over the row).
+fn quarters(samples: &[f64]) -> String {
+    let q = samples.len() / 4;
+    if q == 0 {
+        return "-".into();
+    }
+    (0..4)
+        .map(|k| {
+            let end = if k == 3 { samples.len() } else { (k + 1) * q };
+            format!("{:.2}", p50_of(samples[k * q..end].to_vec()))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The in-session row: `session_attaches` in a fresh private host netns (pipework creates
+/// br-bench at the first attach, as in the process rows), verified and torn down like
+/// `pipework_row`. Then, for reading it, the same again with `SessionOptions { verbose: true }`
+/// (stderr to a file) in another fresh host netns: the engine's own per-step times, and what the
+/// attach spends outside its apply steps.
+fn session_row(guests: &[Guest]) -> R<Stats> {
+    let label = "in-session (library, ns path)";
+    let records = row_records()?;
+    let host = HostNs::new()?;
+    let (samples, total_ms, rss_growth_kb) = session_attaches(label, &host, guests, false)?;
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
         return Err(format!(
@@ -1445,6 +1546,7 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
     }
     verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
     drop(host);
+    drop(records);
     let t =
         wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
     println!(
@@ -1453,6 +1555,68 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
         guests.len() as f64 / (total_ms / 1e3),
         t.as_secs_f64() * 1e3
     );
+    println!(
+        "    p50 per quarter of the row (bridge filling up): {} ms",
+        quarters(&samples)
+    );
+
+    // The -v pass.
+    let records = row_records()?;
+    let host = HostNs::new()?;
+    let log_path = records.dir.0.join("verbose.log");
+    let pass = {
+        let _redirect = StderrTo::file(&log_path)?;
+        session_attaches(label, &host, guests, true)
+    };
+    let (vsamples, vtotal, _) = pass?;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let applied = applied_lines(&log);
+    drop(host);
+    drop(records);
+    wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    if applied.len() != vsamples.len() {
+        println!(
+            "    -v pass: {} attaches but {} \"applied\" lines in the engine's log; no breakdown",
+            vsamples.len(),
+            applied.len()
+        );
+    } else {
+        let mut names: Vec<String> = Vec::new();
+        for (_, steps) in &applied {
+            for (k, _) in steps {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+        let per_step: Vec<String> = names
+            .iter()
+            .map(|k| {
+                let v: Vec<f64> = applied
+                    .iter()
+                    .filter_map(|(_, st)| st.iter().find(|(n, _)| n == k).map(|(_, ms)| *ms))
+                    .collect();
+                format!("{k} {:.3}", p50_of(v))
+            })
+            .collect();
+        let outside: Vec<f64> = vsamples
+            .iter()
+            .zip(&applied)
+            .map(|(a, (ap, _))| a - ap)
+            .collect();
+        println!(
+            "    -v pass ({} more attaches, {:.0}/s): p50 attach {:.3} ms = apply steps {:.3} + outside them {:.3} (resolve, lock, record lookup, guest socket, plan, record write)",
+            vsamples.len(),
+            vsamples.len() as f64 / (vtotal / 1e3),
+            p50_of(vsamples.clone()),
+            p50_of(applied.iter().map(|(t, _)| *t).collect()),
+            p50_of(outside)
+        );
+        println!(
+            "    -v pass p50 per apply step (ms): {}",
+            per_step.join(", ")
+        );
+    }
     Ok(Stats {
         label: label.into(),
         n: guests.len(),
@@ -1472,6 +1636,7 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
 
 fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) -> R<[Stats; 2]> {
     let labels = ["ns path A/B: dynamic", "ns path A/B: static"];
+    let _records = row_records()?;
     let host = HostNs::new()?;
     let mut samples = [Vec::new(), Vec::new()];
     let mut peak = [0, 0];
@@ -1615,6 +1780,35 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every attach row starts with no records: its own PIPEWORK_RUNTIME_DIR (/tmp/pwb-rt<k>-<pid>),
+/// set in the bench's environment (the processes it spawns inherit it, and the in-session row's
+/// engine reads it) and removed, with the old value restored, on drop. Without it, rows that
+/// reuse the guests would each find the previous row's stale record of every guest's eth1 (the
+/// records are named by guest netns inode) and pay for looking at it.
+struct RowRecords {
+    dir: TempDir,
+    old: Option<std::ffi::OsString>,
+}
+
+fn row_records() -> R<RowRecords> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = TempDir::create(&format!("pwb-rt{k}"))?;
+    let old = std::env::var_os("PIPEWORK_RUNTIME_DIR");
+    // Called from the main thread between rows: every helper thread is joined by then.
+    std::env::set_var("PIPEWORK_RUNTIME_DIR", &dir.0);
+    Ok(RowRecords { dir, old })
+}
+
+impl Drop for RowRecords {
+    fn drop(&mut self) {
+        match &self.old {
+            Some(v) => std::env::set_var("PIPEWORK_RUNTIME_DIR", v),
+            None => std::env::remove_var("PIPEWORK_RUNTIME_DIR"),
+        }
     }
 }
 
