@@ -1325,23 +1325,30 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
     })
 }
 
-/// What one process invocation costs before it does anything: `true` spawned the same way
-/// (fork, setns into a host netns, exec, wait4). Not a target; it shows the floor under every row.
-fn spawn_floor_row(n: usize) -> R<Stats> {
+/// What one process invocation costs before it does anything: `prog args` spawned the same way
+/// (fork, setns into a host netns, exec, wait4). Not a target; it shows the floor under every row:
+/// `/bin/true`, and `pipework --version` (exec, dynamic loading if any, clap, no netlink).
+fn spawn_floor_row(label: &str, n: usize, prog: &std::path::Path, args: &[&str]) -> R<Stats> {
     let host = HostNs::new()?;
     let mut samples = Vec::with_capacity(n);
     let mut peak = 0;
     for _ in 0..n {
         check_stop()?;
-        let r = timed(cmd_in(host.raw(), "true"))?;
+        let mut c = cmd_in(host.raw(), prog);
+        c.args(args);
+        let r = timed(c)?;
         if !r.ok {
-            return Err(format!("`true` failed ({})", r.status));
+            return Err(format!(
+                "[{label}] `{}` failed ({})",
+                prog.display(),
+                r.status
+            ));
         }
         samples.push(r.ms);
         peak = peak.max(r.maxrss_kb);
     }
     Ok(Stats {
-        label: "spawn floor (/bin/true)".into(),
+        label: label.into(),
         n,
         samples_ms: samples,
         peak_rss_kb: peak,
@@ -1617,6 +1624,36 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
             per_step.join(", ")
         );
     }
+    // The same with the records on /tmp, when that is another file system (here: the root ext4).
+    let disk = std::path::Path::new("/tmp");
+    if fs_name(disk) != fs_name(&records_base()) {
+        let records = row_records_in(disk)?;
+        let host = HostNs::new()?;
+        let pass = session_attaches(label, &host, guests, false);
+        drop(host);
+        drop(records);
+        let (dsamples, dtotal, _) = pass?;
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+        println!(
+            "    records on {} ({}) instead of {} ({}), {} more attaches: p50 {:.3} ms, p95 {:.3} ms, {:.0}/s",
+            disk.display(),
+            fs_name(disk),
+            records_base().display(),
+            fs_name(&records_base()),
+            dsamples.len(),
+            p50_of(dsamples.clone()),
+            Stats {
+                label: String::new(),
+                n: dsamples.len(),
+                samples_ms: dsamples.clone(),
+                peak_rss_kb: 0,
+                target_p50_ms: None,
+                in_session: None,
+            }
+            .pct(95.0),
+            dsamples.len() as f64 / (dtotal / 1e3)
+        );
+    }
     Ok(Stats {
         label: label.into(),
         n: guests.len(),
@@ -1760,9 +1797,47 @@ struct DetachRow {
 /// on drop.
 struct TempDir(PathBuf);
 
+/// Where the rows keep pipework's records: a tmpfs, as /run (pipework's default
+/// /run/pipework) is on a systemd host. In this machine's container /run and /tmp are on the
+/// root ext4, where each record write costs a journalled create plus a rename that forces
+/// writeback (auto_da_alloc); /dev/shm is a tmpfs. Falls back to /tmp.
+fn records_base() -> PathBuf {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    for d in ["/run", "/dev/shm"] {
+        let c = std::ffi::CString::new(d).expect("no NUL");
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == TMPFS_MAGIC {
+            return PathBuf::from(d);
+        }
+    }
+    PathBuf::from("/tmp")
+}
+
+/// The file system type of `p`'s directory, for the printout.
+fn fs_name(p: &std::path::Path) -> &'static str {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return "?";
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return "?";
+    }
+    match st.f_type as i64 {
+        0x0102_1994 => "tmpfs",
+        0xEF53 => "ext4",
+        0x9123_683E => "btrfs",
+        0x5846_5342 => "xfs",
+        0x794C_7630 => "overlayfs",
+        _ => "other",
+    }
+}
+
 impl TempDir {
     fn create(prefix: &str) -> R<Self> {
-        let p = PathBuf::from(format!("/tmp/{prefix}-{}", std::process::id()));
+        Self::create_in(&records_base(), prefix)
+    }
+    fn create_in(base: &std::path::Path, prefix: &str) -> R<Self> {
+        let p = base.join(format!("{prefix}-{}", std::process::id()));
         if p.exists() {
             std::fs::remove_dir_all(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;
         }
@@ -1783,7 +1858,7 @@ impl Drop for TempDir {
     }
 }
 
-/// Every attach row starts with no records: its own PIPEWORK_RUNTIME_DIR (/tmp/pwb-rt<k>-<pid>),
+/// Every attach row starts with no records: its own PIPEWORK_RUNTIME_DIR (<records_base>/pwb-rt<k>-<pid>),
 /// set in the bench's environment (the processes it spawns inherit it, and the in-session row's
 /// engine reads it) and removed, with the old value restored, on drop. Without it, rows that
 /// reuse the guests would each find the previous row's stale record of every guest's eth1 (the
@@ -1793,10 +1868,37 @@ struct RowRecords {
     old: Option<std::ffi::OsString>,
 }
 
+/// pwb-rt*/pwb-detach-* runtime dirs of earlier benches that are gone (SIGKILLed: no Drop ran).
+fn sweep_stale_records_dirs() {
+    let Ok(rd) = std::fs::read_dir(records_base()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with("pwb-rt") || name.starts_with("pwb-detach-")) {
+            continue;
+        }
+        let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            println!("  removed stale {} (its bench is gone)", e.path().display());
+        }
+    }
+}
+
 fn row_records() -> R<RowRecords> {
+    row_records_in(&records_base())
+}
+
+fn row_records_in(base: &std::path::Path) -> R<RowRecords> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let k = NEXT.fetch_add(1, Ordering::SeqCst);
-    let dir = TempDir::create(&format!("pwb-rt{k}"))?;
+    let dir = TempDir::create_in(base, &format!("pwb-rt{k}"))?;
     let old = std::env::var_os("PIPEWORK_RUNTIME_DIR");
     // Called from the main thread between rows: every helper thread is joined by then.
     std::env::set_var("PIPEWORK_RUNTIME_DIR", &dir.0);
@@ -3216,6 +3318,15 @@ fn run() -> R<()> {
         if version.is_empty() { "?" } else { &version }
     );
     println!("  every row runs in its own private host netns; bridge {BRIDGE}; guests get 10.213.X.Y/16 on eth1");
+    sweep_stale_records_dirs();
+    let rb = records_base();
+    println!(
+        "  each attach row starts with no records: its own PIPEWORK_RUNTIME_DIR under {} ({}; /run is {}, /tmp is {})",
+        rb.display(),
+        fs_name(&rb),
+        fs_name(std::path::Path::new("/run")),
+        fs_name(std::path::Path::new("/tmp"))
+    );
 
     let mut rows = Vec::new();
     let t = Instant::now();
@@ -3226,7 +3337,18 @@ fn run() -> R<()> {
     );
     let floor = fork_rss_floor_kb();
 
-    rows.push(spawn_floor_row(n)?);
+    rows.push(spawn_floor_row(
+        "spawn floor (/bin/true)",
+        n,
+        std::path::Path::new("true"),
+        &[],
+    )?);
+    rows.push(spawn_floor_row(
+        "spawn floor (pipework -V)",
+        n,
+        &bin,
+        &["--version"],
+    )?);
     rows.push(pipework_row(
         "netns path (/proc/PID/ns/net)",
         &bin,
@@ -3262,6 +3384,12 @@ fn run() -> R<()> {
                 sb.display(),
                 elf_linkage(sb)
             );
+            rows.push(spawn_floor_row(
+                "spawn floor (static -V)",
+                n,
+                sb,
+                &["--version"],
+            )?);
             rows.extend(ab_rows(&bin, sb, &procs.guests)?);
         }
         None if std::env::var_os("PIPEWORK_BENCH_STATIC_BIN").is_none() => {
@@ -3375,7 +3503,9 @@ fn run() -> R<()> {
     }
     println!("vs_ip_sequence = ip-sequence p50 / row p50 (same guests, same run). The baseline is always the veth + Linux bridge");
     println!("  ip sequence, also for the macvlan and ovs rows (their own shell equivalents differ). Times are spawn-to-reap of each process,");
-    println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone.");
+    println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone, with");
+    println!("  /bin/true, and with `pipework --version` (exec + loading + argument parsing, no netlink: the floor under every");
+    println!("  pipework row), for the static binary too when it is measured.");
     println!(
         "peak_rss_kb = max ru_maxrss (wait4) over the row's child processes; floor inherited from the forked bench: {floor} kB"
     );
