@@ -180,6 +180,8 @@ fn cmd_in(ns: RawFd, prog: impl AsRef<std::ffi::OsStr>) -> Command {
 struct Run {
     ms: f64,
     maxrss_kb: i64,
+    /// The child's user + system CPU time (wait4's rusage), ms.
+    cpu_ms: f64,
     ok: bool,
     status: String,
     stderr: String,
@@ -218,6 +220,10 @@ fn timed_err_file(mut c: Command, err: &std::path::Path) -> R<Run> {
     Ok(run)
 }
 
+fn tv_ms(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3
+}
+
 /// wait4 for `child` (retrying on EINTR); the elapsed time since `t0`, its rusage and status.
 fn reap_timed(child: Child, t0: Instant, stderr: String) -> R<Run> {
     let pid = child.id() as libc::pid_t;
@@ -250,6 +256,7 @@ fn reap_timed(child: Child, t0: Instant, stderr: String) -> R<Run> {
     Ok(Run {
         ms,
         maxrss_kb: ru.ru_maxrss,
+        cpu_ms: tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime),
         ok,
         status,
         stderr,
@@ -613,6 +620,10 @@ struct Stats {
     /// Set for the in-session row: its samples are library calls in the bench process, not
     /// processes (no peak RSS of a child; the bench's own RSS growth instead).
     in_session: Option<InSession>,
+    /// CPU time (user + system) per sample, ms, where known: wait4's rusage of the child(ren),
+    /// or the bench's own getrusage for the in-session row. Less sensitive than wall time to the
+    /// other jobs sharing the 2 cores (which delay a run but do not add to its CPU time).
+    cpu_ms: Vec<f64>,
 }
 
 struct InSession {
@@ -635,6 +646,22 @@ impl Stats {
     fn max(&self) -> f64 {
         self.samples_ms.iter().cloned().fold(f64::NAN, f64::max)
     }
+    /// p50 of the CPU time per sample, as text ("-" where not measured).
+    fn cpu_p50(&self) -> String {
+        if self.cpu_ms.is_empty() {
+            return "-".into();
+        }
+        let c = Stats {
+            label: String::new(),
+            n: self.cpu_ms.len(),
+            samples_ms: self.cpu_ms.clone(),
+            peak_rss_kb: 0,
+            target_p50_ms: None,
+            in_session: None,
+            cpu_ms: Vec::new(),
+        };
+        format!("{:.2}", c.pct(50.0))
+    }
 }
 
 /// Runs one `pipework <hostif> <guest> <ip>/16` process per guest from inside `host` (fork,
@@ -647,8 +674,9 @@ fn attach_all(
     guests: &[Guest],
     guest_arg: &dyn Fn(usize, &Guest) -> String,
     envs: &[(&str, &str)],
-) -> R<(Vec<f64>, i64)> {
+) -> R<(Vec<f64>, i64, Vec<f64>)> {
     let mut samples = Vec::with_capacity(guests.len());
+    let mut cpu = Vec::with_capacity(guests.len());
     let mut peak = 0;
     for (i, g) in guests.iter().enumerate() {
         check_stop()?;
@@ -668,9 +696,10 @@ fn attach_all(
             ));
         }
         samples.push(r.ms);
+        cpu.push(r.cpu_ms);
         peak = peak.max(r.maxrss_kb);
     }
-    Ok((samples, peak))
+    Ok((samples, peak, cpu))
 }
 
 /// One `pipework` process per guest, inside a fresh host netns; then verify and tear down.
@@ -688,7 +717,7 @@ fn pipework_row(
         .map(|h| ("DOCKER_HOST", h))
         .into_iter()
         .collect();
-    let (samples, peak) = attach_all(label, bin, &host, BRIDGE, guests, &guest_arg, &envs)?;
+    let (samples, peak, cpu) = attach_all(label, bin, &host, BRIDGE, guests, &guest_arg, &envs)?;
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
         return Err(format!(
@@ -713,6 +742,7 @@ fn pipework_row(
         peak_rss_kb: peak,
         target_p50_ms: Some(target),
         in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -791,7 +821,7 @@ fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>)
     )?;
     run_in(host.raw(), "ip", &["link", "set", NIC_PEER, "up"])?;
     run_in(host.raw(), "ip", &["link", "set", NIC, "up"])?;
-    let (samples, peak) = attach_all(
+    let (samples, peak, cpu) = attach_all(
         label,
         bin,
         &host,
@@ -831,6 +861,7 @@ fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>)
         peak_rss_kb: peak,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1141,7 +1172,7 @@ fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> 
         t.elapsed().as_secs_f64() * 1e3
     );
     let rundir = ovs.rundir().to_string();
-    let (samples, peak) = attach_all(
+    let (samples, peak, cpu) = attach_all(
         label,
         bin,
         &host,
@@ -1219,6 +1250,7 @@ fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> 
         peak_rss_kb: peak,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1233,6 +1265,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
     let mut samples = Vec::with_capacity(guests.len());
     let mut step_ms: Vec<Vec<f64>> = (0..7).map(|_| Vec::with_capacity(guests.len())).collect();
     let mut peak = 0;
+    let mut cpu = Vec::with_capacity(guests.len());
     for (i, g) in guests.iter().enumerate() {
         check_stop()?;
         let local = format!("veth1pl{}", g.pid);
@@ -1257,6 +1290,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
             (gn, vec!["link", "set", "eth1", "up"]),
         ];
         let t0 = Instant::now();
+        let mut cpu_sum = 0.0;
         for (k, (ns, args)) in steps.iter().enumerate() {
             let mut c = cmd_in(*ns, "ip");
             c.args(args);
@@ -1270,9 +1304,11 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
                 ));
             }
             peak = peak.max(r.maxrss_kb);
+            cpu_sum += r.cpu_ms;
             step_ms[k].push(r.ms);
         }
         samples.push(t0.elapsed().as_secs_f64() * 1e3);
+        cpu.push(cpu_sum);
     }
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
@@ -1310,6 +1346,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
                 peak_rss_kb: 0,
                 target_p50_ms: None,
                 in_session: None,
+                cpu_ms: Vec::new(),
             };
             format!("{name} {:.2}", s.pct(50.0))
         })
@@ -1322,6 +1359,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
         peak_rss_kb: peak,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1331,6 +1369,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
 fn spawn_floor_row(label: &str, n: usize, prog: &std::path::Path, args: &[&str]) -> R<Stats> {
     let host = HostNs::new()?;
     let mut samples = Vec::with_capacity(n);
+    let mut cpu = Vec::with_capacity(n);
     let mut peak = 0;
     for _ in 0..n {
         check_stop()?;
@@ -1345,6 +1384,7 @@ fn spawn_floor_row(label: &str, n: usize, prog: &std::path::Path, args: &[&str])
             ));
         }
         samples.push(r.ms);
+        cpu.push(r.cpu_ms);
         peak = peak.max(r.maxrss_kb);
     }
     Ok(Stats {
@@ -1354,6 +1394,7 @@ fn spawn_floor_row(label: &str, n: usize, prog: &std::path::Path, args: &[&str])
         peak_rss_kb: peak,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1395,6 +1436,15 @@ fn self_rss_kb() -> i64 {
         .unwrap_or(-1)
 }
 
+/// CPU time (user + system) of the whole bench process so far, ms: every thread, including the
+/// short-lived ones the engine starts to open a socket inside a guest's netns. (The other bench
+/// threads are idle while the session thread runs.)
+fn self_cpu_ms() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime)
+}
+
 /// The attach request of `pipework BRIDGE /proc/PID/ns/net IP/16`, built by the CLI's grammar.
 fn session_request(path: &str, ip: &str) -> R<pipework::request::AttachRequest> {
     let argv: Vec<String> = ["pipework", BRIDGE, path, ip]
@@ -1418,14 +1468,14 @@ fn session_attaches(
     host: &HostNs,
     guests: &[Guest],
     verbose: bool,
-) -> R<(Vec<f64>, f64, i64)> {
+) -> R<(Vec<f64>, f64, i64, Vec<f64>)> {
     let host_fd = host.raw();
     let paths: Vec<String> = guests
         .iter()
         .map(|g| format!("/proc/{}/ns/net", g.pid))
         .collect();
     std::thread::scope(|s| {
-        s.spawn(|| -> R<(Vec<f64>, f64, i64)> {
+        s.spawn(|| -> R<(Vec<f64>, f64, i64, Vec<f64>)> {
             // Only this thread moves; it ends (and leaves the namespace) before `host` is closed.
             if unsafe { libc::setns(host_fd, libc::CLONE_NEWNET) } != 0 {
                 return Err(os_err("setns into the row's host netns"));
@@ -1434,21 +1484,24 @@ fn session_attaches(
             let mut session = Session::open(SessionOptions { verbose })
                 .map_err(|e| format!("[{label}] Session::open: {e}"))?;
             let mut samples = Vec::with_capacity(paths.len());
+            let mut cpu = Vec::with_capacity(paths.len());
             let t_all = Instant::now();
             for (i, path) in paths.iter().enumerate() {
                 check_stop()?;
                 let ip = format!("{}/16", guest_addr(i));
                 let req = session_request(path, &ip)?;
+                let c0 = self_cpu_ms();
                 let t0 = Instant::now();
                 session.attach(&req, false).map_err(|e| {
                     format!("[{label}] attach #{i} `{BRIDGE} {path} {ip}` failed: {e}")
                 })?;
                 samples.push(t0.elapsed().as_secs_f64() * 1e3);
+                cpu.push(self_cpu_ms() - c0);
             }
             let total_ms = t_all.elapsed().as_secs_f64() * 1e3;
             let growth = self_rss_kb() - rss0;
             drop(session);
-            Ok((samples, total_ms, growth))
+            Ok((samples, total_ms, growth, cpu))
         })
         .join()
         .map_err(|_| format!("[{label}] session thread panicked"))?
@@ -1514,6 +1567,7 @@ fn p50_of(v: Vec<f64>) -> f64 {
         peak_rss_kb: 0,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: Vec::new(),
     }
     .pct(50.0)
 }
@@ -1543,7 +1597,7 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
     let label = "in-session (library, ns path)";
     let records = row_records()?;
     let host = HostNs::new()?;
-    let (samples, total_ms, rss_growth_kb) = session_attaches(label, &host, guests, false)?;
+    let (samples, total_ms, rss_growth_kb, cpu) = session_attaches(label, &host, guests, false)?;
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
         return Err(format!(
@@ -1575,7 +1629,7 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
         let _redirect = StderrTo::file(&log_path)?;
         session_attaches(label, &host, guests, true)
     };
-    let (vsamples, vtotal, _) = pass?;
+    let (vsamples, vtotal, _, _) = pass?;
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let applied = applied_lines(&log);
     drop(host);
@@ -1632,10 +1686,10 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
         let pass = session_attaches(label, &host, guests, false);
         drop(host);
         drop(records);
-        let (dsamples, dtotal, _) = pass?;
+        let (dsamples, dtotal, _, dcpu) = pass?;
         wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
         println!(
-            "    records on {} ({}) instead of {} ({}), {} more attaches: p50 {:.3} ms, p95 {:.3} ms, {:.0}/s",
+            "    records on {} ({}) instead of {} ({}), {} more attaches: p50 {:.3} ms, p95 {:.3} ms, {:.0}/s, cpu p50 {:.3} ms",
             disk.display(),
             fs_name(disk),
             records_base().display(),
@@ -1649,9 +1703,11 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
                 peak_rss_kb: 0,
                 target_p50_ms: None,
                 in_session: None,
+                cpu_ms: Vec::new(),
             }
             .pct(95.0),
-            dsamples.len() as f64 / (dtotal / 1e3)
+            dsamples.len() as f64 / (dtotal / 1e3),
+            p50_of(dcpu)
         );
     }
     Ok(Stats {
@@ -1664,6 +1720,7 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
             total_ms,
             rss_growth_kb,
         }),
+        cpu_ms: cpu,
     })
 }
 
@@ -1676,6 +1733,7 @@ fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) 
     let _records = row_records()?;
     let host = HostNs::new()?;
     let mut samples = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
     let mut peak = [0, 0];
     for (i, g) in guests.iter().enumerate() {
         check_stop()?;
@@ -1698,6 +1756,7 @@ fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) 
             ));
         }
         samples[k].push(r.ms);
+        cpu[k].push(r.cpu_ms);
         peak[k] = peak[k].max(r.maxrss_kb);
     }
     let ports = bridge_ports(&host)?;
@@ -1717,15 +1776,17 @@ fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) 
         t.as_secs_f64() * 1e3
     );
     let [s0, s1] = samples;
-    let mk = |k: usize, v: Vec<f64>| Stats {
+    let [c0, c1] = cpu;
+    let mk = |k: usize, v: Vec<f64>, c: Vec<f64>| Stats {
         label: labels[k].into(),
         n: v.len(),
         samples_ms: v,
         peak_rss_kb: peak[k],
         target_p50_ms: Some(TARGET_P50_PATH_MS),
         in_session: None,
+        cpu_ms: c,
     };
-    Ok([mk(0, s0), mk(1, s1)])
+    Ok([mk(0, s0, c0), mk(1, s1, c1)])
 }
 
 /// Where PIPEWORK_BENCH_STATIC_BIN points, if it is set: Ok(None) if unset, Err(reason) to skip.
@@ -1789,6 +1850,7 @@ struct DetachRow {
     label: String,
     n: usize,
     total_ms: f64,
+    cpu_ms: f64,
     peak_rss_kb: i64,
     target_ms: Option<f64>,
 }
@@ -2044,6 +2106,7 @@ fn detach_rows(bin: &std::path::Path, guests: &[Guest]) -> R<Vec<DetachRow>> {
             label: "pipework detach --all".into(),
             n,
             total_ms: det.ms,
+            cpu_ms: det.cpu_ms,
             peak_rss_kb: det.maxrss_kb,
             target_ms: Some(TARGET_DETACH_ALL_MS),
         },
@@ -2051,6 +2114,7 @@ fn detach_rows(bin: &std::path::Path, guests: &[Guest]) -> R<Vec<DetachRow>> {
             label: "ip -batch: link del each".into(),
             n,
             total_ms: one.ms,
+            cpu_ms: one.cpu_ms,
             peak_rss_kb: one.maxrss_kb,
             target_ms: None,
         },
@@ -2064,8 +2128,14 @@ fn print_detach_table(rows: &[DetachRow]) {
         .map(|r| r.total_ms);
     println!();
     println!(
-        "{:<30} {:>5} {:>10} {:>12} {:>12} {:>14}  targets",
-        "detach (one host netns)", "n", "total_ms", "per_link_ms", "peak_rss_kb", "vs_one_by_one"
+        "{:<30} {:>5} {:>10} {:>12} {:>8} {:>12} {:>14}  targets",
+        "detach (one host netns)",
+        "n",
+        "total_ms",
+        "per_link_ms",
+        "cpu_ms",
+        "peak_rss_kb",
+        "vs_one_by_one"
     );
     for r in rows {
         let ratio = match (base, r.target_ms) {
@@ -2082,11 +2152,12 @@ fn print_detach_table(rows: &[DetachRow]) {
             None => "(reference)".into(),
         };
         println!(
-            "{:<30} {:>5} {:>10.1} {:>12.3} {:>12} {:>14}  {}",
+            "{:<30} {:>5} {:>10.1} {:>12.3} {:>8.1} {:>12} {:>14}  {}",
             r.label,
             r.n,
             r.total_ms,
             r.total_ms / r.n as f64,
+            r.cpu_ms,
             r.peak_rss_kb,
             ratio,
             verdict
@@ -2097,7 +2168,8 @@ fn print_detach_table(rows: &[DetachRow]) {
     println!("  engine puts the host ends in one link group and deletes the group with one RTM_DELLINK). Checked afterwards: no");
     println!("  host end left, `pipework ls --json` is [], no record file left, every guest back to lo only. Then N attaches");
     println!("  again and one `ip -batch` process with one `link del` line per host end (one RTM_DELLINK each, one after the");
-    println!("  other, each waiting for its own RCU grace period). vs_one_by_one = ip -batch total / detach --all total.");
+    println!("  other, each waiting for its own RCU grace period). vs_one_by_one = ip -batch total / detach --all total;");
+    println!("  cpu_ms = the process's user + system CPU time (wait4): the rest of total_ms is waiting, mostly for RCU.");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2803,6 +2875,7 @@ fn dhcp_builtin_row(
         peak_rss_kb: peak,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: Vec::new(),
     }];
     match unparsed {
         None => rows.push(Stats {
@@ -2812,6 +2885,7 @@ fn dhcp_builtin_row(
             peak_rss_kb: vpeak,
             target_p50_ms: None,
             in_session: None,
+            cpu_ms: Vec::new(),
         }),
         Some(err) => {
             let msg = format!(
@@ -2916,6 +2990,7 @@ fn external_client_row(
         peak_rss_kb: peak,
         target_p50_ms: None,
         in_session: None,
+        cpu_ms: Vec::new(),
     })
 }
 
@@ -3237,8 +3312,8 @@ fn docker_ready() -> Result<(String, String), String> {
 fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
     println!();
     println!(
-        "{:<30} {:>5} {:>8} {:>8} {:>8} {:>12} {:>15}  targets",
-        "row", "n", "p50_ms", "p95_ms", "max_ms", "peak_rss_kb", "vs_ip_sequence"
+        "{:<30} {:>5} {:>8} {:>8} {:>8} {:>8} {:>12} {:>15}  targets",
+        "row", "n", "p50_ms", "p95_ms", "max_ms", "cpu_p50", "peak_rss_kb", "vs_ip_sequence"
     );
     let met = |ok: bool| if ok { "met" } else { "OVER" };
     for s in rows {
@@ -3274,12 +3349,13 @@ fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
             (None, None) => (s.peak_rss_kb.to_string(), "(reference)".into()),
         };
         println!(
-            "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>12} {:>15}  {}",
+            "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>12} {:>15}  {}",
             s.label,
             s.n,
             p50,
             s.pct(95.0),
             s.max(),
+            s.cpu_p50(),
             rss,
             ratio,
             verdict
@@ -3506,6 +3582,10 @@ fn run() -> R<()> {
     println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone, with");
     println!("  /bin/true, and with `pipework --version` (exec + loading + argument parsing, no netlink: the floor under every");
     println!("  pipework row), for the static binary too when it is measured.");
+    println!("cpu_p50 = p50 of the CPU time (user + system) of each attach: wait4's rusage of the process (for the ip sequence,");
+    println!("  the sum over its 7 processes); in-session, the bench's own getrusage around each session.attach. The other jobs on the");
+    println!("  2 cores delay a run (wall time) without adding to its CPU time; kernel work deferred to other threads (RCU callbacks,");
+    println!("  workqueues) is in neither.");
     println!(
         "peak_rss_kb = max ru_maxrss (wait4) over the row's child processes; floor inherited from the forked bench: {floor} kB"
     );
