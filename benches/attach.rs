@@ -1,4 +1,5 @@
-//! Attach benchmark: wall time and peak RSS of one `pipework` process per guest.
+//! Attach benchmark: wall time, CPU time and peak RSS of one `pipework` process per guest, of
+//! attaches in one library session, and of detaching them all.
 //!
 //! Run as root: `cargo bench --bench attach` (or `scripts/bench.sh`, which also builds the release
 //! binary and starts the private Docker test daemon).
@@ -10,8 +11,11 @@
 //! * N guests (`sleep infinity` children that unshare their netns, i.e. `unshare -n sleep
 //!   infinity`, with PR_SET_PDEATHSIG so they die with the bench), reused by every row after
 //!   checking they are back to `lo` only;
-//! * for the Docker row, containers `pwb-<benchpid>-<i>` on the private test daemon
-//!   (`PIPEWORK_TEST_DOCKER_HOST`), removed on every exit path.
+//! * for the Docker rows, containers `pwb-<benchpid>-<i>` on the private test daemon
+//!   (`PIPEWORK_TEST_DOCKER_HOST`), removed on every exit path;
+//! * pipework's records: each attach row its own fresh PIPEWORK_RUNTIME_DIR
+//!   (`pwb-rt<k>-<benchpid>`) on a tmpfs (/run if it is one, as on a systemd host, else /dev/shm),
+//!   removed after the row, so no row finds another's stale records.
 //!
 //! Rows:
 //! * `netns path`  — `pipework br-bench /proc/PID/ns/net 10.213.X.Y/16`
@@ -62,11 +66,15 @@
 //! /etc/resolv.conf); every lease is checked in dnsmasq's lease file. A row whose client is not
 //! installed is skipped with the reason.
 //!
+//! Every row also shows the p50 CPU time (user + system) per attach, from wait4's rusage (for the
+//! in-session row, getrusage of the bench): other jobs on the machine delay a run without adding
+//! to it.
+//!
 //! Timings are never asserted. The bench aborts only on functional failures (an attach that exits
 //! non-zero, a guest without its address, a bridge without its ports).
 //!
 //! Environment: PIPEWORK_BENCH_N (guests, default 200), PIPEWORK_BENCH_DOCKER_N (containers,
-//! default min(N, 50)), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
+//! default N, at most 200), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
 //! PIPEWORK_BENCH_STATIC_BIN (a second, static binary for the A/B rows; unset skips them),
 //! PIPEWORK_TEST_DOCKER_HOST (unix://… of the test daemon; Docker row skipped without it),
 //! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest), PIPEWORK_BENCH_DHCP_N (guests per
@@ -91,7 +99,9 @@ type R<T> = Result<T, String>;
 
 const BRIDGE: &str = "br-bench";
 const DEFAULT_N: usize = 200;
-const DEFAULT_DOCKER_N: usize = 50;
+/// The Docker targets are for 200 guests on one bridge: the Docker rows use all N guests by
+/// default (creating 200 containers takes ~30 s on the test daemon).
+const DEFAULT_DOCKER_N: usize = 200;
 const DEFAULT_OVS_N: usize = 50;
 const TARGET_P50_PATH_MS: f64 = 1.7;
 const TARGET_P50_DOCKER_MS: f64 = 2.0;
@@ -3502,7 +3512,7 @@ fn run() -> R<()> {
             let t = Instant::now();
             let cs = create_containers(&host, &image, dn)?;
             println!(
-                "  {dn} containers created in {:.1} s (docker run ~0.3 s each, so the Docker row uses min(N, {DEFAULT_DOCKER_N}); PIPEWORK_BENCH_DOCKER_N overrides)",
+                "  {dn} containers created in {:.1} s, 4 docker runs at a time (the Docker rows use min(N, {DEFAULT_DOCKER_N}), as the targets are for 200 guests on one bridge; PIPEWORK_BENCH_DOCKER_N overrides)",
                 t.elapsed().as_secs_f64()
             );
             let names = cs.names.clone();

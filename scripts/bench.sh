@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Attach benchmark (benches/attach.rs). Run as root.
-#   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker row with min(N,50)
+#   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker rows with min(N,200)
+#   PIPEWORK_BENCH_DOCKER_N=50            fewer containers for the Docker rows (creating 200 takes ~30 s)
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
 #   PIPEWORK_BENCH_OVS_N=20               guests of the Open vSwitch row (default min(N,50))
 #   PIPEWORK_BENCH_DHCP_N=20              fresh guests per time-to-lease row (default 20, max 60, 0 skips)
