@@ -1,4 +1,5 @@
-//! Attach benchmark: wall time and peak RSS of one `pipework` process per guest.
+//! Attach benchmark: wall time, CPU time and peak RSS of one `pipework` process per guest, of
+//! attaches in one library session, and of detaching them all.
 //!
 //! Run as root: `cargo bench --bench attach` (or `scripts/bench.sh`, which also builds the release
 //! binary and starts the private Docker test daemon).
@@ -10,8 +11,11 @@
 //! * N guests (`sleep infinity` children that unshare their netns, i.e. `unshare -n sleep
 //!   infinity`, with PR_SET_PDEATHSIG so they die with the bench), reused by every row after
 //!   checking they are back to `lo` only;
-//! * for the Docker row, containers `pwb-<benchpid>-<i>` on the private test daemon
-//!   (`PIPEWORK_TEST_DOCKER_HOST`), removed on every exit path.
+//! * for the Docker rows, containers `pwb-<benchpid>-<i>` on the private test daemon
+//!   (`PIPEWORK_TEST_DOCKER_HOST`), removed on every exit path;
+//! * pipework's records: each attach row its own fresh PIPEWORK_RUNTIME_DIR
+//!   (`pwb-rt<k>-<benchpid>`) on a tmpfs (/run if it is one, as on a systemd host, else /dev/shm),
+//!   removed after the row, so no row finds another's stale records.
 //!
 //! Rows:
 //! * `netns path`  — `pipework br-bench /proc/PID/ns/net 10.213.X.Y/16`
@@ -25,9 +29,23 @@
 //!   children of the bench with PR_SET_PDEATHSIG, stopped and removed on every exit path.
 //!   min(N, 50) guests by default (each add-port waits for ovs-vswitchd). Skipped, with the
 //!   reason, if Open vSwitch is not installed.
+//! * `ns path A/B: dynamic` / `ns path A/B: static` — only when PIPEWORK_BENCH_STATIC_BIN names a
+//!   binary (scripts/bench.sh builds one with `-C target-feature=+crt-static`): the netns path
+//!   attach with PIPEWORK_BIN and with that binary, alternating guest by guest (ABBA pairs) in one
+//!   host netns, N/2 each.
+//! * `in-session (library, ns path)` — no process per attach: a thread of the bench enters a
+//!   fresh host netns, opens one `pipework::engine::Session` and, per guest, builds the request
+//!   with `pipework::grammar::parse` and times `session.attach(&req, false)`; also the rate
+//!   (N / wall time of the loop) and the bench's VmRSS growth.
 //! * `docker name` — `pipework br-bench pwb-…-i 10.213.X.Y/16` with DOCKER_HOST set
+//! * `docker ID` — the same containers by their full 64-hex-digit ID
 //! * `ip sequence` — baseline: the `ip` commands the original pipework runs per guest (veth +
 //!   Linux bridge; every row's ratio is against this one).
+//!
+//! Detach (own table): in one more host netns (bench-made br-bench, a fresh PIPEWORK_RUNTIME_DIR),
+//! N attaches, then one `pipework detach --all` process, timed spawn to reap; checked: no host end
+//! left, `pipework ls --json` is `[]`, no record file. Then N attaches again and one `ip -batch`
+//! process deleting the host ends one `link del` at a time, for comparison.
 //!
 //! Time to lease (own section and table): in one more private host netns, bridge `br-dhcp`
 //! (10.213.200.1/24) and dnsmasq serving 10.213.200.10-250 on it (a child of the bench with
@@ -48,11 +66,16 @@
 //! /etc/resolv.conf); every lease is checked in dnsmasq's lease file. A row whose client is not
 //! installed is skipped with the reason.
 //!
+//! Every row also shows the p50 CPU time (user + system) per attach, from wait4's rusage (for the
+//! in-session row, getrusage of the bench): other jobs on the machine delay a run without adding
+//! to it.
+//!
 //! Timings are never asserted. The bench aborts only on functional failures (an attach that exits
 //! non-zero, a guest without its address, a bridge without its ports).
 //!
 //! Environment: PIPEWORK_BENCH_N (guests, default 200), PIPEWORK_BENCH_DOCKER_N (containers,
-//! default min(N, 50)), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
+//! default min(N, 50); the Docker targets are for 200), PIPEWORK_BENCH_OVS_N (OVS row guests, default min(N, 50)), PIPEWORK_BIN (binary, default target/release/pipework),
+//! PIPEWORK_BENCH_STATIC_BIN (a second, static binary for the A/B rows; unset skips them),
 //! PIPEWORK_TEST_DOCKER_HOST (unix://… of the test daemon; Docker row skipped without it),
 //! PIPEWORK_TEST_IMAGE (default pipework-test/busybox:latest), PIPEWORK_BENCH_DHCP_N (guests per
 //! time-to-lease row, default 20, at most 60; 0 skips the section).
@@ -68,15 +91,26 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use pipework::engine::{Session, SessionOptions};
+use pipework::grammar::{self, Invocation};
+use pipework::request::Command as PwCommand;
+
 type R<T> = Result<T, String>;
 
 const BRIDGE: &str = "br-bench";
 const DEFAULT_N: usize = 200;
+/// Containers of the Docker rows by default. The Docker targets are for 200 guests on one
+/// bridge (PIPEWORK_BENCH_DOCKER_N=200), but the test daemon is shared: dockerd 20.10 hung here
+/// while 200 containers were removed at once, so the default stays at 50.
 const DEFAULT_DOCKER_N: usize = 50;
 const DEFAULT_OVS_N: usize = 50;
-const TARGET_P50_PATH_MS: f64 = 2.0;
-const TARGET_P50_DOCKER_MS: f64 = 3.0;
-const TARGET_RSS_KB: i64 = 5 * 1024;
+const TARGET_P50_PATH_MS: f64 = 1.7;
+const TARGET_P50_DOCKER_MS: f64 = 2.0;
+const TARGET_RSS_KB: i64 = 4 * 1024;
+/// Attaches per second in one session (library calls, no process per attach).
+const TARGET_SESSION_PER_S: f64 = 1000.0;
+/// `pipework detach --all` of N attachments, spawn to reap.
+const TARGET_DETACH_ALL_MS: f64 = 1000.0;
 
 // ---------------------------------------------------------------------------------------------
 // Interruption: SIGINT/SIGTERM set a flag; loops check it and unwind through the Drop guards.
@@ -157,6 +191,8 @@ fn cmd_in(ns: RawFd, prog: impl AsRef<std::ffi::OsStr>) -> Command {
 struct Run {
     ms: f64,
     maxrss_kb: i64,
+    /// The child's user + system CPU time (wait4's rusage), ms.
+    cpu_ms: f64,
     ok: bool,
     status: String,
     stderr: String,
@@ -195,6 +231,10 @@ fn timed_err_file(mut c: Command, err: &std::path::Path) -> R<Run> {
     Ok(run)
 }
 
+fn tv_ms(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3
+}
+
 /// wait4 for `child` (retrying on EINTR); the elapsed time since `t0`, its rusage and status.
 fn reap_timed(child: Child, t0: Instant, stderr: String) -> R<Run> {
     let pid = child.id() as libc::pid_t;
@@ -227,6 +267,7 @@ fn reap_timed(child: Child, t0: Instant, stderr: String) -> R<Run> {
     Ok(Run {
         ms,
         maxrss_kb: ru.ru_maxrss,
+        cpu_ms: tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime),
         ok,
         status,
         stderr,
@@ -332,6 +373,8 @@ impl Drop for GuestProcs {
 struct Containers {
     docker_host: String,
     names: Vec<String>,
+    /// Full (64 hex digit) container IDs, in the order of `names` (and `guests`).
+    ids: Vec<String>,
     guests: Vec<Guest>,
 }
 
@@ -342,9 +385,7 @@ impl Drop for Containers {
             return;
         }
         for chunk in self.names.chunks(100) {
-            let _ = Command::new("docker")
-                .arg("-H")
-                .arg(&self.docker_host)
+            let _ = docker_cmd(&self.docker_host, DOCKER_RM_TIMEOUT)
                 .args(["rm", "-f"])
                 .args(chunk)
                 .stdin(Stdio::null())
@@ -355,10 +396,33 @@ impl Drop for Containers {
     }
 }
 
+/// Seconds a docker CLI call may take before `timeout` stops it: a daemon that stops answering
+/// (seen here: dockerd 20.10 hung during a `docker rm -f` of 200 containers while other clients
+/// were creating theirs) must cost the bench its Docker rows, not hang it.
+const DOCKER_TIMEOUT: &str = "60";
+const DOCKER_RM_TIMEOUT: &str = "60";
+
+/// `timeout -k 5 SECS docker -H host`: the caller adds the arguments.
+fn docker_cmd(host: &str, secs: &str) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "5", secs, "docker", "-H", host]);
+    cmd
+}
+
 fn docker(host: &str, args: &[&str]) -> R<String> {
-    let mut cmd = Command::new("docker");
-    cmd.arg("-H").arg(host).args(args);
-    output_of(cmd, "docker", args)
+    docker_t(host, DOCKER_TIMEOUT, args)
+}
+
+fn docker_t(host: &str, secs: &str, args: &[&str]) -> R<String> {
+    let mut cmd = docker_cmd(host, secs);
+    cmd.args(args);
+    output_of(cmd, "docker", args).map_err(|e| {
+        if e.contains("exit status: 124") || e.contains("exit status: 137") {
+            format!("{e} (no answer within {secs} s)")
+        } else {
+            e
+        }
+    })
 }
 
 /// Create `n` containers with --net=none, a few `docker run`s at a time.
@@ -369,6 +433,7 @@ fn create_containers(host: &str, image: &str, n: usize) -> R<Containers> {
     let mut cs = Containers {
         docker_host: host.to_string(),
         names: names.clone(),
+        ids: Vec::new(),
         guests: Vec::new(),
     };
     let next = AtomicUsize::new(0);
@@ -408,14 +473,18 @@ fn create_containers(host: &str, image: &str, n: usize) -> R<Containers> {
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
-    let mut args = vec!["inspect", "-f", "{{.State.Pid}}"];
+    let mut args = vec!["inspect", "-f", "{{.State.Pid}} {{.Id}}"];
     args.extend(names.iter().map(|s| s.as_str()));
     let pids = docker(host, &args)?;
     for (name, line) in names.iter().zip(pids.lines()) {
-        let pid: u32 = line
-            .trim()
+        let (pid, id) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+        let pid: u32 = pid
             .parse()
             .map_err(|_| format!("container {name}: bad pid {line:?}"))?;
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("container {name}: bad ID {id:?}"));
+        }
+        cs.ids.push(id.to_string());
         if pid == 0 {
             return Err(format!("container {name} is not running"));
         }
@@ -580,6 +649,20 @@ struct Stats {
     samples_ms: Vec<f64>,
     peak_rss_kb: i64,
     target_p50_ms: Option<f64>,
+    /// Set for the in-session row: its samples are library calls in the bench process, not
+    /// processes (no peak RSS of a child; the bench's own RSS growth instead).
+    in_session: Option<InSession>,
+    /// CPU time (user + system) per sample, ms, where known: wait4's rusage of the child(ren),
+    /// or the bench's own getrusage for the in-session row. Less sensitive than wall time to the
+    /// other jobs sharing the 2 cores (which delay a run but do not add to its CPU time).
+    cpu_ms: Vec<f64>,
+}
+
+struct InSession {
+    /// Wall time of the whole loop (parse + attach, N times).
+    total_ms: f64,
+    /// VmRSS of the bench process after the last attach minus before Session::open.
+    rss_growth_kb: i64,
 }
 
 impl Stats {
@@ -595,6 +678,22 @@ impl Stats {
     fn max(&self) -> f64 {
         self.samples_ms.iter().cloned().fold(f64::NAN, f64::max)
     }
+    /// p50 of the CPU time per sample, as text ("-" where not measured).
+    fn cpu_p50(&self) -> String {
+        if self.cpu_ms.is_empty() {
+            return "-".into();
+        }
+        let c = Stats {
+            label: String::new(),
+            n: self.cpu_ms.len(),
+            samples_ms: self.cpu_ms.clone(),
+            peak_rss_kb: 0,
+            target_p50_ms: None,
+            in_session: None,
+            cpu_ms: Vec::new(),
+        };
+        format!("{:.2}", c.pct(50.0))
+    }
 }
 
 /// Runs one `pipework <hostif> <guest> <ip>/16` process per guest from inside `host` (fork,
@@ -607,8 +706,9 @@ fn attach_all(
     guests: &[Guest],
     guest_arg: &dyn Fn(usize, &Guest) -> String,
     envs: &[(&str, &str)],
-) -> R<(Vec<f64>, i64)> {
+) -> R<(Vec<f64>, i64, Vec<f64>)> {
     let mut samples = Vec::with_capacity(guests.len());
+    let mut cpu = Vec::with_capacity(guests.len());
     let mut peak = 0;
     for (i, g) in guests.iter().enumerate() {
         check_stop()?;
@@ -628,9 +728,10 @@ fn attach_all(
             ));
         }
         samples.push(r.ms);
+        cpu.push(r.cpu_ms);
         peak = peak.max(r.maxrss_kb);
     }
-    Ok((samples, peak))
+    Ok((samples, peak, cpu))
 }
 
 /// One `pipework` process per guest, inside a fresh host netns; then verify and tear down.
@@ -642,12 +743,13 @@ fn pipework_row(
     docker_host: Option<&str>,
     target: f64,
 ) -> R<Stats> {
+    let records = row_records()?;
     let host = HostNs::new()?;
     let envs: Vec<(&str, &str)> = docker_host
         .map(|h| ("DOCKER_HOST", h))
         .into_iter()
         .collect();
-    let (samples, peak) = attach_all(label, bin, &host, BRIDGE, guests, &guest_arg, &envs)?;
+    let (samples, peak, cpu) = attach_all(label, bin, &host, BRIDGE, guests, &guest_arg, &envs)?;
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
         return Err(format!(
@@ -657,15 +759,22 @@ fn pipework_row(
     }
     verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
     drop(host);
+    drop(records);
     let t =
         wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
     println!("  {label}: {} attaches verified ({ports} bridge ports, every guest has its address); host netns torn down in {:.0} ms", guests.len(), t.as_secs_f64() * 1e3);
+    println!(
+        "    p50 per quarter of the row (bridge filling up): {} ms",
+        quarters(&samples)
+    );
     Ok(Stats {
         label: label.into(),
         n: guests.len(),
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: Some(target),
+        in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -735,6 +844,7 @@ const NIC_PEER: &str = "pwbnic0p";
 /// as eth1 inside each guest. Closing the host netns deletes pwbnic0 and with it every child.
 fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> R<Stats> {
     let label = "macvlan (netns path)";
+    let _records = row_records()?;
     let host = HostNs::new()?;
     run_in(
         host.raw(),
@@ -743,7 +853,7 @@ fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>)
     )?;
     run_in(host.raw(), "ip", &["link", "set", NIC_PEER, "up"])?;
     run_in(host.raw(), "ip", &["link", "set", NIC, "up"])?;
-    let (samples, peak) = attach_all(
+    let (samples, peak, cpu) = attach_all(
         label,
         bin,
         &host,
@@ -782,6 +892,8 @@ fn macvlan_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>)
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1082,6 +1194,7 @@ fn sweep_stale_ovs_dirs() {
 /// OVS bridge whose daemons run inside the row's host netns.
 fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> R<Stats> {
     let label = "ovs (netns path)";
+    let _records = row_records()?;
     let host = HostNs::new()?;
     let t = Instant::now();
     // Declared after `host`, so dropped before it on every error path (the daemons hold it).
@@ -1091,7 +1204,7 @@ fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> 
         t.elapsed().as_secs_f64() * 1e3
     );
     let rundir = ovs.rundir().to_string();
-    let (samples, peak) = attach_all(
+    let (samples, peak, cpu) = attach_all(
         label,
         bin,
         &host,
@@ -1168,6 +1281,8 @@ fn ovs_row(bin: &std::path::Path, guests: &[Guest], notes: &mut Vec<String>) -> 
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1182,6 +1297,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
     let mut samples = Vec::with_capacity(guests.len());
     let mut step_ms: Vec<Vec<f64>> = (0..7).map(|_| Vec::with_capacity(guests.len())).collect();
     let mut peak = 0;
+    let mut cpu = Vec::with_capacity(guests.len());
     for (i, g) in guests.iter().enumerate() {
         check_stop()?;
         let local = format!("veth1pl{}", g.pid);
@@ -1206,6 +1322,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
             (gn, vec!["link", "set", "eth1", "up"]),
         ];
         let t0 = Instant::now();
+        let mut cpu_sum = 0.0;
         for (k, (ns, args)) in steps.iter().enumerate() {
             let mut c = cmd_in(*ns, "ip");
             c.args(args);
@@ -1219,9 +1336,11 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
                 ));
             }
             peak = peak.max(r.maxrss_kb);
+            cpu_sum += r.cpu_ms;
             step_ms[k].push(r.ms);
         }
         samples.push(t0.elapsed().as_secs_f64() * 1e3);
+        cpu.push(cpu_sum);
     }
     let ports = bridge_ports(&host)?;
     if ports != guests.len() {
@@ -1258,6 +1377,8 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
                 samples_ms: v,
                 peak_rss_kb: 0,
                 target_p50_ms: None,
+                in_session: None,
+                cpu_ms: Vec::new(),
             };
             format!("{name} {:.2}", s.pct(50.0))
         })
@@ -1269,30 +1390,43 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
+        cpu_ms: cpu,
     })
 }
 
-/// What one process invocation costs before it does anything: `true` spawned the same way
-/// (fork, setns into a host netns, exec, wait4). Not a target; it shows the floor under every row.
-fn spawn_floor_row(n: usize) -> R<Stats> {
+/// What one process invocation costs before it does anything: `prog args` spawned the same way
+/// (fork, setns into a host netns, exec, wait4). Not a target; it shows the floor under every row:
+/// `/bin/true`, and `pipework --version` (exec, dynamic loading if any, clap, no netlink).
+fn spawn_floor_row(label: &str, n: usize, prog: &std::path::Path, args: &[&str]) -> R<Stats> {
     let host = HostNs::new()?;
     let mut samples = Vec::with_capacity(n);
+    let mut cpu = Vec::with_capacity(n);
     let mut peak = 0;
     for _ in 0..n {
         check_stop()?;
-        let r = timed(cmd_in(host.raw(), "true"))?;
+        let mut c = cmd_in(host.raw(), prog);
+        c.args(args);
+        let r = timed(c)?;
         if !r.ok {
-            return Err(format!("`true` failed ({})", r.status));
+            return Err(format!(
+                "[{label}] `{}` failed ({})",
+                prog.display(),
+                r.status
+            ));
         }
         samples.push(r.ms);
+        cpu.push(r.cpu_ms);
         peak = peak.max(r.maxrss_kb);
     }
     Ok(Stats {
-        label: "spawn floor (/bin/true)".into(),
+        label: label.into(),
         n,
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
+        cpu_ms: cpu,
     })
 }
 
@@ -1316,6 +1450,758 @@ fn fork_rss_floor_kb() -> i64 {
         }
         ru.ru_maxrss
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-session row: the engine as a library, many attaches in one session, no process per attach.
+
+/// VmRSS of the bench process (kB), from /proc/self/status.
+fn self_rss_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(-1)
+}
+
+/// CPU time (user + system) of the whole bench process so far, ms: every thread, including the
+/// short-lived ones the engine starts to open a socket inside a guest's netns. (The other bench
+/// threads are idle while the session thread runs.)
+fn self_cpu_ms() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime)
+}
+
+/// The attach request of `pipework BRIDGE /proc/PID/ns/net IP/16`, built by the CLI's grammar.
+fn session_request(path: &str, ip: &str) -> R<pipework::request::AttachRequest> {
+    let argv: Vec<String> = ["pipework", BRIDGE, path, ip]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match grammar::parse(&argv).map_err(|e| format!("parse {argv:?}: {e}"))? {
+        Invocation::Run(cmd, _) => match *cmd {
+            PwCommand::Attach(req) => Ok(req),
+            other => Err(format!("parse {argv:?}: not an attach: {other:?}")),
+        },
+        Invocation::Print(t) => Err(format!("parse {argv:?}: printed {t:?}")),
+    }
+}
+
+/// One pass of in-session attaches: on a thread that entered `host`, one `Session`, then per
+/// guest `grammar::parse` + `session.attach(&req, false)`, each timed. (samples, loop wall time,
+/// bench VmRSS growth from before Session::open to after the last attach.)
+fn session_attaches(
+    label: &str,
+    host: &HostNs,
+    guests: &[Guest],
+    verbose: bool,
+) -> R<(Vec<f64>, f64, i64, Vec<f64>)> {
+    let host_fd = host.raw();
+    let paths: Vec<String> = guests
+        .iter()
+        .map(|g| format!("/proc/{}/ns/net", g.pid))
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| -> R<(Vec<f64>, f64, i64, Vec<f64>)> {
+            // Only this thread moves; it ends (and leaves the namespace) before `host` is closed.
+            if unsafe { libc::setns(host_fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(os_err("setns into the row's host netns"));
+            }
+            let rss0 = self_rss_kb();
+            let mut session = Session::open(SessionOptions { verbose })
+                .map_err(|e| format!("[{label}] Session::open: {e}"))?;
+            let mut samples = Vec::with_capacity(paths.len());
+            let mut cpu = Vec::with_capacity(paths.len());
+            let t_all = Instant::now();
+            for (i, path) in paths.iter().enumerate() {
+                check_stop()?;
+                let ip = format!("{}/16", guest_addr(i));
+                let req = session_request(path, &ip)?;
+                let c0 = self_cpu_ms();
+                let t0 = Instant::now();
+                session.attach(&req, false).map_err(|e| {
+                    format!("[{label}] attach #{i} `{BRIDGE} {path} {ip}` failed: {e}")
+                })?;
+                samples.push(t0.elapsed().as_secs_f64() * 1e3);
+                cpu.push(self_cpu_ms() - c0);
+            }
+            let total_ms = t_all.elapsed().as_secs_f64() * 1e3;
+            let growth = self_rss_kb() - rss0;
+            drop(session);
+            Ok((samples, total_ms, growth, cpu))
+        })
+        .join()
+        .map_err(|_| format!("[{label}] session thread panicked"))?
+    })
+}
+
+/// The bench's stderr (fd 2) goes to `path` until dropped (for the engine's `-v` lines, which it
+/// writes with eprintln). Only the session thread writes meanwhile.
+struct StderrTo {
+    saved: RawFd,
+}
+
+impl StderrTo {
+    fn file(path: &std::path::Path) -> R<Self> {
+        let f = File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 {
+            return Err(os_err("dup(2)"));
+        }
+        if unsafe { libc::dup2(f.as_raw_fd(), 2) } < 0 {
+            let e = os_err("dup2 onto stderr");
+            unsafe { libc::close(saved) };
+            return Err(e);
+        }
+        Ok(StderrTo { saved })
+    }
+}
+
+impl Drop for StderrTo {
+    fn drop(&mut self) {
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+        }
+    }
+}
+
+/// From the engine's `-v` lines: each attach's "applied N steps in X ms (step ms, ...)".
+fn applied_lines(log: &str) -> Vec<(f64, Vec<(String, f64)>)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("pipework: applied ")?;
+            let (_, rest) = rest.split_once(" steps in ")?;
+            let (total, rest) = rest.split_once(" ms (")?;
+            let steps = rest
+                .trim_end_matches(')')
+                .split(", ")
+                .filter_map(|kv| {
+                    let (k, v) = kv.rsplit_once(' ')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect();
+            Some((total.parse().ok()?, steps))
+        })
+        .collect()
+}
+
+fn p50_of(v: Vec<f64>) -> f64 {
+    Stats {
+        label: String::new(),
+        n: v.len(),
+        samples_ms: v,
+        peak_rss_kb: 0,
+        target_p50_ms: None,
+        in_session: None,
+        cpu_ms: Vec::new(),
+    }
+    .pct(50.0)
+}
+
+/// "a / b / c / d": p50 of each quarter of the samples in attach order (the bridge grows from 0 to
+/// N ports over the row).
+fn quarters(samples: &[f64]) -> String {
+    let q = samples.len() / 4;
+    if q == 0 {
+        return "-".into();
+    }
+    (0..4)
+        .map(|k| {
+            let end = if k == 3 { samples.len() } else { (k + 1) * q };
+            format!("{:.2}", p50_of(samples[k * q..end].to_vec()))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The in-session row: `session_attaches` in a fresh private host netns (pipework creates
+/// br-bench at the first attach, as in the process rows), verified and torn down like
+/// `pipework_row`. Then, for reading it, the same again with `SessionOptions { verbose: true }`
+/// (stderr to a file) in another fresh host netns: the engine's own per-step times, and what the
+/// attach spends outside its apply steps.
+fn session_row(guests: &[Guest]) -> R<Stats> {
+    let label = "in-session (library, ns path)";
+    let records = row_records()?;
+    let host = HostNs::new()?;
+    let (samples, total_ms, rss_growth_kb, cpu) = session_attaches(label, &host, guests, false)?;
+    let ports = bridge_ports(&host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[{label}] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    drop(host);
+    drop(records);
+    let t =
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    println!(
+        "  {label}: {} attaches in one Session in {total_ms:.0} ms ({:.0}/s), verified ({ports} bridge ports, every guest has its address); bench RSS grew {rss_growth_kb} kB; host netns torn down in {:.0} ms",
+        guests.len(),
+        guests.len() as f64 / (total_ms / 1e3),
+        t.as_secs_f64() * 1e3
+    );
+    println!(
+        "    p50 per quarter of the row (bridge filling up): {} ms",
+        quarters(&samples)
+    );
+
+    // The -v pass.
+    let records = row_records()?;
+    let host = HostNs::new()?;
+    let log_path = records.dir.0.join("verbose.log");
+    let pass = {
+        let _redirect = StderrTo::file(&log_path)?;
+        session_attaches(label, &host, guests, true)
+    };
+    let (vsamples, vtotal, _, _) = pass?;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let applied = applied_lines(&log);
+    drop(host);
+    drop(records);
+    wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+    if applied.len() != vsamples.len() {
+        println!(
+            "    -v pass: {} attaches but {} \"applied\" lines in the engine's log; no breakdown",
+            vsamples.len(),
+            applied.len()
+        );
+    } else {
+        let mut names: Vec<String> = Vec::new();
+        for (_, steps) in &applied {
+            for (k, _) in steps {
+                if !names.contains(k) {
+                    names.push(k.clone());
+                }
+            }
+        }
+        let per_step: Vec<String> = names
+            .iter()
+            .map(|k| {
+                let v: Vec<f64> = applied
+                    .iter()
+                    .filter_map(|(_, st)| st.iter().find(|(n, _)| n == k).map(|(_, ms)| *ms))
+                    .collect();
+                format!("{k} {:.3}", p50_of(v))
+            })
+            .collect();
+        let outside: Vec<f64> = vsamples
+            .iter()
+            .zip(&applied)
+            .map(|(a, (ap, _))| a - ap)
+            .collect();
+        println!(
+            "    -v pass ({} more attaches, {:.0}/s): p50 attach {:.3} ms = apply steps {:.3} + outside them {:.3} (resolve, lock, record lookup, guest socket, plan, record write)",
+            vsamples.len(),
+            vsamples.len() as f64 / (vtotal / 1e3),
+            p50_of(vsamples.clone()),
+            p50_of(applied.iter().map(|(t, _)| *t).collect()),
+            p50_of(outside)
+        );
+        println!(
+            "    -v pass p50 per apply step (ms): {}",
+            per_step.join(", ")
+        );
+    }
+    // The same with the records on /tmp, when that is another file system (here: the root ext4).
+    let disk = std::path::Path::new("/tmp");
+    if fs_name(disk) != fs_name(&records_base()) {
+        let records = row_records_in(disk)?;
+        let host = HostNs::new()?;
+        let pass = session_attaches(label, &host, guests, false);
+        drop(host);
+        drop(records);
+        let (dsamples, dtotal, _, dcpu) = pass?;
+        wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
+        println!(
+            "    records on {} ({}) instead of {} ({}), {} more attaches: p50 {:.3} ms, p95 {:.3} ms, {:.0}/s, cpu p50 {:.3} ms",
+            disk.display(),
+            fs_name(disk),
+            records_base().display(),
+            fs_name(&records_base()),
+            dsamples.len(),
+            p50_of(dsamples.clone()),
+            Stats {
+                label: String::new(),
+                n: dsamples.len(),
+                samples_ms: dsamples.clone(),
+                peak_rss_kb: 0,
+                target_p50_ms: None,
+                in_session: None,
+                cpu_ms: Vec::new(),
+            }
+            .pct(95.0),
+            dsamples.len() as f64 / (dtotal / 1e3),
+            p50_of(dcpu)
+        );
+    }
+    Ok(Stats {
+        label: label.into(),
+        n: guests.len(),
+        samples_ms: samples,
+        peak_rss_kb: rss_growth_kb,
+        target_p50_ms: None,
+        in_session: Some(InSession {
+            total_ms,
+            rss_growth_kb,
+        }),
+        cpu_ms: cpu,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static vs dynamic binary: one host netns, the two binaries alternating guest by guest, so both
+// see the same bridge sizes and the same background load.
+
+fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) -> R<[Stats; 2]> {
+    let labels = ["ns path A/B: dynamic", "ns path A/B: static"];
+    let _records = row_records()?;
+    let host = HostNs::new()?;
+    let mut samples = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    let mut peak = [0, 0];
+    for (i, g) in guests.iter().enumerate() {
+        check_stop()?;
+        // Pairs (0,1), (2,3), ...: the dynamic one first in even pairs, the static one first in
+        // odd pairs, so neither always runs on the smaller bridge.
+        let k = (i % 2) ^ ((i / 2) % 2);
+        let bin = if k == 0 { dynamic } else { stat };
+        let garg = format!("/proc/{}/ns/net", g.pid);
+        let ip = format!("{}/16", guest_addr(i));
+        let mut c = cmd_in(host.raw(), bin);
+        c.args([BRIDGE, &garg, &ip]);
+        let r = timed(c)?;
+        if !r.ok {
+            return Err(format!(
+                "[{}] attach #{i} `{} {BRIDGE} {garg} {ip}` failed ({}):\n{}",
+                labels[k],
+                bin.display(),
+                r.status,
+                r.stderr.trim_end()
+            ));
+        }
+        samples[k].push(r.ms);
+        cpu[k].push(r.cpu_ms);
+        peak[k] = peak[k].max(r.maxrss_kb);
+    }
+    let ports = bridge_ports(&host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[ns path A/B] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[ns path A/B] {e}"))?;
+    drop(host);
+    let t = wait_guests_clean(guests, Duration::from_secs(60))
+        .map_err(|e| format!("[ns path A/B] {e}"))?;
+    println!(
+        "  ns path A/B: {} attaches (dynamic and static binary alternating) verified; host netns torn down in {:.0} ms",
+        guests.len(),
+        t.as_secs_f64() * 1e3
+    );
+    let [s0, s1] = samples;
+    let [c0, c1] = cpu;
+    let mk = |k: usize, v: Vec<f64>, c: Vec<f64>| Stats {
+        label: labels[k].into(),
+        n: v.len(),
+        samples_ms: v,
+        peak_rss_kb: peak[k],
+        target_p50_ms: Some(TARGET_P50_PATH_MS),
+        in_session: None,
+        cpu_ms: c,
+    };
+    Ok([mk(0, s0, c0), mk(1, s1, c1)])
+}
+
+/// Where PIPEWORK_BENCH_STATIC_BIN points, if it is set: Ok(None) if unset, Err(reason) to skip.
+fn static_bin() -> Result<Option<PathBuf>, String> {
+    match std::env::var_os("PIPEWORK_BENCH_STATIC_BIN") {
+        None => Ok(None),
+        Some(p) if p.is_empty() => Ok(None),
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if p.is_file() {
+                Ok(Some(p))
+            } else {
+                Err(format!(
+                    "PIPEWORK_BENCH_STATIC_BIN={} is not a file",
+                    p.display()
+                ))
+            }
+        }
+    }
+}
+
+/// "static-pie linked" / "dynamically linked" ... as `file` would say, from the ELF itself:
+/// PT_INTERP present means dynamically linked.
+fn elf_linkage(p: &std::path::Path) -> String {
+    let Ok(b) = std::fs::read(p) else {
+        return "?".into();
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return "not a 64-bit ELF".into();
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u64_at = |o: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(a) as usize
+    };
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let mut interp = false;
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        if o + 4 > b.len() {
+            break;
+        }
+        if u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3 {
+            interp = true;
+        }
+    }
+    let kb = b.len() / 1024;
+    if interp {
+        format!("dynamic, {kb} kB")
+    } else {
+        format!("static, {kb} kB")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detach: `pipework detach --all` of N attachments (one process) against deleting the same
+// number of host ends one by one.
+
+struct DetachRow {
+    label: String,
+    n: usize,
+    total_ms: f64,
+    cpu_ms: f64,
+    peak_rss_kb: i64,
+    target_ms: Option<f64>,
+}
+
+/// A fresh PIPEWORK_RUNTIME_DIR for the detach section (so `ls` sees only its records), removed
+/// on drop.
+struct TempDir(PathBuf);
+
+/// Where the rows keep pipework's records: a tmpfs, as /run (pipework's default
+/// /run/pipework) is on a systemd host. In this machine's container /run and /tmp are on the
+/// root ext4, where each record write costs a journalled create plus a rename that forces
+/// writeback (auto_da_alloc); /dev/shm is a tmpfs. Falls back to /tmp.
+fn records_base() -> PathBuf {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    for d in ["/run", "/dev/shm"] {
+        let c = std::ffi::CString::new(d).expect("no NUL");
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == TMPFS_MAGIC {
+            return PathBuf::from(d);
+        }
+    }
+    PathBuf::from("/tmp")
+}
+
+/// The file system type of `p`'s directory, for the printout.
+fn fs_name(p: &std::path::Path) -> &'static str {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return "?";
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return "?";
+    }
+    match st.f_type as i64 {
+        0x0102_1994 => "tmpfs",
+        0xEF53 => "ext4",
+        0x9123_683E => "btrfs",
+        0x5846_5342 => "xfs",
+        0x794C_7630 => "overlayfs",
+        _ => "other",
+    }
+}
+
+impl TempDir {
+    fn create(prefix: &str) -> R<Self> {
+        Self::create_in(&records_base(), prefix)
+    }
+    fn create_in(base: &std::path::Path, prefix: &str) -> R<Self> {
+        let p = base.join(format!("{prefix}-{}", std::process::id()));
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .map_err(|e| format!("mkdir {}: {e}", p.display()))?;
+        Ok(TempDir(p))
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap_or("/nonexistent")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every attach row starts with no records: its own PIPEWORK_RUNTIME_DIR (<records_base>/pwb-rt<k>-<pid>),
+/// set in the bench's environment (the processes it spawns inherit it, and the in-session row's
+/// engine reads it) and removed, with the old value restored, on drop. Without it, rows that
+/// reuse the guests would each find the previous row's stale record of every guest's eth1 (the
+/// records are named by guest netns inode) and pay for looking at it.
+struct RowRecords {
+    dir: TempDir,
+    old: Option<std::ffi::OsString>,
+}
+
+/// pwb-rt*/pwb-detach-* runtime dirs of earlier benches that are gone (SIGKILLed: no Drop ran).
+fn sweep_stale_records_dirs() {
+    let Ok(rd) = std::fs::read_dir(records_base()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with("pwb-rt") || name.starts_with("pwb-detach-")) {
+            continue;
+        }
+        let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            println!("  removed stale {} (its bench is gone)", e.path().display());
+        }
+    }
+}
+
+fn row_records() -> R<RowRecords> {
+    row_records_in(&records_base())
+}
+
+fn row_records_in(base: &std::path::Path) -> R<RowRecords> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = TempDir::create_in(base, &format!("pwb-rt{k}"))?;
+    let old = std::env::var_os("PIPEWORK_RUNTIME_DIR");
+    // Called from the main thread between rows: every helper thread is joined by then.
+    std::env::set_var("PIPEWORK_RUNTIME_DIR", &dir.0);
+    Ok(RowRecords { dir, old })
+}
+
+impl Drop for RowRecords {
+    fn drop(&mut self) {
+        match &self.old {
+            Some(v) => std::env::set_var("PIPEWORK_RUNTIME_DIR", v),
+            None => std::env::remove_var("PIPEWORK_RUNTIME_DIR"),
+        }
+    }
+}
+
+/// `pipework ls --json` in `host` with this runtime dir: the number of attachments listed.
+fn ls_count(bin: &std::path::Path, host: &HostNs, rundir: &str) -> R<usize> {
+    let mut c = cmd_in(host.raw(), bin);
+    c.args(["ls", "--json"]).env("PIPEWORK_RUNTIME_DIR", rundir);
+    let out = output_of(c, "pipework", &["ls", "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(out.trim())
+        .map_err(|e| format!("parse `pipework ls --json` ({:?}): {e}", out.trim()))?;
+    let arr = v.as_array().or_else(|| v["attachments"].as_array());
+    arr.map(|a| a.len())
+        .ok_or_else(|| format!("`pipework ls --json` is not a list: {}", out.trim()))
+}
+
+/// Record files (`attachments/*.json`) in the runtime dir.
+fn record_files(rundir: &str) -> usize {
+    std::fs::read_dir(std::path::Path::new(rundir).join("attachments"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Links in `host` other than lo and the bridge (which the bench made, so neither side of the
+/// comparison deletes it).
+fn host_ends(host: &HostNs) -> R<Vec<String>> {
+    Ok(host_links(host)?
+        .into_iter()
+        .filter(|n| n != "lo" && n != BRIDGE)
+        .collect())
+}
+
+/// One host netns with br-bench made by the bench (`ip link add`), a fresh runtime dir, and:
+/// batch 1: N attaches (one process each), then one `pipework detach --all` process, timed;
+/// batch 2: N attaches again, then the N host ends deleted by one `ip -batch` process (one
+/// RTM_DELLINK per veth, one after the other), timed. After each: no host end left, every guest
+/// back to lo only; after the detach also `pipework ls --json` is [] and no record file is left.
+fn detach_rows(bin: &std::path::Path, guests: &[Guest]) -> R<Vec<DetachRow>> {
+    let label = "detach";
+    let n = guests.len();
+    let dir = TempDir::create("pwb-detach")?;
+    let rundir = dir.path().to_string();
+    let host = HostNs::new()?;
+    run_in(host.raw(), "ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+    run_in(host.raw(), "ip", &["link", "set", BRIDGE, "up"])?;
+    let envs = [("PIPEWORK_RUNTIME_DIR", rundir.as_str())];
+    let path_arg = |_: usize, g: &Guest| format!("/proc/{}/ns/net", g.pid);
+
+    // Batch 1: attach, then detach --all.
+    attach_all(label, bin, &host, BRIDGE, guests, &path_arg, &envs)?;
+    let listed = ls_count(bin, &host, &rundir)?;
+    if listed != n || bridge_ports(&host)? != n {
+        return Err(format!(
+            "[{label}] after {n} attaches: `pipework ls --json` lists {listed}, {BRIDGE} has {} ports",
+            bridge_ports(&host)?
+        ));
+    }
+    let mut c = cmd_in(host.raw(), bin);
+    c.args(["detach", "--all"])
+        .env("PIPEWORK_RUNTIME_DIR", &rundir);
+    let det = timed(c)?;
+    if !det.ok {
+        return Err(format!(
+            "[{label}] `pipework detach --all` failed ({}):\n{}",
+            det.status,
+            det.stderr.trim_end()
+        ));
+    }
+    let left = host_ends(&host)?;
+    let listed = ls_count(bin, &host, &rundir)?;
+    let files = record_files(&rundir);
+    if !left.is_empty() || listed != 0 || files != 0 {
+        return Err(format!(
+            "[{label}] after `pipework detach --all`: {} host links left ({}), `ls --json` lists {listed}, {files} record files left",
+            left.len(),
+            left.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let t = wait_guests_clean(guests, Duration::from_secs(60))
+        .map_err(|e| format!("[{label}] after detach --all: {e}"))?;
+    println!(
+        "  detach: `pipework detach --all` of {n} attachments: {:.0} ms; afterwards no host end left ({BRIDGE} kept: the bench made it), `ls --json` is [], no record file; guests back to lo {:.0} ms after it returned",
+        det.ms,
+        t.as_secs_f64() * 1e3
+    );
+
+    // Batch 2: attach again, then delete the host ends one by one.
+    attach_all(label, bin, &host, BRIDGE, guests, &path_arg, &envs)?;
+    let ends = host_ends(&host)?;
+    if ends.len() != n || bridge_ports(&host)? != n {
+        return Err(format!(
+            "[{label}] second batch: {} host ends, {} bridge ports, expected {n}",
+            ends.len(),
+            bridge_ports(&host)?
+        ));
+    }
+    let script = dir.0.join("del.batch");
+    let text: String = ends.iter().map(|e| format!("link del {e}\n")).collect();
+    std::fs::write(&script, text).map_err(|e| format!("write {}: {e}", script.display()))?;
+    let mut c = cmd_in(host.raw(), "ip");
+    c.arg("-batch").arg(&script);
+    let one = timed(c)?;
+    if !one.ok {
+        return Err(format!(
+            "[{label}] `ip -batch` (link del x{n}) failed ({}):\n{}",
+            one.status,
+            one.stderr.trim_end()
+        ));
+    }
+    let left = host_ends(&host)?;
+    if !left.is_empty() {
+        return Err(format!(
+            "[{label}] after `ip -batch` link del: {} host links left",
+            left.len()
+        ));
+    }
+    wait_guests_clean(guests, Duration::from_secs(60))
+        .map_err(|e| format!("[{label}] after ip -batch: {e}"))?;
+    println!(
+        "  detach: `ip -batch` with {n} `link del` lines: {:.0} ms; afterwards no host end left (its {} records stay stale; the runtime dir is removed)",
+        one.ms,
+        record_files(&rundir)
+    );
+    drop(host);
+    drop(dir);
+    Ok(vec![
+        DetachRow {
+            label: "pipework detach --all".into(),
+            n,
+            total_ms: det.ms,
+            cpu_ms: det.cpu_ms,
+            peak_rss_kb: det.maxrss_kb,
+            target_ms: Some(TARGET_DETACH_ALL_MS),
+        },
+        DetachRow {
+            label: "ip -batch: link del each".into(),
+            n,
+            total_ms: one.ms,
+            cpu_ms: one.cpu_ms,
+            peak_rss_kb: one.maxrss_kb,
+            target_ms: None,
+        },
+    ])
+}
+
+fn print_detach_table(rows: &[DetachRow]) {
+    let base = rows
+        .iter()
+        .find(|r| r.target_ms.is_none())
+        .map(|r| r.total_ms);
+    println!();
+    println!(
+        "{:<30} {:>5} {:>10} {:>12} {:>8} {:>12} {:>14}  targets",
+        "detach (one host netns)",
+        "n",
+        "total_ms",
+        "per_link_ms",
+        "cpu_ms",
+        "peak_rss_kb",
+        "vs_one_by_one"
+    );
+    for r in rows {
+        let ratio = match (base, r.target_ms) {
+            (_, None) => "(reference)".to_string(),
+            (Some(b), Some(_)) => format!("{:.1}x", b / r.total_ms),
+            (None, Some(_)) => "-".into(),
+        };
+        let verdict = match r.target_ms {
+            Some(t) => format!(
+                "total <= {:.0} s: {}",
+                t / 1e3,
+                if r.total_ms <= t { "met" } else { "OVER" }
+            ),
+            None => "(reference)".into(),
+        };
+        println!(
+            "{:<30} {:>5} {:>10.1} {:>12.3} {:>8.1} {:>12} {:>14}  {}",
+            r.label,
+            r.n,
+            r.total_ms,
+            r.total_ms / r.n as f64,
+            r.cpu_ms,
+            r.peak_rss_kb,
+            ratio,
+            verdict
+        );
+    }
+    println!("detach: N attachments (veth + Linux bridge, one pipework process each, untimed) in one private host netns whose");
+    println!("  bridge the bench made; then one `pipework detach --all` process (spawn to reap, same PIPEWORK_RUNTIME_DIR: the");
+    println!("  engine puts the host ends in one link group and deletes the group with one RTM_DELLINK). Checked afterwards: no");
+    println!("  host end left, `pipework ls --json` is [], no record file left, every guest back to lo only. Then N attaches");
+    println!("  again and one `ip -batch` process with one `link del` line per host end (one RTM_DELLINK each, one after the");
+    println!("  other, each waiting for its own RCU grace period). vs_one_by_one = ip -batch total / detach --all total;");
+    println!("  cpu_ms = the process's user + system CPU time (wait4): the rest of total_ms is waiting, mostly for RCU.");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2020,6 +2906,8 @@ fn dhcp_builtin_row(
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
+        cpu_ms: Vec::new(),
     }];
     match unparsed {
         None => rows.push(Stats {
@@ -2028,6 +2916,8 @@ fn dhcp_builtin_row(
             samples_ms: step,
             peak_rss_kb: vpeak,
             target_p50_ms: None,
+            in_session: None,
+            cpu_ms: Vec::new(),
         }),
         Some(err) => {
             let msg = format!(
@@ -2131,6 +3021,8 @@ fn external_client_row(
         samples_ms: samples,
         peak_rss_kb: peak,
         target_p50_ms: None,
+        in_session: None,
+        cpu_ms: Vec::new(),
     })
 }
 
@@ -2441,20 +3333,79 @@ fn docker_ready() -> Result<(String, String), String> {
     };
     let image = std::env::var("PIPEWORK_TEST_IMAGE")
         .unwrap_or_else(|_| "pipework-test/busybox:latest".into());
-    docker(&host, &["version", "--format", "{{.Server.Version}}"])
+    docker_t(&host, "10", &["version", "--format", "{{.Server.Version}}"])
         .map_err(|e| format!("daemon at {host} does not answer: {e}"))?;
-    docker(&host, &["image", "inspect", "--format", "{{.Id}}", &image]).map_err(|_| {
-        format!("image {image} missing on {host} (scripts/testenv.sh up imports it)")
-    })?;
+    // `version` is answered even by a daemon whose container store is stuck; `info` is not.
+    docker_t(&host, "10", &["info", "--format", "{{.ContainersRunning}}"])
+        .map_err(|e| format!("daemon at {host} answers `version` but not `info`: {e}"))?;
+    docker_t(
+        &host,
+        "10",
+        &["image", "inspect", "--format", "{{.Id}}", &image],
+    )
+    .map_err(|_| format!("image {image} missing on {host} (scripts/testenv.sh up imports it)"))?;
     Ok((host, image))
+}
+
+/// The Docker rows (`docker name`, `docker ID`) on containers made for them; none, with the
+/// reason noted, if the daemon cannot make them.
+fn docker_rows(
+    bin: &std::path::Path,
+    n: usize,
+    host: &str,
+    image: &str,
+    notes: &mut Vec<String>,
+) -> R<Vec<Stats>> {
+    let mut rows = Vec::new();
+    let dn = env_usize("PIPEWORK_BENCH_DOCKER_N", DEFAULT_DOCKER_N.min(n))?.max(1);
+    let t = Instant::now();
+    // The daemon is shared and outside pipework: if it cannot make the containers, the
+    // Docker rows are skipped with the reason (create_containers removed what it made).
+    let cs = match create_containers(host, image, dn) {
+        Ok(cs) => cs,
+        Err(e) => {
+            check_stop()?;
+            let why = format!("could not create {dn} containers: {e}");
+            println!("  docker name, docker ID: rows skipped: {why}");
+            notes.push(format!("docker rows skipped: {why}"));
+            return Ok(Vec::new());
+        }
+    };
+    println!(
+        "  {dn} containers created in {:.1} s, 4 docker runs at a time (the Docker rows use min(N, {DEFAULT_DOCKER_N}) by default, to spare the shared test daemon; the targets are for 200: PIPEWORK_BENCH_DOCKER_N=200)",
+        t.elapsed().as_secs_f64()
+    );
+    let names = cs.names.clone();
+    rows.push(pipework_row(
+        "docker name",
+        bin,
+        &cs.guests,
+        |i, _| names[i].clone(),
+        Some(host),
+        TARGET_P50_DOCKER_MS,
+    )?);
+    let ids = cs.ids.clone();
+    rows.push(pipework_row(
+        "docker ID",
+        bin,
+        &cs.guests,
+        |i, _| ids[i].clone(),
+        Some(host),
+        TARGET_P50_DOCKER_MS,
+    )?);
+    let t = Instant::now();
+    drop(cs);
+    println!("  containers removed in {:.1} s", t.elapsed().as_secs_f64());
+    Ok(rows)
 }
 
 fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
     println!();
     println!(
-        "{:<30} {:>5} {:>8} {:>8} {:>8} {:>12} {:>15}  targets",
-        "row", "n", "p50_ms", "p95_ms", "max_ms", "peak_rss_kb", "vs_ip_sequence"
+        "{:<30} {:>5} {:>8} {:>8} {:>8} {:>8} {:>12} {:>15}  targets",
+        "row", "n", "p50_ms", "p95_ms", "max_ms", "cpu_p50", "peak_rss_kb", "vs_ip_sequence"
     );
+    let met = |ok: bool| if ok { "met" } else { "OVER" };
     for s in rows {
         let p50 = s.pct(50.0);
         let ratio = match baseline_p50 {
@@ -2462,27 +3413,40 @@ fn print_table(rows: &[Stats], baseline_p50: Option<f64>) {
             Some(b) => format!("{:.1}x", b / p50),
             None => "-".into(),
         };
-        let verdict = match s.target_p50_ms {
-            Some(t) => format!(
-                "p50 {} {t} ms, rss {} 5 MB",
-                if p50 <= t { "<=" } else { "OVER" },
-                if s.peak_rss_kb <= TARGET_RSS_KB {
-                    "<="
-                } else {
-                    "OVER"
-                }
+        let (rss, verdict) = match (&s.in_session, s.target_p50_ms) {
+            (Some(is), _) => {
+                let per_s = s.n as f64 / (is.total_ms / 1e3);
+                (
+                    format!("+{}", is.rss_growth_kb),
+                    format!(
+                        "{per_s:.0}/s >= {TARGET_SESSION_PER_S:.0}/s: {}",
+                        met(per_s >= TARGET_SESSION_PER_S)
+                    ),
+                )
+            }
+            (None, Some(t)) => (
+                s.peak_rss_kb.to_string(),
+                format!(
+                    "p50 <= {t} ms: {}, rss <= {} MB: {}",
+                    met(p50 <= t),
+                    TARGET_RSS_KB / 1024,
+                    met(s.peak_rss_kb <= TARGET_RSS_KB)
+                ),
             ),
-            None if s.label.starts_with("ip sequence") => "(baseline)".into(),
-            None => "(reference)".into(),
+            (None, None) if s.label.starts_with("ip sequence") => {
+                (s.peak_rss_kb.to_string(), "(baseline)".into())
+            }
+            (None, None) => (s.peak_rss_kb.to_string(), "(reference)".into()),
         };
         println!(
-            "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>12} {:>15}  {}",
+            "{:<30} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>12} {:>15}  {}",
             s.label,
             s.n,
             p50,
             s.pct(95.0),
             s.max(),
-            s.peak_rss_kb,
+            s.cpu_p50(),
+            rss,
             ratio,
             verdict
         );
@@ -2520,6 +3484,15 @@ fn run() -> R<()> {
         if version.is_empty() { "?" } else { &version }
     );
     println!("  every row runs in its own private host netns; bridge {BRIDGE}; guests get 10.213.X.Y/16 on eth1");
+    sweep_stale_records_dirs();
+    let rb = records_base();
+    println!(
+        "  each attach row starts with no records: its own PIPEWORK_RUNTIME_DIR under {} ({}; /run is {}, /tmp is {})",
+        rb.display(),
+        fs_name(&rb),
+        fs_name(std::path::Path::new("/run")),
+        fs_name(std::path::Path::new("/tmp"))
+    );
 
     let mut rows = Vec::new();
     let t = Instant::now();
@@ -2530,7 +3503,18 @@ fn run() -> R<()> {
     );
     let floor = fork_rss_floor_kb();
 
-    rows.push(spawn_floor_row(n)?);
+    rows.push(spawn_floor_row(
+        "spawn floor (/bin/true)",
+        n,
+        std::path::Path::new("true"),
+        &[],
+    )?);
+    rows.push(spawn_floor_row(
+        "spawn floor (pipework -V)",
+        n,
+        &bin,
+        &["--version"],
+    )?);
     rows.push(pipework_row(
         "netns path (/proc/PID/ns/net)",
         &bin,
@@ -2549,6 +3533,39 @@ fn run() -> R<()> {
     )?);
 
     let mut notes = Vec::new();
+    let static_bin = match static_bin() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("  ns path A/B: rows skipped: {why}");
+            notes.push(format!("static A/B rows skipped: {why}"));
+            None
+        }
+    };
+    match &static_bin {
+        Some(sb) => {
+            println!(
+                "  ns path A/B: dynamic {} ({}) and static {} ({}), alternating guest by guest in one host netns",
+                bin.display(),
+                elf_linkage(&bin),
+                sb.display(),
+                elf_linkage(sb)
+            );
+            rows.push(spawn_floor_row(
+                "spawn floor (static -V)",
+                n,
+                sb,
+                &["--version"],
+            )?);
+            rows.extend(ab_rows(&bin, sb, &procs.guests)?);
+        }
+        None if std::env::var_os("PIPEWORK_BENCH_STATIC_BIN").is_none() => {
+            println!("  ns path A/B: rows skipped: PIPEWORK_BENCH_STATIC_BIN is not set (scripts/bench.sh builds and sets it unless PIPEWORK_BENCH_STATIC=0)");
+        }
+        None => {}
+    }
+
+    rows.push(session_row(&procs.guests)?);
+
     rows.push(macvlan_row(&bin, &procs.guests, &mut notes)?);
 
     match ovs_ready() {
@@ -2567,35 +3584,20 @@ fn run() -> R<()> {
 
     match docker_ready() {
         Err(reason) => {
-            println!("  docker name: row skipped: {reason}");
-            notes.push(format!("docker name row skipped: {reason}"));
+            println!("  docker name, docker ID: rows skipped: {reason}");
+            notes.push(format!("docker rows skipped: {reason}"));
         }
-        Ok((host, image)) => {
-            let dn = env_usize("PIPEWORK_BENCH_DOCKER_N", DEFAULT_DOCKER_N.min(n))?.max(1);
-            let t = Instant::now();
-            let cs = create_containers(&host, &image, dn)?;
-            println!(
-                "  {dn} containers created in {:.1} s (docker run ~0.3 s each, so the Docker row uses min(N, {DEFAULT_DOCKER_N}); PIPEWORK_BENCH_DOCKER_N overrides)",
-                t.elapsed().as_secs_f64()
-            );
-            let names = cs.names.clone();
-            rows.push(pipework_row(
-                "docker name",
-                &bin,
-                &cs.guests,
-                |i, _| names[i].clone(),
-                Some(&host),
-                TARGET_P50_DOCKER_MS,
-            )?);
-            let t = Instant::now();
-            drop(cs);
-            println!("  containers removed in {:.1} s", t.elapsed().as_secs_f64());
-        }
+        Ok((host, image)) => rows.extend(docker_rows(&bin, n, &host, &image, &mut notes)?),
     }
 
     let base = baseline_row(&procs.guests)?;
     let base_p50 = base.pct(50.0);
     rows.push(base);
+    // Like the time-to-lease section: a failure is reported after the main table.
+    let (detach, detach_err) = match detach_rows(&bin, &procs.guests) {
+        Ok(r) => (r, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     drop(procs);
 
     // Time to lease: its own guests and host netns. A failure there is reported after the main
@@ -2618,11 +3620,33 @@ fn run() -> R<()> {
     print_table(&rows, Some(base_p50));
     println!();
     println!(
-        "targets (reference only, never asserted): p50 <= {TARGET_P50_PATH_MS} ms with a namespace path, <= {TARGET_P50_DOCKER_MS} ms with a Docker name; peak RSS <= {TARGET_RSS_KB} kB"
+        "targets (reference only, never asserted): p50 <= {TARGET_P50_PATH_MS} ms with a namespace path (or pid), <= {TARGET_P50_DOCKER_MS} ms with a"
     );
+    println!(
+        "  Docker container name or ID; peak RSS <= {} MB; >= {TARGET_SESSION_PER_S:.0} attaches/s in one session; detach --all of N <= {:.0} s.",
+        TARGET_RSS_KB / 1024,
+        TARGET_DETACH_ALL_MS / 1e3
+    );
+    println!("docker name / docker ID: the same containers, `pipework br-bench pwb-<pid>-<i> IP/16` and `pipework br-bench <64-hex ID> IP/16`");
+    println!("  with DOCKER_HOST set (one GET /containers/<name or ID>/json each).");
+    println!("in-session: no process per attach. A thread of the bench setns()es into a fresh host netns, opens one");
+    println!("  pipework::engine::Session, and for each guest builds the request with pipework::grammar::parse([\"pipework\", BRIDGE,");
+    println!("  \"/proc/PID/ns/net\", IP/16]) and times session.attach(&req, false) alone; the rate (targets column) is N / the wall");
+    println!("  time of the whole loop, parse included. Its peak_rss_kb is the bench's own VmRSS growth over the row (+kB), not a child's.");
+    if static_bin.is_some() {
+        println!("ns path A/B: `pipework br-bench /proc/PID/ns/net IP/16` with the default (dynamically linked) release binary and with");
+        println!("  one built with RUSTFLAGS=\"-C target-feature=+crt-static\" --target x86_64-unknown-linux-gnu, alternating guest by guest");
+        println!("  (pairs in ABBA order) in one host netns, so both halves see the same bridge sizes and background load; n = N/2 each.");
+    }
     println!("vs_ip_sequence = ip-sequence p50 / row p50 (same guests, same run). The baseline is always the veth + Linux bridge");
     println!("  ip sequence, also for the macvlan and ovs rows (their own shell equivalents differ). Times are spawn-to-reap of each process,");
-    println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone.");
+    println!("  from a bench that forks, setns()es into the row's host netns and execs; `spawn floor` is that cost alone, with");
+    println!("  /bin/true, and with `pipework --version` (exec + loading + argument parsing, no netlink: the floor under every");
+    println!("  pipework row), for the static binary too when it is measured.");
+    println!("cpu_p50 = p50 of the CPU time (user + system) of each attach: wait4's rusage of the process (for the ip sequence,");
+    println!("  the sum over its 7 processes); in-session, the bench's own getrusage around each session.attach. The other jobs on the");
+    println!("  2 cores delay a run (wall time) without adding to its CPU time; kernel work deferred to other threads (RCU callbacks,");
+    println!("  workqueues) is in neither.");
     println!(
         "peak_rss_kb = max ru_maxrss (wait4) over the row's child processes; floor inherited from the forked bench: {floor} kB"
     );
@@ -2631,15 +3655,19 @@ fn run() -> R<()> {
     println!("macvlan: parent {NIC} is one end of a veth pair in the row's host netns (a stand-in for a physical NIC).");
     println!("ovs: ovsdb-server + ovs-vswitchd (userspace datapath) run inside the row's host netns; every ovs attach includes");
     println!("  pipework's ovs-vsctl add-port, which waits for ovs-vswitchd to apply the change.");
+    if !detach.is_empty() {
+        print_detach_table(&detach);
+    }
     if !dhcp_rows.is_empty() {
         print_dhcp_table(&dhcp_rows);
     }
     for n in notes {
         println!("note: {n}");
     }
-    match dhcp_err {
-        Some(e) => Err(format!("time to lease: {e}")),
-        None => Ok(()),
+    match (detach_err, dhcp_err) {
+        (Some(e), _) => Err(format!("detach: {e}")),
+        (None, Some(e)) => Err(format!("time to lease: {e}")),
+        (None, None) => Ok(()),
     }
 }
 

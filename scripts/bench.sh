@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Attach benchmark (benches/attach.rs). Run as root.
-#   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker row with min(N,50)
+#   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker rows with min(N,50)
+#   PIPEWORK_BENCH_DOCKER_N=200           containers of the Docker rows (their targets are for 200 guests)
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
 #   PIPEWORK_BENCH_OVS_N=20               guests of the Open vSwitch row (default min(N,50))
 #   PIPEWORK_BENCH_DHCP_N=20              fresh guests per time-to-lease row (default 20, max 60, 0 skips)
+#   PIPEWORK_BENCH_STATIC=0               skip the static-binary build and the "ns path A/B" rows
+#   PIPEWORK_BENCH_STATIC_BIN=PATH        use this binary as the static one (no build)
 # Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
 # not already running -- and stops it again on exit only if this script started it -- then runs
 # `cargo bench --bench attach`. Extra arguments are passed to the bench binary.
@@ -24,6 +27,22 @@ fi
 echo "bench: cargo build --release"
 cargo build --release --bin pipework
 
+# A/B rows: the same release binary linked statically (glibc's libc.a), built into its own
+# target triple directory so the default build above stays as it is. Only RUSTFLAGS on the
+# command line: Cargo.toml and .cargo/config are not changed. A failed build skips the rows.
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+if [ -z "${PIPEWORK_BENCH_STATIC_BIN:-}" ] && [ "${PIPEWORK_BENCH_STATIC:-1}" != 0 ]; then
+  triple=x86_64-unknown-linux-gnu
+  echo "bench: cargo build --release --target $triple (RUSTFLAGS=-C target-feature=+crt-static)"
+  if RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+      cargo build --release --target "$triple" --bin pipework; then
+    export PIPEWORK_BENCH_STATIC_BIN="$TARGET_DIR/$triple/release/pipework"
+  else
+    echo "bench: warning: static build failed; the ns path A/B rows are skipped" >&2
+  fi
+fi
+
 # Docker test daemon: reuse a running one, else start it (and stop it when done).
 eval "$("$TESTENV" env)"
 export PIPEWORK_TEST_DOCKER_HOST PIPEWORK_TEST_IMAGE
@@ -39,11 +58,21 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-docker_up() { docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/dev/null 2>&1; }
+# With a timeout: a daemon that stopped answering must not hang the bench (its rows are skipped).
+docker_up() { timeout -k 5 10 docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/dev/null 2>&1; }
+# A test dockerd whose pidfile names a live process but which does not answer is someone
+# else's too (the daemon is shared): never restart or stop it from here; the bench skips its
+# Docker rows with the reason.
+TEST_DIR=${PIPEWORK_TEST_DIR:-/run/pipework-test}
+daemon_pid=$(cat "$TEST_DIR/docker.pid" 2>/dev/null || true)
+daemon_alive() { [ -n "$daemon_pid" ] && [ "$(cat "/proc/$daemon_pid/comm" 2>/dev/null)" = dockerd ]; }
 if command -v docker >/dev/null && docker_up; then
   echo "bench: test dockerd already running at $PIPEWORK_TEST_DOCKER_HOST"
   # make sure the image is there (idempotent, no daemon restart)
   "$TESTENV" up >/dev/null || echo "bench: warning: testenv up failed; the Docker row may be skipped" >&2
+elif daemon_alive; then
+  echo "bench: warning: the test dockerd (pid $daemon_pid) is running but does not answer within 10 s;" \
+    "not restarting it (it is shared); the Docker rows will be skipped" >&2
 else
   echo "bench: starting the test environment"
   "$TESTENV" install || echo "bench: warning: testenv install failed; trying up anyway" >&2
@@ -80,7 +109,7 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
 fi
 
 # The bench finds target/release/pipework itself; be explicit in case CARGO_TARGET_DIR is set.
-export PIPEWORK_BIN="${PIPEWORK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/pipework}"
+export PIPEWORK_BIN="${PIPEWORK_BIN:-$TARGET_DIR/release/pipework}"
 case "$PIPEWORK_BIN" in /*) ;; *) PIPEWORK_BIN="$ROOT/$PIPEWORK_BIN" ;; esac
 
 # Not exec: the EXIT trap must run afterwards.
