@@ -450,7 +450,10 @@ pub fn parse(path: &Path, buf: &[u8]) -> Result<Record, String> {
     for (i, l) in rest.iter().enumerate() {
         let last = i + 1 == rest.len();
         if header.state == RecordState::Complete {
-            return Err(format!("it goes on after its completion, on line {}", i + 2));
+            return Err(format!(
+                "it goes on after its completion, on line {}",
+                i + 2
+            ));
         }
         if l.trim_end() == CANCEL {
             undo.pop();
@@ -524,8 +527,11 @@ pub fn lock(exclusive: bool) -> Result<File, Error> {
 
 /// Open vSwitch bridges pipework created, remembered apart from the attachment that created
 /// them (OVS links carry no group of ours): whichever attachment is undone last removes them.
-pub fn ovs_marker(name: &str) -> PathBuf {
-    runtime_dir().join("created").join(format!("ovs-{name}"))
+/// Keyed by the host namespace too: each host (a test's, a lab's) has its own OVS.
+pub fn ovs_marker(host_netns: u64, name: &str) -> PathBuf {
+    runtime_dir()
+        .join("created")
+        .join(format!("ovs-{host_netns}-{name}"))
 }
 
 /// Whether a live guest still holds the record's namespace: its process still has the same

@@ -60,9 +60,18 @@ impl Driver for Ovs {
                 // too. The marker tells later detaches that pipework made this bridge.
                 env.journal
                     .will(UndoEntry::OvsDelBridge { name: name.clone() })?;
-                store::write_atomic(&store::ovs_marker(name), b"")?;
+                store::write_atomic(&store::ovs_marker(env.home.inode, name), b"")?;
                 let args = add_bridge_args(name, datapath.as_deref());
-                vsctl_change(&args, &format!("cannot create Open vSwitch bridge {name}"))?;
+                if let Err(e) =
+                    vsctl_change(&args, &format!("cannot create Open vSwitch bridge {name}"))
+                {
+                    // Another attach made it meanwhile (its marker is the same file): never
+                    // ours to remove on rollback.
+                    if e.to_string().contains("already exists") {
+                        env.journal.cancel_last()?;
+                    }
+                    return Err(e);
+                }
             }
             Op::OvsAddPort {
                 bridge,
@@ -103,8 +112,10 @@ impl Driver for Ovs {
                 )))
             })(),
             UndoEntry::OvsDelBridge { name } => (|| {
-                let marker = store::ovs_marker(name);
-                if !marker.exists() {
+                let marker = store::ovs_marker(sys.home.inode, name);
+                // A rollback (no record yet) undoes its own add-br: the journal entry is the
+                // proof. A detach removes only a bridge some attach marked as pipework's.
+                if sys.record.is_some() && !marker.exists() {
                     return Ok(None);
                 }
                 // Only once no port is left (the ones this batch removes count as gone). When
