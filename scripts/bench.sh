@@ -38,6 +38,9 @@ if [ -z "${PIPEWORK_BENCH_STATIC_BIN:-}" ] && [ "${PIPEWORK_BENCH_STATIC:-1}" !=
   if RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
       cargo build --release --target "$triple" --bin pipework; then
     export PIPEWORK_BENCH_STATIC_BIN="$TARGET_DIR/$triple/release/pipework"
+    # The static binary is what scripts/build-release.sh installs: the main rows measure it
+    # (the A/B rows still compare it with the dynamic one, guest by guest).
+    export PIPEWORK_BIN=${PIPEWORK_BIN:-$PIPEWORK_BENCH_STATIC_BIN}
   else
     echo "bench: warning: static build failed; the ns path A/B rows are skipped" >&2
   fi
