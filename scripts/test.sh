@@ -19,6 +19,10 @@ export PIPEWORK_TEST_DOCKER_HOST PIPEWORK_TEST_IMAGE
 # pipework's records and DHCP pidfiles of the test runs stay out of the host's /run/pipework
 # (a test may set its own); removed at the end.
 export PIPEWORK_RUNTIME_DIR=${PIPEWORK_RUNTIME_DIR:-/tmp/pipework-test-run.$$}
+# Tests that cannot run here (a kernel feature or a component missing) pass after printing why;
+# each appends its reason to this file, and the count is reported at the end.
+export PIPEWORK_TEST_SKIPS=/tmp/pipework-test-skips.$$
+rm -f "$PIPEWORK_TEST_SKIPS"
 
 # Leave a daemon that was already running (someone else's session) as it was; stop the one we
 # start.
@@ -63,6 +67,14 @@ run_step() {
 run_step cargo fmt --all -- --check
 run_step cargo clippy --all-targets --all-features -- -D warnings
 run_step cargo nextest run --features test-hooks --config-file tests/nextest.toml --no-fail-fast "$@"
+
+if [ -s "$PIPEWORK_TEST_SKIPS" ]; then
+  echo "==> $(wc -l <"$PIPEWORK_TEST_SKIPS") test(s) skipped here, with their reasons:"
+  sort "$PIPEWORK_TEST_SKIPS" | sed 's/^/  /'
+else
+  echo "==> no test skipped"
+fi
+rm -f "$PIPEWORK_TEST_SKIPS"
 
 # Leak check: whatever this run made and did not remove. It is reported as a failure, then
 # removed so the machine is left clean.

@@ -110,11 +110,11 @@ impl World {
                             .cloned()
                             .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                             .unwrap_or_default();
-                        eprintln!(
+                        skip(format!(
                             "SKIP {}: Open vSwitch (userspace datapath) could not start here: \
                              {why}",
                             test_name()
-                        );
+                        ));
                         return None;
                     }
                 }

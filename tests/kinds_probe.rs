@@ -16,11 +16,11 @@ use std::time::Duration;
 macro_rules! need_kernel {
     ($probe:expr, $what:expr) => {
         if let Err(e) = $probe {
-            eprintln!(
+            skip(format!(
                 "SKIP {}: the kernel has no {} (probe: {e})",
                 test_name(),
                 $what
-            );
+            ));
             return;
         }
     };
@@ -31,12 +31,12 @@ macro_rules! need_kernel {
 macro_rules! need_kernel_without {
     ($probe:expr, $what:expr) => {
         if $probe.is_ok() {
-            eprintln!(
+            skip(format!(
                 "SKIP {}: the kernel has {}, so its missing-support error cannot happen here \
                  (the success path is tested instead)",
                 test_name(),
                 $what
-            );
+            ));
             return;
         }
     };
@@ -359,21 +359,21 @@ fn ipoib_parent_or_skip() -> Option<String> {
     }
     let ib = infiniband_links(&MachineNs);
     if ib.is_empty() {
-        eprintln!(
+        skip(format!(
             "SKIP {}: no InfiniBand link (link type 32) on this machine",
             test_name()
-        );
+        ));
         return None;
     }
     match std::env::var("PIPEWORK_TEST_IPOIB_PARENT") {
         Ok(p) if ib.contains(&p) => Some(p),
         _ => {
-            eprintln!(
+            skip(format!(
                 "SKIP {}: InfiniBand links {ib:?} exist, but the IPoIB tests create children \
                  of a real link in the machine's namespace: opt in with \
                  PIPEWORK_TEST_IPOIB_PARENT=<one of them>",
                 test_name()
-            );
+            ));
             None
         }
     }

@@ -40,10 +40,10 @@ pub fn engine_or_skip(test: &str, engine: &str, programs: &[&str]) -> bool {
         .filter(|p| !have_program(p))
         .collect();
     if !missing.is_empty() {
-        eprintln!(
+        skip(format!(
             "SKIP {test}: {engine} is not installed (missing {missing:?}); scripts/testenv.sh \
              install"
-        );
+        ));
         return false;
     }
     true

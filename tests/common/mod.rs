@@ -46,12 +46,30 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A skipped test's reason: printed, and counted by scripts/test.sh (one line appended to the
+/// file `$PIPEWORK_TEST_SKIPS` names).
+pub fn skip(line: String) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("PIPEWORK_TEST_SKIPS") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{}", line.replace('\n', " "));
+        }
+    }
+}
+
 /// True when the test may run; prints the reason and returns false otherwise.
 pub fn root_or_skip(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    eprintln!("SKIP {test}: needs root (network namespaces); run scripts/test.sh as root");
+    skip(format!(
+        "SKIP {test}: needs root (network namespaces); run scripts/test.sh as root"
+    ));
     false
 }
 
@@ -106,10 +124,10 @@ pub fn docker_or_skip(test: &str) -> Option<String> {
     }
     let h = docker_host();
     if h.is_none() {
-        eprintln!(
+        skip(format!(
             "SKIP {test}: needs the test Docker daemon: PIPEWORK_TEST_DOCKER_HOST is unset or \
              not answering (scripts/test.sh starts one with scripts/testenv.sh up)"
-        );
+        ));
     }
     h
 }
@@ -1534,11 +1552,11 @@ pub fn ovs_or_skip(test: &str) -> bool {
     .filter(|p| !have_program(p))
     .collect();
     if !missing.is_empty() || !ovs_schema().exists() {
-        eprintln!(
+        skip(format!(
             "SKIP {test}: needs Open vSwitch and ethtool (missing: {missing:?}, schema {}): \
              scripts/testenv.sh install",
             ovs_schema().display()
-        );
+        ));
         return false;
     }
     true
@@ -1842,7 +1860,9 @@ pub fn programs_or_skip(test: &str, programs: &[&str]) -> bool {
         .filter(|p| !have_program(p))
         .collect();
     if !missing.is_empty() {
-        eprintln!("SKIP {test}: needs {missing:?}: scripts/testenv.sh install");
+        skip(format!(
+            "SKIP {test}: needs {missing:?}: scripts/testenv.sh install"
+        ));
         return false;
     }
     true
