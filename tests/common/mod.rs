@@ -682,27 +682,7 @@ fn pipework_command(host: &dyn Ns, args: &[&str], opts: &Opts) -> Command {
 
 /// Runs pipework inside `host` with all the knobs.
 pub fn pipework_with(host: &dyn Ns, args: &[&str], opts: &Opts) -> Run {
-    let mut cmd = pipework_command(host, args, opts);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let start = Instant::now();
-    let child = cmd.spawn().expect("spawn pipework");
-    let out = wait_timeout(child, RUN_TIMEOUT).unwrap_or_else(|(o, _)| {
-        panic!(
-            "pipework {} did not finish within {RUN_TIMEOUT:?}\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    let run = Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code: code_of(&out),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    };
-    eprintln!("{}\n(took {:?})\n", run.show(), run.elapsed);
-    run
+    pipework_within(host, args, opts, RUN_TIMEOUT)
 }
 
 pub fn code_of(out: &Output) -> i32 {
@@ -2833,7 +2813,7 @@ pub fn pipework_within(host: &dyn Ns, args: &[&str], opts: &Opts, limit: Duratio
     let child = cmd.spawn().expect("spawn pipework");
     let out = wait_timeout(child, limit).unwrap_or_else(|(o, _)| {
         panic!(
-            "pipework {} did not finish within {limit:?} (killed): it blocks\nstdout: {}\nstderr: {}",
+            "pipework {} did not finish within {limit:?} (killed: it blocks)\nstdout: {}\nstderr: {}",
             args.join(" "),
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
