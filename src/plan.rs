@@ -509,10 +509,6 @@ pub enum UndoEntry {
         path: std::path::PathBuf,
         content: Option<Vec<u8>>,
     },
-    /// A file pipework wrote (a marker, an info file).
-    RemoveFile {
-        path: std::path::PathBuf,
-    },
 }
 
 impl UndoEntry {
@@ -547,7 +543,6 @@ impl fmt::Display for UndoEntry {
             UndoEntry::DeleteRoute { text, .. } => write!(f, "delete route {text}"),
             UndoEntry::StopProcess { pid, .. } => write!(f, "stop DHCP client {pid}"),
             UndoEntry::RestoreFile { path, .. } => write!(f, "restore {}", path.display()),
-            UndoEntry::RemoveFile { path } => write!(f, "remove {}", path.display()),
         }
     }
 }

@@ -3,15 +3,15 @@
 //! they describe), and the undo journal inside it.
 //!
 //! A record is a small JSON Lines file, `<netns inode>-<guest ifname>.json`:
-//! - line 1, the header: version, state (`incomplete` while an attach runs, `complete` after),
-//!   kind, guest, namespace, interface, and once complete the identity of the live interface
-//!   and the attach's `--json` report;
-//! - then one undo entry per line ([`UndoEntry`]), appended *before* each change is made.
+//! - line 1, the header: version, kind, guest, namespace, interface, host namespace;
+//! - then one undo entry per line ([`UndoEntry`]), appended *before* each change is made (a
+//!   `{"cancel":true}` line voids the entry before it);
+//! - last, once everything is in place, the completion: the identity of the live interface
+//!   and the attach's `--json` report.
 //!
 //! An attach killed at any instant (even by SIGKILL) leaves an `incomplete` record whose
 //! entries undo everything it did; `gc`, `detach` and the next attach of that interface replay
-//! them. A complete record is written to a temporary name and renamed into place, so a reader
-//! never sees half of one. Reading never blocks and never trusts a file: a non-regular file
+//! them. Every line is one `write`, and a torn last line is dropped. Reading never blocks and never trusts a file: a non-regular file
 //! (a FIFO) is never opened, and a broken record is named in a warning and skipped.
 
 use std::fs::File;
@@ -150,16 +150,6 @@ impl Record {
     pub fn who(&self) -> String {
         format!("{} of {}", self.header.ifname, self.header.guest.spec)
     }
-
-    /// The DHCP client kept running for this attachment, as its report says.
-    pub fn dhcp_supervisor(&self) -> Option<u32> {
-        self.shown()
-            .dhcp
-            .as_ref()
-            .and_then(|d| d.pointer("/supervisor/pid"))
-            .and_then(|p| p.as_u64())
-            .and_then(|p| u32::try_from(p).ok())
-    }
 }
 
 pub fn dir() -> PathBuf {
@@ -193,6 +183,16 @@ pub trait Journal {
     /// its undo must not run: the object of that name is someone else's).
     fn cancel_last(&mut self) -> Result<(), Error>;
     fn entries(&self) -> &[UndoEntry];
+    /// Everything is in place: the record is complete (a journal in memory has nothing to do).
+    fn complete(
+        &mut self,
+        identity: Identity,
+        attachment: serde_json::Value,
+        host_ifname: Option<String>,
+    ) -> Result<(), Error> {
+        let _ = (identity, attachment, host_ifname);
+        Ok(())
+    }
 }
 
 impl Journal for Vec<UndoEntry> {
@@ -277,10 +277,6 @@ impl RecordFile {
             .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Marks the attach done with one more appended line, the completion (no rewrite, no
     /// rename: a rename over the journal makes ext4 flush it, ~0.5 ms). A crash while it is
     /// written leaves a torn last line: the record reads as incomplete, and gc rolls back.
@@ -324,6 +320,14 @@ impl Journal for RecordFile {
         self.append(format!("{CANCEL}\n").as_bytes())?;
         self.entries.pop();
         Ok(())
+    }
+    fn complete(
+        &mut self,
+        identity: Identity,
+        attachment: serde_json::Value,
+        host_ifname: Option<String>,
+    ) -> Result<(), Error> {
+        RecordFile::complete(self, identity, attachment, host_ifname)
     }
     fn entries(&self) -> &[UndoEntry] {
         &self.entries

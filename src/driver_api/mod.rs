@@ -231,7 +231,7 @@ pub fn host_link_up(env: &mut Env<'_>, op: &Op) -> Result<bool, Error> {
 }
 
 /// The link undo entries every kind shares: deleting a link pipework made, bringing a host
-/// link back down, removing a file.
+/// link back down.
 pub fn undo_common(entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
     Some(match entry {
         UndoEntry::DeleteLink { side, name, kind } => delete_our_link(sys, *side, name, *kind),
@@ -251,15 +251,6 @@ pub fn undo_common(entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
             }
             Ok(Some(format!("bring {name} back down")))
         })(),
-        UndoEntry::RemoveFile { path } => {
-            if !path.exists() {
-                return Some(Ok(None));
-            }
-            if !sys.dry_run() {
-                let _ = std::fs::remove_file(path);
-            }
-            Ok(None)
-        }
         _ => return None,
     })
 }

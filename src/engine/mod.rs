@@ -69,10 +69,6 @@ impl Session {
         self.api_engine = Some(e);
     }
 
-    pub fn log(&self) -> Log {
-        self.log
-    }
-
     /// The socket into a guest's namespace, opened once per namespace.
     fn guest_socket(&mut self, ns: &NetNs) -> Result<&mut Netlink, Error> {
         if !self.guests.contains_key(&ns.inode) {
@@ -128,9 +124,7 @@ impl Session {
             self.recover_interface(&guest, req)?;
         }
         self.guest_socket(&guest.netns)?;
-        let Session {
-            host, guests, log, ..
-        } = self;
+        let Session { host, guests, .. } = self;
         let guest_nl = guests.get_mut(&guest.netns.inode).expect("opened above");
         let plan = plan_attach(&mut PlanCtx {
             req,
@@ -138,77 +132,46 @@ impl Session {
             host,
             guest_nl,
         })?;
-        let _ = log;
         if dry_run {
             return Ok(AttachReport::new(&guest, &plan, None));
         }
         let path = store::path_for(guest.netns.inode, &plan.guest_ifname);
         let mut record = RecordFile::create(&path, header_of(&self.home, &guest, &plan))?;
-        let applied = {
-            let mut env = Env {
-                host: &mut self.host,
-                guest: self
-                    .guests
-                    .get_mut(&guest.netns.inode)
-                    .expect("opened above"),
-                guest_ns: &guest.netns,
-                guest_desc: &guest,
-                home: &self.home,
-                log: self.log,
-                journal: &mut record,
-                learned: Learned::default(),
-            };
-            apply::apply(&plan, &mut env, self.fail_after.as_deref(), |_| Ok(()))
+        // The record's completion is apply's last step (`record`): a failure there rolls the
+        // whole attach back like any other.
+        let mut report = None;
+        let mut env = Env {
+            host: &mut self.host,
+            guest: self
+                .guests
+                .get_mut(&guest.netns.inode)
+                .expect("opened above"),
+            guest_ns: &guest.netns,
+            home: &self.home,
+            guest_desc: &guest,
+            log: self.log,
+            journal: &mut record,
+            learned: Learned::default(),
         };
-        let applied = match applied {
-            Ok(a) => a,
-            Err(e) => {
-                // Nothing left: the record goes. Something left: it stays, incomplete, for
-                // gc (or the next attach of this interface) to finish the rollback.
-                if e.left_behind().is_empty() {
-                    record.discard();
-                }
-                return Err(e);
-            }
-        };
-        let report = AttachReport::new(&guest, &plan, Some(applied.clone()));
-        let value = serde_json::to_value(&report)
-            .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;
-        if let Err(e) = record.complete(
-            identity_of(&plan, &applied),
-            value,
-            plan.host_ifname.clone(),
-        ) {
-            // The attach is done but unrecorded: undo it, so nothing is left that ls/gc cannot
-            // see.
-            let entries: Vec<_> = store::Journal::entries(&record)
-                .iter()
-                .rev()
-                .cloned()
-                .collect();
-            let mut sys = crate::env::Sys {
-                host: &mut self.host,
-                guest: self
-                    .guests
-                    .get_mut(&guest.netns.inode)
-                    .map(|g| g as &mut dyn crate::netlink::Rtnl),
-                guest_ns: Some(&guest.netns),
-                home: &self.home,
-                log: self.log,
-                batch: None,
-                record: None,
-            };
-            let left = apply::undo::replay(plan.kind, &entries, &mut sys, &mut Vec::new());
-            if left.is_empty() {
+        let applied = apply::apply(&plan, &mut env, self.fail_after.as_deref(), |env| {
+            let applied = &env.learned.applied;
+            let rep = AttachReport::new(&guest, &plan, Some(applied.clone()));
+            let value = serde_json::to_value(&rep)
+                .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;
+            env.journal
+                .complete(identity_of(&plan, applied), value, plan.host_ifname.clone())?;
+            report = Some(rep);
+            Ok(())
+        });
+        if let Err(e) = applied {
+            // Nothing left: the record goes. Something left: it stays, incomplete, for gc (or
+            // the next attach of this interface) to finish the rollback.
+            if e.left_behind().is_empty() {
                 record.discard();
-                return Err(e);
             }
-            return Err(Error::Rollback {
-                source: Box::new(e),
-                left,
-            });
+            return Err(e);
         }
-        Ok(report)
+        report.ok_or_else(|| Error::Internal("the attach left no report".into()))
     }
 
     /// `route|rule|tc GUEST ARGS…`: the tool's exit status.
