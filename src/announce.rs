@@ -30,7 +30,7 @@ pub fn write_ipv6_conf(
     key: &str,
     value: &str,
 ) -> Result<(), Error> {
-    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+    let path = ipv6_conf_path(ifname, key)?;
     ns.run_in(home, || {
         std::fs::OpenOptions::new()
             .write(true)
@@ -39,10 +39,38 @@ pub fn write_ipv6_conf(
     })?
     .map_err(|e| {
         Error::io(
-            format!("cannot enable IPv6 neighbour announcements ({path} in the guest; is IPv6 disabled there?)"),
+            format!("cannot set {path} to {value} in the guest (is IPv6 disabled there?)"),
             e,
         )
     })
+}
+
+/// Reads net.ipv6.conf.IF.KEY in the guest; None when the interface has no IPv6 devconf
+/// (gone, or IPv6 compiled out).
+pub fn read_ipv6_conf(
+    ns: &NetNs,
+    home: &NetNs,
+    ifname: &str,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    let path = ipv6_conf_path(ifname, key)?;
+    ns.run_in(home, || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+}
+
+/// /proc/sys/net/ipv6/conf/IF/KEY, for names that cannot leave that directory (the kernel
+/// forbids '/' and "."/".." in interface names; checked again here).
+fn ipv6_conf_path(ifname: &str, key: &str) -> Result<String, Error> {
+    let ok = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/');
+    if !ok(ifname) || !ok(key) {
+        return Err(Error::Invalid(format!(
+            "bad interface name or setting {ifname:?}/{key:?}"
+        )));
+    }
+    Ok(format!("/proc/sys/net/ipv6/conf/{ifname}/{key}"))
 }
 
 /// Re-sets the MAC the interface already has: NETDEV_CHANGEADDR makes the kernel send a

@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod grammar;
 pub mod guest;
+pub mod guestfs;
 pub mod links;
 pub mod list;
 pub mod log;

@@ -140,6 +140,12 @@ pub enum Op {
     SetArpNotify {
         ifname: String,
     },
+    /// net.ipv6.conf.IF.disable_ipv6 = 0 on the new interface alone, when the guest starts
+    /// interfaces with IPv6 off (Docker's `--net=none` containers: all and default are 1).
+    /// Nothing else in the guest changes; restored on rollback.
+    EnableIpv6 {
+        ifname: String,
+    },
     /// net.ipv6.conf.IF.ndisc_notify = 1 (unsolicited neighbour advertisements).
     SetNdiscNotify {
         ifname: String,
@@ -204,7 +210,7 @@ pub struct DhcpStep {
     pub v6: bool,
     pub hostname: Option<String>,
     pub timeout: std::time::Duration,
-    pub resolv: Option<std::path::PathBuf>,
+    pub resolv: Option<crate::guestfs::GuestFile>,
 }
 
 impl fmt::Display for Op {
@@ -282,6 +288,7 @@ impl fmt::Display for Op {
             }
             Op::SetMac { ifname, mac } => write!(f, "set mac {mac} on {ifname}"),
             Op::SetArpNotify { ifname } => write!(f, "set arp_notify on {ifname}"),
+            Op::EnableIpv6 { ifname } => write!(f, "enable IPv6 on {ifname} (disable_ipv6 = 0)"),
             Op::SetNdiscNotify { ifname } => write!(f, "set ndisc_notify on {ifname}"),
             Op::LinkUp { ifname } => write!(f, "bring {ifname} up"),
             Op::AddAddress { ifname, address } => write!(f, "add address {address} to {ifname}"),
@@ -356,6 +363,7 @@ impl Op {
             | Op::SetMac { ifname, .. }
             | Op::SetArpNotify { ifname }
             | Op::SetNdiscNotify { ifname }
+            | Op::EnableIpv6 { ifname }
             | Op::LinkUp { ifname }
             | Op::AddAddress { ifname, .. }
             | Op::AddHostRoute { ifname, .. }
@@ -503,10 +511,17 @@ pub enum UndoEntry {
         start: Option<u64>,
         files: Vec<std::path::PathBuf>,
     },
+    /// An IPv6 setting of the guest interface pipework changed (disable_ipv6) gets its old
+    /// value back, if the interface is still there (on rollback only).
+    Ipv6Conf {
+        ifname: String,
+        key: String,
+        value: String,
+    },
     /// A file pipework overwrote (the guest's resolv.conf) gets its old content back (on
     /// rollback only).
     RestoreFile {
-        path: std::path::PathBuf,
+        file: crate::guestfs::GuestFile,
         content: Option<Vec<u8>>,
     },
 }
@@ -518,7 +533,9 @@ impl UndoEntry {
     pub fn rollback_only(&self) -> bool {
         matches!(
             self,
-            UndoEntry::RestoreFile { .. } | UndoEntry::HostLinkDown { .. }
+            UndoEntry::RestoreFile { .. }
+                | UndoEntry::HostLinkDown { .. }
+                | UndoEntry::Ipv6Conf { .. }
         )
     }
 }
@@ -542,7 +559,10 @@ impl fmt::Display for UndoEntry {
             UndoEntry::ReAddRoute { text, .. } => write!(f, "restore route {text}"),
             UndoEntry::DeleteRoute { text, .. } => write!(f, "delete route {text}"),
             UndoEntry::StopProcess { pid, .. } => write!(f, "stop DHCP client {pid}"),
-            UndoEntry::RestoreFile { path, .. } => write!(f, "restore {}", path.display()),
+            UndoEntry::RestoreFile { file, .. } => write!(f, "restore {file}"),
+            UndoEntry::Ipv6Conf { ifname, key, value } => {
+                write!(f, "set net.ipv6.conf.{ifname}.{key} back to {value}")
+            }
         }
     }
 }

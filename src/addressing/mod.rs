@@ -39,6 +39,7 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
             },
         ));
     } else {
+        plan.steps.push(enable_ipv6(&ifname));
         plan.steps.push(Step::new(
             "guest-ndisc-notify",
             Op::SetNdiscNotify {
@@ -99,6 +100,17 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
     Ok(())
 }
 
+/// IPv6 on for the new interface alone (a guest may start interfaces with it off); first,
+/// since every other IPv6 setting and address needs it.
+fn enable_ipv6(ifname: &str) -> Step {
+    Step::new(
+        "guest-ipv6-on",
+        Op::EnableIpv6 {
+            ifname: ifname.to_string(),
+        },
+    )
+}
+
 fn plan_dhcp(ctx: &mut PlanCtx<'_>, plan: &mut Plan, spec: &DhcpSpec) -> Result<(), Error> {
     let ifname = plan.guest_ifname.clone();
     let v6 = spec.v6 || ctx.req.family == Some(Family::V6);
@@ -121,6 +133,7 @@ fn plan_dhcp(ctx: &mut PlanCtx<'_>, plan: &mut Plan, spec: &DhcpSpec) -> Result<
         )
     };
     if v6 {
+        plan.steps.push(enable_ipv6(&ifname));
         plan.steps.push(Step::new(
             "guest-ndisc-notify",
             Op::SetNdiscNotify {

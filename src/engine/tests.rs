@@ -663,12 +663,20 @@ fn with_default(kind_argv: &[&str]) -> (Rig, Plan) {
     (r, p)
 }
 
+/// The fake has no /proc/sys: the IPv6 devconf steps (checked here) are left out.
 fn without_sysctl(mut p: Plan) -> Plan {
     assert!(matches!(
         op(&p, "guest-ndisc-notify"),
         Op::SetNdiscNotify { ifname } if ifname == &p.guest_ifname
     ));
-    p.steps.retain(|s| s.name != "guest-ndisc-notify");
+    assert!(matches!(
+        op(&p, "guest-ipv6-on"),
+        Op::EnableIpv6 { ifname } if ifname == &p.guest_ifname
+    ));
+    let at = |n: &str| p.steps.iter().position(|s| s.name == n);
+    assert!(at("guest-ipv6-on") < at("guest-ndisc-notify"), "IPv6 on before any IPv6 setting");
+    p.steps
+        .retain(|s| s.name != "guest-ndisc-notify" && s.name != "guest-ipv6-on");
     p
 }
 

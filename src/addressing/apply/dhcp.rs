@@ -47,8 +47,14 @@ pub(super) fn run(env: &mut Env<'_>, d: &DhcpStep) -> Result<(), Error> {
             }
             // Journalled as soon as it has a PID, before the wait for its lease.
             let journal = &mut *env.journal;
+            // Still our unreaped child then: its PID cannot have been recycled.
             let (lease, pid) = supervisor::spawn(&cfg, env.guest_ns, |pid| {
-                journal.will(stop_entry(pid, &pidfile, &infofile))
+                journal.will(stop_entry(
+                    pid,
+                    crate::process::start_time(pid),
+                    &pidfile,
+                    &infofile,
+                ))
             })?;
             supervisor_pid = Some(pid);
             (lease, true)
@@ -66,10 +72,10 @@ pub(super) fn run(env: &mut Env<'_>, d: &DhcpStep) -> Result<(), Error> {
                 files: pidfile.with_extension(""),
                 resolv: d.resolv.clone(),
             };
-            let pid = external::run(&r, env.guest_ns)?;
-            if let Some(pid) = pid {
-                env.journal.will(stop_entry(pid, &pidfile, &infofile))?;
-                supervisor_pid = Some(pid);
+            if let Some(daemon) = external::run(&r, env.guest_ns)? {
+                let entry = stop_entry(daemon.pid, daemon.start(), &pidfile, &infofile);
+                env.journal.will(entry)?;
+                supervisor_pid = Some(daemon.pid);
             }
             // The client's script (us) configured the interface: read back what it did.
             (lease_on_interface(env, index, d.v6)?, false)
@@ -77,13 +83,15 @@ pub(super) fn run(env: &mut Env<'_>, d: &DhcpStep) -> Result<(), Error> {
     };
     if configure {
         apply_lease(env, &d.ifname, &lease)?;
-        if let (Some(path), false) = (&d.resolv, lease.dns.is_empty()) {
-            let old = std::fs::read(path).ok();
+        if let (Some(file), false) = (&d.resolv, lease.dns.is_empty()) {
+            // Read through the same guarded path as the write: a file that cannot be read back
+            // (FIFO, device, huge) is refused before anything is written.
+            let old = file.read()?;
             env.journal.will(UndoEntry::RestoreFile {
-                path: path.clone(),
+                file: file.clone(),
                 content: old,
             })?;
-            dhcp::write_resolv(path, &lease.dns)?;
+            dhcp::write_resolv(file, &lease.dns)?;
         }
     }
     env.learned.dhcp_client =
@@ -181,10 +189,15 @@ fn lease_on_interface(env: &mut Env<'_>, index: u32, v6: bool) -> Result<Lease, 
 
 /// The undo of a DHCP client left running: stop that very process (PID and start time), and
 /// its files go.
-fn stop_entry(pid: u32, pidfile: &std::path::Path, infofile: &std::path::Path) -> UndoEntry {
+fn stop_entry(
+    pid: u32,
+    start: Option<u64>,
+    pidfile: &std::path::Path,
+    infofile: &std::path::Path,
+) -> UndoEntry {
     UndoEntry::StopProcess {
         pid,
-        start: crate::process::start_time(pid),
+        start,
         files: vec![pidfile.to_path_buf(), infofile.to_path_buf()],
     }
 }

@@ -35,6 +35,17 @@ pub fn apply(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
             let i = guest_index(env, ifname)?;
             announce::enable_arp_notify(env.guest, i, ifname)?;
         }
+        Op::EnableIpv6 { ifname } => {
+            let now = announce::read_ipv6_conf(env.guest_ns, env.home, ifname, "disable_ipv6")?;
+            if now.as_deref() == Some("1") {
+                env.journal.will(UndoEntry::Ipv6Conf {
+                    ifname: ifname.clone(),
+                    key: "disable_ipv6".into(),
+                    value: "1".into(),
+                })?;
+                announce::write_ipv6_conf(env.guest_ns, env.home, ifname, "disable_ipv6", "0")?;
+            }
+        }
         Op::SetNdiscNotify { ifname } => {
             announce::enable_ndisc_notify(env.guest_ns, env.home, ifname)?;
         }
@@ -195,12 +206,14 @@ pub fn undo(entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
             }
         })(),
         UndoEntry::StopProcess { pid, start, files } => {
-            let alive = crate::process::alive(*pid)
-                && start.is_none_or(|s| crate::process::start_time(*pid) == Some(s));
+            // Without a start time (the process was gone when journalled) nothing is signalled:
+            // the bare PID may name anyone by now.
+            let held = start.and_then(|s| crate::process::Held::verified(*pid, s));
+            let alive = held.is_some();
             let dry = sys.dry_run();
             if !dry {
-                if alive {
-                    crate::process::stop(*pid);
+                if let Some(h) = &held {
+                    h.stop();
                 }
                 for f in files {
                     let _ = std::fs::remove_file(f);
@@ -208,19 +221,27 @@ pub fn undo(entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
             }
             Ok(alive.then(|| format!("stop DHCP client {pid}")))
         }
-        UndoEntry::RestoreFile { path, content } => {
+        UndoEntry::Ipv6Conf { ifname, key, value } => {
+            let (Some(ns), home) = (sys.guest_ns, sys.home) else {
+                return Some(Ok(None));
+            };
             if sys.dry_run() {
                 return Some(Ok(None));
             }
-            let r = match content {
-                Some(c) => crate::addressing::dhcp::restore_file(path, c),
-                None => std::fs::remove_file(path).or_else(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => Ok(()),
-                    _ => Err(e),
-                }),
-            };
-            r.map(|()| Some(format!("restore {}", path.display())))
-                .map_err(|e| Error::io(format!("cannot restore {}", path.display()), e))
+            // Gone with the attachment's own link (deleted, or moved back to the host).
+            match announce::read_ipv6_conf(ns, home, ifname, key) {
+                Ok(Some(_)) => announce::write_ipv6_conf(ns, home, ifname, key, value)
+                    .map(|()| Some(entry.to_string())),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        UndoEntry::RestoreFile { file, content } => {
+            if sys.dry_run() {
+                return Some(Ok(None));
+            }
+            file.restore(content.as_deref())
+                .map(|()| Some(format!("restore {file}")))
         }
         _ => return None,
     })

@@ -16,6 +16,7 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use crate::error::Error;
 use crate::netlink::{msg, Netlink};
 use crate::ns::NetNs;
+use crate::process::Held;
 use crate::request::DhcpClient;
 
 /// Set in the client's environment: the script it runs is us, in hook mode.
@@ -34,7 +35,7 @@ pub struct Run {
     pub timeout: Duration,
     /// `<runtime>/dhcp/<inode>-<if>`: pid, leases and config files get their extension.
     pub files: PathBuf,
-    pub resolv: Option<PathBuf>,
+    pub resolv: Option<crate::guestfs::GuestFile>,
 }
 
 impl Run {
@@ -117,10 +118,17 @@ impl Run {
             flag.to_string(),
             format!("{HOOK_ENV}={}", self.client.name()),
         ];
-        if let Some(r) = &self.resolv {
-            v.extend([flag.to_string(), format!("{RESOLV_ENV}={}", r.display())]);
+        if let Some(r) = self.resolv_env() {
+            v.extend([flag.to_string(), format!("{RESOLV_ENV}={r}")]);
         }
         v
+    }
+
+    /// The guest file, as JSON (its root, path and owner process) for the hook.
+    fn resolv_env(&self) -> Option<String> {
+        self.resolv
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok())
     }
 
     /// dhclient's own configuration: our timeout, the hostname, and what to request.
@@ -135,8 +143,8 @@ impl Run {
 }
 
 /// Runs the client inside the guest until it has a lease. One-shot clients leave nothing
-/// behind; kept ones keep running (their PID is returned).
-pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
+/// behind; kept ones keep running (the daemon is returned, held by its pidfd).
+pub fn run(r: &Run, ns: &NetNs) -> Result<Option<Held>, Error> {
     let script = std::env::current_exe().map_err(|e| Error::io("cannot find our own binary", e))?;
     let argv = r.argv(&script)?;
     if let Some(d) = r.files.parent() {
@@ -151,7 +159,7 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env(HOOK_ENV, r.client.name())
-        .env(RESOLV_ENV, r.resolv.as_deref().unwrap_or(Path::new("")))
+        .env(RESOLV_ENV, r.resolv_env().unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -210,7 +218,7 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            kill_daemon(r);
+            kill_daemon(r, ns.inode);
             return Err(Error::Timeout(format!(
                 "no DHCP server answered {} on {} within {:.0} s",
                 argv[0],
@@ -226,7 +234,7 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
             use std::io::Read;
             let _ = e.read_to_string(&mut err);
         }
-        kill_daemon(r);
+        kill_daemon(r, ns.inode);
         let last = err
             .lines()
             .rev()
@@ -241,14 +249,14 @@ pub fn run(r: &Run, ns: &NetNs) -> Result<Option<u32>, Error> {
         )));
     }
     if r.keep {
-        return Ok(daemon_pid(r));
+        return Ok(daemon_pid(r, ns.inode));
     }
     // One-shot: a client that went to the background anyway (dhclient always does, writing
     // its pidfile just after) is stopped without releasing, as the original does.
     if r.client == DhcpClient::Dhclient {
-        daemon_pid(r);
+        daemon_pid(r, ns.inode);
     }
-    kill_daemon(r);
+    kill_daemon(r, ns.inode);
     Ok(None)
 }
 
@@ -300,9 +308,22 @@ fn private_dirs(run: &std::ffi::CStr, lib: &std::ffi::CStr) -> std::io::Result<(
     Ok(())
 }
 
-/// Live PIDs named by the client's pidfiles: ours (udhcpc, dhclient) or dhcpcd's own in its
-/// private run directory.
-fn daemon_pid_now(r: &Run) -> Option<u32> {
+impl Run {
+    /// What the daemon's /proc/PID/comm says (busybox's udhcpc may run as `busybox`).
+    fn comms(&self) -> &'static [&'static str] {
+        match self.client {
+            DhcpClient::Udhcpc => &["udhcpc", "busybox"],
+            DhcpClient::Dhclient => &["dhclient"],
+            DhcpClient::Dhcpcd => &["dhcpcd"],
+            DhcpClient::Builtin | DhcpClient::Slaac => &[],
+        }
+    }
+}
+
+/// The live daemon named by the client's pidfiles (ours for udhcpc and dhclient, dhcpcd's own
+/// in its private run directory). A pidfile holds a bare PID: it counts only for a process of
+/// that client inside the guest's namespace `netns`, and is then held by a pidfd.
+fn daemon_now(r: &Run, netns: u64) -> Option<Held> {
     let mut files = vec![r.pidfile()];
     if let Ok(d) = std::fs::read_dir(r.files.with_extension("dhcpcd-run")) {
         files.extend(
@@ -315,31 +336,32 @@ fn daemon_pid_now(r: &Run) -> Option<u32> {
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .filter_map(|s| s.trim().parse::<u32>().ok())
-        .find(|p| crate::process::alive(*p))
+        .find_map(|p| Held::in_netns(p, netns, r.comms()))
 }
 
-/// The running daemon's PID. A forking client writes its pidfile just after its foreground
-/// process exits: wait for it, briefly.
-fn daemon_pid(r: &Run) -> Option<u32> {
+/// The running daemon. A forking client writes its pidfile just after its foreground process
+/// exits: wait for it, briefly.
+fn daemon_pid(r: &Run, netns: u64) -> Option<Held> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let pid = daemon_pid_now(r);
-        if pid.is_some() || Instant::now() >= deadline {
+        let held = daemon_now(r, netns);
+        if held.is_some() || Instant::now() >= deadline {
             // dhcpcd's own pidfile is inside its mount namespace: mirror it where ours live.
-            if let (Some(p), DhcpClient::Dhcpcd) = (pid, r.client) {
-                let _ = std::fs::write(r.pidfile(), format!("{p}\n"));
+            if let (Some(h), DhcpClient::Dhcpcd) = (&held, r.client) {
+                let _ = std::fs::write(r.pidfile(), format!("{}\n", h.pid));
             }
-            return pid;
+            return held;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Stops a client's daemon (by its pidfile), without letting it release or unconfigure.
-pub fn kill_daemon(r: &Run) {
-    if let Some(pid) = daemon_pid_now(r) {
-        // SAFETY: plain kill(2).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+/// Stops a client's daemon (named by its pidfile, verified), without letting it release or
+/// unconfigure.
+pub fn kill_daemon(r: &Run, netns: u64) {
+    if let Some(h) = daemon_now(r, netns) {
+        h.signal(libc::SIGKILL);
+        h.exited_within(Duration::from_secs(1));
     }
     let _ = std::fs::remove_file(r.pidfile());
     let _ = std::fs::remove_dir_all(r.files.with_extension("dhcpcd-run"));
@@ -481,10 +503,13 @@ pub fn hook_action(
 pub fn hook(client: &str) -> ! {
     let event = std::env::args().nth(1);
     let action = hook_action(client, event.as_deref(), &|k| std::env::var(k).ok());
-    let resolv = std::env::var_os(RESOLV_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let code = match do_hook(action, resolv.as_deref()) {
+    let resolv = match std::env::var(RESOLV_ENV).ok().filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => serde_json::from_str::<crate::guestfs::GuestFile>(&v)
+            .map(Some)
+            .map_err(|e| Error::Invalid(format!("bad {RESOLV_ENV}: {e}"))),
+    };
+    let code = match resolv.and_then(|r| do_hook(action, r.as_ref())) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("pipework dhcp hook: {e}");
@@ -494,7 +519,7 @@ pub fn hook(client: &str) -> ! {
     std::process::exit(code)
 }
 
-fn do_hook(action: HookAction, resolv: Option<&Path>) -> Result<(), Error> {
+fn do_hook(action: HookAction, resolv: Option<&crate::guestfs::GuestFile>) -> Result<(), Error> {
     let dns = match &action {
         HookAction::Nothing | HookAction::Unbind { .. } => Vec::new(),
         HookAction::Bind { dns, .. } | HookAction::Dns { dns } => dns.clone(),

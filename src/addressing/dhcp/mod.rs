@@ -8,7 +8,6 @@ pub mod external;
 pub mod supervisor;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::guest::{Engine, Guest};
+use crate::guestfs::GuestFile;
 use crate::mac::MacAddr;
 
 /// What a DHCP exchange (or SLAAC) gave the interface.
@@ -135,14 +135,14 @@ pub fn hostname_for(guest: &Guest) -> Option<String> {
     guest.name.as_deref().filter(|n| valid(n)).map(String::from)
 }
 
-/// Where the guest's resolv.conf is, seen from here: the container's own file through its
-/// root (`/proc/PID/root/etc/resolv.conf`), or `/etc/netns/NAME/resolv.conf` for a named
-/// namespace (what `ip netns exec` shows processes there). Refused when that would be this
-/// host's own /etc/resolv.conf (a guest sharing the host's mount namespace).
-pub fn resolv_target(guest: &Guest) -> Result<PathBuf, Error> {
+/// Where the guest's resolv.conf is: the container's own `/etc/resolv.conf` resolved inside its
+/// root (`/proc/PID/root`), or `/etc/netns/NAME/resolv.conf` for a named namespace (what `ip
+/// netns exec` shows processes there). Refused when that file is this host's own (a guest
+/// sharing the host's mount namespace or its /etc), or is not a regular file.
+pub fn resolv_target(guest: &Guest) -> Result<GuestFile, Error> {
     let target = match (guest.engine, guest.pid, guest.name.as_deref()) {
-        (Engine::Netns, _, Some(name)) => Path::new("/etc/netns").join(name).join("resolv.conf"),
-        (_, Some(pid), _) => PathBuf::from(format!("/proc/{pid}/root/etc/resolv.conf")),
+        (Engine::Netns, _, Some(name)) => GuestFile::of_named_netns(name, "resolv.conf"),
+        (_, Some(pid), _) => GuestFile::of_process(pid, "etc/resolv.conf")?,
         _ => {
             return Err(Error::Invalid(format!(
                 "--dns-resolv: cannot tell where guest {}'s resolv.conf is (give a container, \
@@ -151,25 +151,15 @@ pub fn resolv_target(guest: &Guest) -> Result<PathBuf, Error> {
             )))
         }
     };
-    if same_file(&target, Path::new("/etc/resolv.conf"))
-        || target
-            .parent()
-            .is_some_and(|d| same_file(d, Path::new("/etc")))
-    {
+    if target.owner.is_some() && target.is_host_file(Path::new("/etc/resolv.conf"))? {
         return Err(Error::Guest(format!(
             "--dns-resolv: guest {} shares this host's /etc (its resolv.conf is the host's own \
              file), which pipework never writes",
             guest.spec
         )));
     }
+    target.check()?;
     Ok(target)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
 }
 
 /// The resolv.conf text for a lease's DNS servers.
@@ -181,23 +171,9 @@ pub fn resolv_text(dns: &[IpAddr]) -> String {
     s
 }
 
-/// Writes the guest's resolv.conf, returning what was there before (for rollback).
-pub fn write_resolv(target: &Path, dns: &[IpAddr]) -> Result<Option<Vec<u8>>, Error> {
-    let old = std::fs::read(target).ok();
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    }
-    // In place, not rename: a container's resolv.conf is a bind mount; replacing the file would
-    // detach it from the container.
-    std::fs::write(target, resolv_text(dns))
-        .map_err(|e| Error::io(format!("cannot write {}", target.display()), e))?;
-    Ok(old)
-}
-
-/// Puts a file's old content back (rollback of [`write_resolv`]), in place like the write.
-pub fn restore_file(target: &Path, content: &[u8]) -> std::io::Result<()> {
-    std::fs::write(target, content)
+/// Writes the guest's resolv.conf (in place, inside the guest's root only).
+pub fn write_resolv(target: &GuestFile, dns: &[IpAddr]) -> Result<(), Error> {
+    target.write(resolv_text(dns).as_bytes())
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub struct Config {
     pub netns_inode: u64,
     pub pidfile: PathBuf,
     pub infofile: PathBuf,
-    pub resolv: Option<PathBuf>,
+    pub resolv: Option<crate::guestfs::GuestFile>,
 }
 
 /// What `pipework ls` reads for a running DHCP client (built-in supervisor or external).
@@ -231,14 +231,9 @@ fn supervise() -> Result<(), Error> {
         .map_err(|e| Error::io("cannot read the supervisor's configuration", e))?;
     let cfg: Config = serde_json::from_str(&input)
         .map_err(|e| Error::Invalid(format!("bad supervisor configuration: {e}")))?;
-    // SAFETY: fd 3 was handed to us by the attach (see `spawn`); we own it from here.
-    let ns = unsafe { OwnedFd::from_raw_fd(NS_FD) };
-    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+    let (ns, pidfd) = inherited(&cfg)?;
+    nix::sched::setns(ns.fd(), nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| Error::io("cannot enter the guest", std::io::Error::from(e)))?;
-    let pidfd = cfg.guest_pid.map(|_| {
-        // SAFETY: fd 4 was handed to us with a guest PID.
-        unsafe { OwnedFd::from_raw_fd(PIDFD_FD) }
-    });
     write_atomic(&cfg.pidfile, format!("{}\n", std::process::id()).as_bytes())?;
     let result = builtin::runtime()?.block_on(session(&cfg, pidfd));
     let _ = std::fs::remove_file(&cfg.pidfile);
@@ -248,6 +243,54 @@ fn supervise() -> Result<(), Error> {
         let _ = std::fs::remove_file(cfg.pidfile.with_extension("log"));
     }
     result
+}
+
+/// The descriptors `spawn` hands over, verified before use: fd 3 must be the network namespace
+/// the configuration names (by inode), and fd 4, when there is a guest process, a pidfd of that
+/// very PID. Anything else (started by hand, or by someone else's fds) is refused.
+fn inherited(cfg: &Config) -> Result<(crate::ns::NetNs, Option<OwnedFd>), Error> {
+    let refuse = |why: String| {
+        Error::Invalid(format!(
+            "{SUBCOMMAND} is started only by pipework itself: {why}; refusing to run"
+        ))
+    };
+    let ns = crate::ns::NetNs::open(Path::new(&format!("/proc/self/fd/{NS_FD}")))
+        .map_err(|e| refuse(format!("fd {NS_FD} is not a network namespace ({e})")))?;
+    if ns.inode != cfg.netns_inode {
+        return Err(refuse(format!(
+            "fd {NS_FD} is network namespace {}, not the guest's {}",
+            ns.inode, cfg.netns_inode
+        )));
+    }
+    // SAFETY: fd 3 is open (just reopened through /proc) and nothing else in this process uses
+    // it; it is closed here, the reopened handle is what we keep.
+    drop(unsafe { OwnedFd::from_raw_fd(NS_FD) });
+    let Some(pid) = cfg.guest_pid else {
+        return Ok((ns, None));
+    };
+    let held = pidfd_of(PIDFD_FD);
+    if held != Some(pid) {
+        return Err(refuse(format!(
+            "fd {PIDFD_FD} is not a pidfd of the guest's process {pid} ({})",
+            held.map_or("no pidfd".to_string(), |p| format!("it names {p}"))
+        )));
+    }
+    // SAFETY: fd 4 is the pidfd checked above; we own it from here.
+    Ok((ns, Some(unsafe { OwnedFd::from_raw_fd(PIDFD_FD) })))
+}
+
+/// The PID a pidfd refers to, from the kernel's fdinfo (`Pid:` is shown only for pidfds);
+/// None when the fd is not open or not a pidfd.
+fn pidfd_of(fd: RawFd) -> Option<u32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    pidfd_fdinfo_pid(&info)
+}
+
+fn pidfd_fdinfo_pid(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(|p| u32::try_from(p).ok())
 }
 
 async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
@@ -310,7 +353,7 @@ async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
                 Ok(Event::Bound(lease)) => {
                     if lease != current {
                         eprintln!("lease changed: {} -> {}", current.address, lease.address);
-                        if let Err(e) = reconfigure(&mut nl, p, Some(&current), &lease, cfg.resolv.as_deref()) {
+                        if let Err(e) = reconfigure(&mut nl, p, Some(&current), &lease, cfg.resolv.as_ref()) {
                             eprintln!("cannot apply the new lease: {e}");
                         }
                         current = lease;
@@ -326,7 +369,7 @@ async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
                     builtin::reset(&mut client);
                     match builtin::acquire(&mut client, p).await {
                         Ok(l) => {
-                            let _ = reconfigure(&mut nl, p, None, &l, cfg.resolv.as_deref());
+                            let _ = reconfigure(&mut nl, p, None, &l, cfg.resolv.as_ref());
                             current = l;
                         }
                         Err(e) => {
@@ -363,7 +406,7 @@ pub fn reconfigure(
     p: &ClientParams,
     old: Option<&Lease>,
     new: &Lease,
-    resolv: Option<&Path>,
+    resolv: Option<&crate::guestfs::GuestFile>,
 ) -> Result<(), Error> {
     use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
     if let Some(o) = old.filter(|o| o.address != new.address) {

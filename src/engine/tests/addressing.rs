@@ -113,6 +113,7 @@ fn ipv6_static_plan_apply_rollback_teardown() {
         names(&p),
         [
             "create-dummy",
+            "guest-ipv6-on",
             "guest-ndisc-notify",
             "guest-link-up",
             "add-address",
