@@ -198,12 +198,11 @@ impl GuestFile {
         let Found::File(_, st) = self.open(&root)? else {
             // Missing: is its directory the host's?
             let rs = fstat(&root).map_err(|e| self.err("cannot inspect the root of", e))?;
-            let same_root = std::fs::metadata("/")
-                .is_ok_and(|m| m.dev() == rs.st_dev && m.ino() == rs.st_ino);
+            let same_root =
+                std::fs::metadata("/").is_ok_and(|m| m.dev() == rs.st_dev && m.ino() == rs.st_ino);
             return Ok(same_root);
         };
-        Ok(std::fs::metadata(host)
-            .is_ok_and(|m| m.dev() == st.st_dev && m.ino() == st.st_ino))
+        Ok(std::fs::metadata(host).is_ok_and(|m| m.dev() == st.st_dev && m.ino() == st.st_ino))
     }
 
     /// Refuses, before anything changes, a file that a later read or write would refuse (not
@@ -382,7 +381,10 @@ mod tests {
             b"nameserver 10.0.0.1\n"
         );
         f.restore(Some(b"old\n")).unwrap();
-        assert_eq!(std::fs::read(t.root().join("etc/resolv.conf")).unwrap(), b"old\n");
+        assert_eq!(
+            std::fs::read(t.root().join("etc/resolv.conf")).unwrap(),
+            b"old\n"
+        );
     }
 
     #[test]
@@ -409,7 +411,10 @@ mod tests {
         f.write(b"nameserver 10.0.0.1\n").unwrap();
         assert!(t.dir.join("netns/g1/resolv.conf").is_file());
         f.restore(None).unwrap();
-        assert!(!t.dir.join("netns/g1").exists(), "the directory it made is gone again");
+        assert!(
+            !t.dir.join("netns/g1").exists(),
+            "the directory it made is gone again"
+        );
     }
 
     #[test]
@@ -463,8 +468,11 @@ mod tests {
     #[test]
     fn fifo_is_refused_without_blocking() {
         let t = Tree::new("fifo");
-        nix::unistd::mkfifo(&t.root().join("etc/resolv.conf"), Mode::from_bits_truncate(0o644))
-            .unwrap();
+        nix::unistd::mkfifo(
+            &t.root().join("etc/resolv.conf"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
         let f = t.file();
         let e = f.read().unwrap_err();
         assert!(e.to_string().contains("a FIFO"), "{e}");
@@ -506,7 +514,11 @@ mod tests {
     #[test]
     fn magic_links_are_refused() {
         let t = Tree::new("magic");
-        symlink("/proc/self/root/etc/hostname", t.root().join("etc/resolv.conf")).unwrap();
+        symlink(
+            "/proc/self/root/etc/hostname",
+            t.root().join("etc/resolv.conf"),
+        )
+        .unwrap();
         // Inside the guest /proc does not exist: dangling, refused. With a /proc in the guest
         // that is the kernel's, RESOLVE_NO_MAGICLINKS refuses it; both leave the host alone.
         let e = t.file().write(b"x").unwrap_err();
@@ -540,6 +552,9 @@ mod tests {
         }
         let t = Tree::new("hostfile");
         std::fs::write(t.root().join("etc/resolv.conf"), b"x").unwrap();
-        assert!(!t.file().is_host_file(Path::new("/etc/resolv.conf")).unwrap());
+        assert!(!t
+            .file()
+            .is_host_file(Path::new("/etc/resolv.conf"))
+            .unwrap());
     }
 }

@@ -92,3 +92,33 @@ pub fn kernel_lacks(errno: i32, what: &str, module: &str) -> Option<String> {
         )
     })
 }
+
+#[cfg(test)]
+mod kernel_lacks_tests {
+    use super::kernel_lacks;
+
+    #[test]
+    fn missing_kind_errnos_say_which_module() {
+        for errno in [libc::EOPNOTSUPP, libc::ENOENT] {
+            let m = kernel_lacks(errno, "802.1Q VLAN", "8021q").expect("a lack of support");
+            assert!(
+                m.contains("no 802.1Q VLAN support") && m.contains("modprobe 8021q"),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_errnos_are_not_a_missing_kernel_feature() {
+        for errno in [
+            libc::EPERM,
+            libc::EEXIST,
+            libc::EINVAL,
+            libc::ENODEV,
+            libc::EBUSY,
+            0,
+        ] {
+            assert_eq!(kernel_lacks(errno, "dummy", "dummy"), None, "errno {errno}");
+        }
+    }
+}

@@ -87,7 +87,8 @@ impl Held {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+            let r =
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
             if r > 0 {
                 return true;
             }
@@ -128,10 +129,16 @@ mod tests {
 
     #[test]
     fn held_child_is_stopped_through_its_pidfd() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let start = super::start_time(pid).unwrap();
-        assert!(super::Held::verified(pid, start + 1).is_none(), "another start time");
+        assert!(
+            super::Held::verified(pid, start + 1).is_none(),
+            "another start time"
+        );
         let h = super::Held::verified(pid, start).expect("the child itself");
         h.stop();
         assert!(h.exited_within(std::time::Duration::ZERO));
@@ -140,7 +147,10 @@ mod tests {
 
     #[test]
     fn in_netns_wants_the_namespace_and_the_command() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let ino = std::os::unix::fs::MetadataExt::ino(
             &std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap(),
@@ -148,7 +158,9 @@ mod tests {
         assert!(super::Held::in_netns(pid, ino + 1, &["sleep"]).is_none());
         assert!(super::Held::in_netns(pid, ino, &["dhclient"]).is_none());
         assert!(super::Held::in_netns(pid, ino, &["sleep"]).is_some());
-        assert!(super::Held::verified(0, 0).is_none() && super::Held::verified(u32::MAX, 0).is_none());
+        assert!(
+            super::Held::verified(0, 0).is_none() && super::Held::verified(u32::MAX, 0).is_none()
+        );
         let _ = child.kill();
         let _ = child.wait();
     }

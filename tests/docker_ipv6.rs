@@ -20,7 +20,10 @@ fn sysctl(c: &Container, key: &str) -> String {
 /// Skips unless this Docker's containers start with IPv6 off (what the tests are about);
 /// asserts the container is in that state otherwise.
 fn starts_with_ipv6_off(c: &Container) -> bool {
-    let (all, default) = (sysctl(c, "all/disable_ipv6"), sysctl(c, "default/disable_ipv6"));
+    let (all, default) = (
+        sysctl(c, "all/disable_ipv6"),
+        sysctl(c, "default/disable_ipv6"),
+    );
     if all != "1" || default != "1" {
         skip(format!(
             "{}: this Docker starts containers with IPv6 on (all={all}, default={default})",
@@ -33,8 +36,16 @@ fn starts_with_ipv6_off(c: &Container) -> bool {
 
 /// Only eth1 changed: all and default stay off, eth1 is on.
 fn assert_only_eth1_enabled(c: &Container) {
-    assert_eq!(sysctl(c, "all/disable_ipv6"), "1", "all.disable_ipv6 untouched");
-    assert_eq!(sysctl(c, "default/disable_ipv6"), "1", "default.disable_ipv6 untouched");
+    assert_eq!(
+        sysctl(c, "all/disable_ipv6"),
+        "1",
+        "all.disable_ipv6 untouched"
+    );
+    assert_eq!(
+        sysctl(c, "default/disable_ipv6"),
+        "1",
+        "default.disable_ipv6 untouched"
+    );
     assert_eq!(sysctl(c, "eth1/disable_ipv6"), "0", "eth1 has IPv6 on");
 }
 
@@ -91,7 +102,10 @@ fn static_v6_without_gateway() {
     lan.pw(&["br1", &c.name, &addr]).ok();
     let have: Vec<String> = global_v6(&c, "eth1").iter().map(Addr::cidr).collect();
     assert!(have.contains(&addr), "eth1 has {addr}: {have:?}");
-    assert!(v6_default_via(&c).is_empty(), "no default route was asked for");
+    assert!(
+        v6_default_via(&c).is_empty(),
+        "no default route was asked for"
+    );
     assert_only_eth1_enabled(&c);
     assert_pings(&c, &format!("{}1", lan.v6_prefix()));
     lan.finish();
@@ -173,7 +187,8 @@ fn rollback_turns_ipv6_back_off() {
     );
     r.fails(1, "add-address");
     assert!(
-        r.stderr.contains("net.ipv6.conf.eth1.disable_ipv6 back to 1"),
+        r.stderr
+            .contains("net.ipv6.conf.eth1.disable_ipv6 back to 1"),
         "the rollback restores eth1's setting: {}",
         r.stderr
     );

@@ -64,7 +64,10 @@ impl RootGuest {
             if comm.trim() == "sleep" && ns.is_some_and(|i| i != mine) {
                 break;
             }
-            assert!(Instant::now() < deadline, "the chrooted guest did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the chrooted guest did not start"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         ip(&g, &["link", "set", "lo", "up"]);
@@ -106,7 +109,11 @@ impl RootGuest {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names.len(), 2, "no file created in the host directory: {names:?}");
+        assert_eq!(
+            names.len(),
+            2,
+            "no file created in the host directory: {names:?}"
+        );
     }
 }
 
@@ -153,7 +160,10 @@ fn plain_chrooted_guest_gets_its_own_file() {
     lan.pw(&["--dns-resolv", "br1", &g.pid.to_string(), "dhcp"])
         .ok();
     let text = std::fs::read_to_string(g.resolv()).unwrap();
-    assert!(has_nameserver(&text, &lan.dns()), "guest's resolv.conf:\n{text}");
+    assert!(
+        has_nameserver(&text, &lan.dns()),
+        "guest's resolv.conf:\n{text}"
+    );
     g.assert_victims_unchanged();
     lan.finish();
 }
@@ -174,7 +184,10 @@ fn absolute_symlink_lands_inside_the_guest() {
     lan.pw(&["--dns-resolv", "br1", &g.pid.to_string(), "dhcp"])
         .ok();
     let text = std::fs::read_to_string(&inside).unwrap();
-    assert!(has_nameserver(&text, &lan.dns()), "written inside the guest:\n{text}");
+    assert!(
+        has_nameserver(&text, &lan.dns()),
+        "written inside the guest:\n{text}"
+    );
     g.assert_victims_unchanged();
     lan.finish();
 }
@@ -195,7 +208,10 @@ fn dotdot_symlink_stops_at_the_guest_root() {
     lan.pw(&["--dns-resolv", "br1", &g.pid.to_string(), "dhcp"])
         .ok();
     let text = std::fs::read_to_string(&inside).unwrap();
-    assert!(has_nameserver(&text, &lan.dns()), "written inside the guest:\n{text}");
+    assert!(
+        has_nameserver(&text, &lan.dns()),
+        "written inside the guest:\n{text}"
+    );
     g.assert_victims_unchanged();
     lan.finish();
 }
@@ -221,7 +237,10 @@ fn fifo_is_refused_without_blocking() {
     assert!(st.success());
     let t = Instant::now();
     assert_refused(&lan, &g, &["a FIFO"]);
-    assert!(t.elapsed() < Duration::from_secs(20), "the refusal did not block on the FIFO");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "the refusal did not block on the FIFO"
+    );
     lan.finish();
 }
 

@@ -432,3 +432,25 @@ fn ipoib_refuses_a_mac() {
     assert_unchanged(&g, &gb, "guest after a MAC for IPoIB");
     assert_unchanged(&MachineNs, &mb, "machine namespace after a MAC for IPoIB");
 }
+
+/// The mapping that decides "the kernel lacks X" (skip) from `ip`'s error, against what every
+/// other failure must be (a failed test).
+#[test]
+fn kernel_lacks_mapping() {
+    for lacks in [
+        "Error: Unknown device type.",
+        "RTNETLINK answers: Operation not supported",
+        "Error: Not supported.",
+    ] {
+        assert!(kernel_lacks_from_ip(lacks), "{lacks}");
+    }
+    for other in [
+        "RTNETLINK answers: Operation not permitted",
+        "RTNETLINK answers: File exists",
+        "Error: argument \"x\" is wrong: invalid VLAN id",
+        "Cannot find device \"pv0\"",
+        "",
+    ] {
+        assert!(!kernel_lacks_from_ip(other), "{other}");
+    }
+}

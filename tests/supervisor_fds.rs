@@ -100,7 +100,10 @@ fn supervise(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         pidfile: pidfile.clone(),
     };
-    assert!(!o.pidfile.exists(), "{tag}: no pidfile written by a refused supervisor");
+    assert!(
+        !o.pidfile.exists(),
+        "{tag}: no pidfile written by a refused supervisor"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     o
 }
@@ -124,14 +127,26 @@ fn without_inherited_namespace_it_refuses() {
 #[test]
 fn a_file_that_is_not_a_namespace_is_refused() {
     let null = std::fs::File::open("/dev/null").unwrap();
-    let o = supervise("null", Some(null.as_raw_fd()), None, own_netns_inode(), None);
+    let o = supervise(
+        "null",
+        Some(null.as_raw_fd()),
+        None,
+        own_netns_inode(),
+        None,
+    );
     assert_refused(&o, "fd 3 is not a network namespace");
 }
 
 #[test]
 fn another_namespace_than_configured_is_refused() {
     let ns = std::fs::File::open("/proc/self/ns/net").unwrap();
-    let o = supervise("other", Some(ns.as_raw_fd()), None, own_netns_inode() + 1, None);
+    let o = supervise(
+        "other",
+        Some(ns.as_raw_fd()),
+        None,
+        own_netns_inode() + 1,
+        None,
+    );
     assert_refused(&o, "not the guest's");
 }
 

@@ -674,7 +674,10 @@ fn without_sysctl(mut p: Plan) -> Plan {
         Op::EnableIpv6 { ifname } if ifname == &p.guest_ifname
     ));
     let at = |n: &str| p.steps.iter().position(|s| s.name == n);
-    assert!(at("guest-ipv6-on") < at("guest-ndisc-notify"), "IPv6 on before any IPv6 setting");
+    assert!(
+        at("guest-ipv6-on") < at("guest-ndisc-notify"),
+        "IPv6 on before any IPv6 setting"
+    );
     p.steps
         .retain(|s| s.name != "guest-ndisc-notify" && s.name != "guest-ipv6-on");
     p

@@ -148,7 +148,11 @@ pub fn parse_task_ls(text: &str, id: &str) -> Option<Task> {
         if cols.next()? != id {
             return None;
         }
-        let pid = cols.next()?.parse().ok()?;
+        // 0 is a task without a process (CREATED); anything past the kernel's limit is junk.
+        let pid: u32 = cols.next()?.parse().ok()?;
+        if pid != 0 && !crate::guest::valid_pid(pid) {
+            return None;
+        }
         let status = cols.next().unwrap_or("UNKNOWN").to_string();
         Some(Task { pid, status })
     })

@@ -48,6 +48,45 @@ pub struct State {
     pub status: String,
 }
 
+/// The most an engine's answer may be (a container's inspect JSON is a few KiB).
+pub const MAX_ANSWER: u64 = 16 << 20;
+
+impl Container {
+    /// An engine's answer is input like any other: the ID must be a full hex ID, the name a
+    /// name, the PID a possible one, and the container the one asked for (by name or by a
+    /// prefix of its ID), before any of it names a namespace or lands in a record.
+    pub fn validate(&self, reference: &str) -> Result<(), Error> {
+        let bad = |what: String| {
+            Error::Guest(format!(
+                "the engine's answer for {reference} is not usable: {what}"
+            ))
+        };
+        if !(self.id.len() == 64 && self.id.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(bad(format!(
+                "container ID {:?} is not 64 hex digits",
+                self.id
+            )));
+        }
+        let name = self.name.strip_prefix('/').unwrap_or(&self.name);
+        if name.len() > 255 || !valid_reference(name) {
+            return Err(bad(format!(
+                "container name {:?} is not a valid name",
+                self.name
+            )));
+        }
+        if !crate::guest::valid_pid(self.state.pid) && self.state.pid != 0 {
+            return Err(bad(format!("PID {} is out of range", self.state.pid)));
+        }
+        if name != reference && !self.id.starts_with(reference) {
+            return Err(bad(format!(
+                "it describes container {name} ({}), not the one asked for",
+                &self.id[..12]
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Docker's rule for names and IDs; anything else never reaches the URL path.
 pub fn valid_reference(s: &str) -> bool {
     let mut chars = s.chars();
@@ -84,7 +123,17 @@ pub fn inspect(socket: &Path, reference: &str) -> Result<Lookup, Error> {
     let io_err = |e| Error::io(format!("engine API at {}", socket.display()), e);
     stream.write_all(req.as_bytes()).map_err(io_err)?;
     let mut resp = Vec::with_capacity(16 * 1024);
-    stream.read_to_end(&mut resp).map_err(io_err)?;
+    // Bounded: an engine (or whatever listens there) is not trusted to end its answer.
+    (&mut stream)
+        .take(MAX_ANSWER + 1)
+        .read_to_end(&mut resp)
+        .map_err(io_err)?;
+    if resp.len() as u64 > MAX_ANSWER {
+        return Err(Error::Guest(format!(
+            "the engine at {} answered with more than {MAX_ANSWER} bytes for {reference}",
+            socket.display()
+        )));
+    }
     let (status, body) = split_http(&resp).ok_or_else(|| {
         Error::Guest(format!(
             "the engine at {} sent an unreadable answer",
@@ -98,6 +147,7 @@ pub fn inspect(socket: &Path, reference: &str) -> Result<Lookup, Error> {
                     "unexpected answer from the engine for {reference}: {e}"
                 ))
             })?;
+            c.validate(reference)?;
             Ok(Lookup::Found(c))
         }
         404 => Ok(Lookup::NotFound),
@@ -148,14 +198,37 @@ mod tests {
         assert_eq!(b, b"{\"message\":\"x\"}");
     }
 
+    const ID: &str = "555e98e6cf14a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a";
+
+    fn answer(id: &str, name: &str, pid: u64) -> Container {
+        let body = format!(
+            r#"{{"Id":"{id}","Name":"{name}","State":{{"Status":"running","Running":true,"Paused":false,"Pid":{pid}}}}}"#
+        );
+        serde_json::from_str(&body).unwrap()
+    }
+
     #[test]
     fn parses_container_json() {
-        let body = br#"{"Id":"abc","Name":"/web1","State":{"Status":"running","Running":true,"Paused":false,"Pid":42}}"#;
-        let c: Container = serde_json::from_slice(body).unwrap();
+        let c = answer(ID, "/web1", 42);
         assert_eq!(
             (c.id.as_str(), c.name.as_str(), c.state.pid),
-            ("abc", "/web1", 42)
+            (ID, "/web1", 42)
         );
         assert!(c.state.running);
+        c.validate("web1").unwrap();
+        c.validate("555e98e6cf14").unwrap();
+        c.validate(ID).unwrap();
+    }
+
+    #[test]
+    fn hostile_answers_are_refused() {
+        let msg = |c: Container, r: &str| c.validate(r).unwrap_err().to_string();
+        assert!(msg(answer("abc", "/web1", 42), "web1").contains("64 hex"));
+        assert!(msg(answer(&"é".repeat(32), "/web1", 42), "web1").contains("64 hex"));
+        assert!(msg(answer(ID, "/../../etc", 42), "web1").contains("not a valid name"));
+        assert!(msg(answer(ID, "/web1", 4_194_305), "web1").contains("out of range"));
+        assert!(msg(answer(ID, "/db", 42), "web1").contains("not the one asked for"));
+        // A stopped container has PID 0: fine.
+        answer(ID, "/web1", 0).validate("web1").unwrap();
     }
 }

@@ -127,7 +127,13 @@ pub fn parse_info(text: &str) -> Option<Info> {
         };
         match k.trim() {
             "State" => state = Some(v.trim().to_string()),
-            "PID" => pid = v.trim().parse::<u32>().ok().filter(|p| *p > 0),
+            "PID" => {
+                pid = v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| crate::guest::valid_pid(*p))
+            }
             _ => {}
         }
     }

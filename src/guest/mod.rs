@@ -211,6 +211,14 @@ impl Guest {
     }
 }
 
+/// The kernel's PID_MAX_LIMIT (4M on 64-bit): a PID from an engine's answer or a tool's output
+/// beyond it (or 0) names no process.
+pub const PID_MAX_LIMIT: u32 = 4_194_304;
+
+pub fn valid_pid(pid: u32) -> bool {
+    (1..=PID_MAX_LIMIT).contains(&pid)
+}
+
 /// Resolves the guest and opens its namespace. Refuses a guest that shares the caller's
 /// namespace `home` (e.g. a `--net=host` container): plumbing it would rewire the host itself.
 pub fn resolve(raw: &str, spec: &GuestSpec, home: &NetNs) -> Result<Guest, Error> {

@@ -48,6 +48,8 @@ impl Output {
     }
 }
 
+const MAX_OUTPUT: u64 = 16 << 20;
+
 /// Runs `program args…` (stdin closed), collects its output, kills it after [`DEADLINE`].
 pub fn run(program: &Path, args: &[&str]) -> Result<Output, Error> {
     let shown = || {
@@ -67,8 +69,9 @@ pub fn run(program: &Path, args: &[&str]) -> Result<Output, Error> {
     let reader = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
+            if let Some(r) = r {
+                // Bounded: a tool's answer is a few lines; never hold more than 16 MiB of it.
+                let _ = r.take(MAX_OUTPUT).read_to_end(&mut buf);
             }
             String::from_utf8_lossy(&buf).into_owned()
         })

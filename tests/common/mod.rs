@@ -1445,10 +1445,34 @@ pub fn probe_link(args: &[&str]) -> Result<(), String> {
     full.extend_from_slice(args);
     let out = ip_raw(&ns, &full);
     if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        return Ok(());
     }
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(
+        kernel_lacks_from_ip(&err),
+        "probing `ip link add {}` failed for another reason than missing kernel support (a \
+         broken test machine is a failure, not a skip): {err}",
+        args.join(" ")
+    );
+    Err(err)
+}
+
+/// Whether `ip link add`'s error means the kernel lacks the link type (module not built or
+/// loadable), as opposed to any other failure, which must fail the test instead of skipping it.
+/// iproute2 says "Unknown device type" when the kernel has no rtnl_link_ops for the kind
+/// (EOPNOTSUPP after a failed module request), and "Operation not supported" when it exists but
+/// refuses the variant.
+pub fn kernel_lacks_from_ip(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    [
+        "unknown device type",
+        "operation not supported",
+        "not supported",
+    ]
+    .iter()
+    .any(|n| s.contains(n))
+        && !s.contains("permission")
+        && !s.contains("file exists")
 }
 
 /// Whether the kernel has the `dummy` link type (module dummy).
