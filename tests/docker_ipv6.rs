@@ -82,7 +82,11 @@ fn static_v6_with_gateway() {
         .ok();
     let have: Vec<String> = global_v6(&c, "eth1").iter().map(Addr::cidr).collect();
     assert!(have.contains(&addr), "eth1 has {addr}: {have:?}");
-    assert_eq!(v6_default_via(&c), vec![gw.clone()], "default route via {gw}");
+    assert_eq!(
+        v6_default_via(&c),
+        vec![gw.clone()],
+        "default route via {gw}"
+    );
     assert_only_eth1_enabled(&c);
     assert_pings(&c, &gw);
     lan.pw(&["detach", &c.name]).ok();

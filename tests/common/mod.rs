@@ -652,6 +652,9 @@ fn pipework_command(host: &dyn Ns, args: &[&str], opts: &Opts) -> Command {
     let dh = docker_host().unwrap_or_else(|| "unix:///nonexistent/pwt-no-docker.sock".into());
     cmd.env("DOCKER_HOST", dh);
     cmd.env_remove("PIPEWORK_TEST_FAIL_STEP");
+    // Records of one test never meet another's: a namespace inode freed by one test is soon
+    // reused by another, and an attach there would find (and roll back) the first one's record.
+    cmd.env("PIPEWORK_RUNTIME_DIR", test_runtime_dir());
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }
@@ -678,6 +681,16 @@ fn pipework_command(host: &dyn Ns, args: &[&str], opts: &Opts) -> Command {
         });
     }
     cmd
+}
+
+/// This test process's own runtime directory (nextest runs one test per process): a
+/// subdirectory of the run's (`$PIPEWORK_RUNTIME_DIR`, which scripts/test.sh removes at the end),
+/// else of /tmp. Tests that need their own ([`RuntimeDir`]) pass it explicitly.
+pub fn test_runtime_dir() -> PathBuf {
+    let base = std::env::var_os("PIPEWORK_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("pwt-run-shared"));
+    base.join(format!("t{}", std::process::id()))
 }
 
 /// Runs pipework inside `host` with all the knobs.
