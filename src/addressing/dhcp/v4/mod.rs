@@ -1,0 +1,124 @@
+//! pipework's own DHCPv4 client: [`packet`] (encoding, and [`parse_reply`], the one decoder
+//! of everything a server sends), [`machine`] (the RFC 2131 state machine, without I/O) and
+//! the sockets that drive it. Replaces mozim for v4: mozim waits a random 0–200 ms before
+//! its first DISCOVER and cannot be told not to, most of the time a one-shot `dhcp` took.
+
+pub mod machine;
+pub mod packet;
+mod socket;
+
+pub use machine::{Event, Machine, Phase};
+pub use packet::{parse_reply, BadReply, Reply};
+pub use socket::udp_payload;
+
+use std::time::Instant;
+
+use super::ClientParams;
+use crate::error::Error;
+use socket::Transport;
+
+/// A running DHCPv4 client on one interface: the state machine and its sockets.
+pub struct Client {
+    machine: Machine,
+    io: Transport,
+    ifname: String,
+}
+
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is writable for 8 bytes. On failure (no entropy yet), time and PID still tell
+    // clients apart.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), libc::GRND_NONBLOCK) };
+    if n != 8 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ (u64::from(std::process::id()) << 32);
+    }
+    u64::from_ne_bytes(b)
+}
+
+fn io_err(p: &str, what: &str, e: std::io::Error) -> Error {
+    Error::io(format!("DHCP on {p}: {what}"), e)
+}
+
+impl Client {
+    /// Opens the sockets (inside the guest's namespace, on a tokio runtime); the first
+    /// DISCOVER goes out on the first [`Client::next`].
+    pub fn start(p: &ClientParams) -> Result<Client, Error> {
+        let mac = p.mac.ok_or_else(|| {
+            Error::Guest(format!(
+                "DHCP on {}: the interface has no Ethernet address",
+                p.ifname
+            ))
+        })?;
+        let id = packet::Identity {
+            mac: mac.0,
+            hostname: p.hostname.clone(),
+        };
+        let io = Transport::open(&p.ifname, p.index)
+            .map_err(|e| io_err(&p.ifname, "cannot open the client's sockets", e))?;
+        Ok(Client {
+            machine: Machine::new(id, seed(), Instant::now()),
+            io,
+            ifname: p.ifname.clone(),
+        })
+    }
+
+    pub fn lease(&self) -> Option<&super::Lease> {
+        self.machine.lease()
+    }
+
+    fn flush(&mut self) {
+        for o in self.machine.take_outgoing() {
+            // A lost packet is retransmitted on the machine's timer; a send error (no route
+            // to the server yet) is one more reason to.
+            let _ = self.io.send(o.to, &o.packet);
+        }
+    }
+
+    /// Runs until the next event. Cancel-safe (the supervisor selects on it): all state is
+    /// in the machine, sends happen before the only await, timers are absolute.
+    pub async fn next(&mut self) -> Result<Event, Error> {
+        loop {
+            self.flush();
+            let unconfigured = matches!(
+                self.machine.phase(),
+                Phase::Init | Phase::Selecting | Phase::Requesting
+            );
+            self.io
+                .set_unconfigured(unconfigured)
+                .map_err(|e| io_err(&self.ifname, "cannot open a packet socket", e))?;
+            let deadline = self.machine.deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ev = tokio::select! {
+                r = self.io.recv() => {
+                    let bytes = r.map_err(|e| io_err(&self.ifname, "cannot receive", e))?;
+                    self.machine.on_packet(bytes, Instant::now())
+                }
+                _ = sleep => self.machine.on_timer(Instant::now()),
+            };
+            if let Some(ev) = ev {
+                self.flush();
+                return Ok(ev);
+            }
+        }
+    }
+
+    /// Sends DHCPRELEASE for the lease held, if any.
+    pub fn release(&mut self) {
+        self.machine.release();
+        self.flush();
+    }
+
+    /// Starts over from INIT (after a lost lease).
+    pub fn reset(&mut self) {
+        self.machine.reset(Instant::now());
+    }
+}
