@@ -123,10 +123,7 @@ pub async fn acquire(c: &mut Client, p: &ClientParams) -> Result<Lease, Error> {
 /// Gives the last lease back to the server (DHCPRELEASE / Release).
 pub async fn release(c: &mut Client, p: &ClientParams) -> Result<(), Error> {
     match c {
-        Client::V4(cli) => {
-            cli.release();
-            Ok(())
-        }
+        Client::V4(cli) => cli.release(),
         Client::V6(cli, Some(l)) => cli.release(l).await.map_err(|e| dhcp_err(p, e)),
         _ => Ok(()),
     }

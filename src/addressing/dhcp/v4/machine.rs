@@ -141,6 +141,11 @@ impl Machine {
         self.deadline
     }
 
+    /// A DISCOVER or REQUEST of this exchange went unanswered at least once.
+    pub fn retransmitting(&self) -> bool {
+        self.attempt > 0 && matches!(self.phase, Phase::Selecting | Phase::Requesting)
+    }
+
     pub fn xid(&self) -> u32 {
         self.xid
     }

@@ -22,6 +22,9 @@ pub struct Client {
     machine: Machine,
     io: Transport,
     ifname: String,
+    /// Listen on a packet socket too while unconfigured (see [`socket`]): rp_filter is on,
+    /// or a DISCOVER or REQUEST went unanswered once (then for the client's lifetime).
+    want_raw: bool,
 }
 
 fn seed() -> u64 {
@@ -63,6 +66,7 @@ impl Client {
             machine: Machine::new(id, seed(), Instant::now()),
             io,
             ifname: p.ifname.clone(),
+            want_raw: socket::rp_filter_on(&p.ifname),
         })
     }
 
@@ -70,26 +74,36 @@ impl Client {
         self.machine.lease()
     }
 
-    fn flush(&mut self) {
+    /// Sends what the machine queued, after opening or closing the packet socket for the
+    /// phase it is in (opened before the DISCOVER goes out: the OFFER is back within 1 ms).
+    fn flush(&mut self) -> Result<(), Error> {
+        self.want_raw |= self.machine.retransmitting();
+        let raw = self.want_raw
+            && matches!(
+                self.machine.phase(),
+                Phase::Init | Phase::Selecting | Phase::Requesting
+            );
+        self.io
+            .set_raw(raw)
+            .map_err(|e| io_err(&self.ifname, "cannot open a packet socket", e))?;
         for o in self.machine.take_outgoing() {
             // A lost packet is retransmitted on the machine's timer; a send error (no route
             // to the server yet) is one more reason to.
             let _ = self.io.send(o.to, &o.packet);
         }
+        Ok(())
     }
 
     /// Runs until the next event. Cancel-safe (the supervisor selects on it): all state is
     /// in the machine, sends happen before the only await, timers are absolute.
     pub async fn next(&mut self) -> Result<Event, Error> {
+        // Due now (the first DISCOVER): without a round through the runtime's timer.
+        let mut ev = self.machine.on_timer(Instant::now());
         loop {
-            self.flush();
-            let unconfigured = matches!(
-                self.machine.phase(),
-                Phase::Init | Phase::Selecting | Phase::Requesting
-            );
-            self.io
-                .set_unconfigured(unconfigured)
-                .map_err(|e| io_err(&self.ifname, "cannot open a packet socket", e))?;
+            self.flush()?;
+            if let Some(ev) = ev {
+                return Ok(ev);
+            }
             let deadline = self.machine.deadline();
             let sleep = async {
                 match deadline {
@@ -97,24 +111,20 @@ impl Client {
                     None => std::future::pending().await,
                 }
             };
-            let ev = tokio::select! {
+            ev = tokio::select! {
                 r = self.io.recv() => {
                     let bytes = r.map_err(|e| io_err(&self.ifname, "cannot receive", e))?;
                     self.machine.on_packet(bytes, Instant::now())
                 }
                 _ = sleep => self.machine.on_timer(Instant::now()),
             };
-            if let Some(ev) = ev {
-                self.flush();
-                return Ok(ev);
-            }
         }
     }
 
     /// Sends DHCPRELEASE for the lease held, if any.
-    pub fn release(&mut self) {
+    pub fn release(&mut self) -> Result<(), Error> {
         self.machine.release();
-        self.flush();
+        self.flush()
     }
 
     /// Starts over from INIT (after a lost lease).

@@ -3,11 +3,14 @@
 //! Sending: a UDP socket on 0.0.0.0:68 bound to the interface (SO_BINDTODEVICE), with
 //! SO_BROADCAST: the kernel builds the IP and UDP headers, from 0.0.0.0 while there is no
 //! address, and routes unicast to the server once there is.
-//! Receiving: that socket, and an AF_PACKET socket on the interface filtered to UDP port 68.
-//! The packet socket is what makes the first lease work everywhere: before the address
-//! exists, the kernel drops a broadcast OFFER for the UDP socket when the guest has
-//! `rp_filter` on (measured: strict rp_filter in the guest, no OFFER on the UDP socket), and a
-//! server may unicast to the offered address. It is open only while unconfigured.
+//! Receiving: that socket, and while unconfigured, when needed, an AF_PACKET socket on the
+//! interface filtered to UDP port 68. Before the address exists, the kernel drops a broadcast
+//! OFFER for the UDP socket when the interface has `rp_filter` on (measured: strict rp_filter
+//! in the guest, no OFFER on the UDP socket), and a server that ignores the broadcast flag
+//! unicasts to the offered address; the packet socket sees both. It is not opened by default
+//! because closing one costs an RCU grace period (synchronize_net in packet_release: 8.5 ms
+//! measured here, a quarter of a whole attach): only with rp_filter on, or once a DISCOVER
+//! went unanswered.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -178,6 +181,21 @@ fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Whether reverse-path filtering applies to `ifname` (the larger of `all` and the
+/// interface's own setting counts); unreadable counts as on. Read from a thread inside the
+/// guest's namespace: /proc/sys/net shows the reader's namespace.
+pub fn rp_filter_on(ifname: &str) -> bool {
+    let read = |key: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{key}/rp_filter"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u8>().ok())
+    };
+    match (read("all"), read(ifname)) {
+        (Some(a), Some(i)) => a.max(i) != 0,
+        _ => true,
+    }
+}
+
 pub struct Transport {
     udp: AsyncFd<OwnedFd>,
     raw: Option<AsyncFd<OwnedFd>>,
@@ -195,18 +213,16 @@ impl Transport {
     /// Opens the UDP socket (and the packet socket). Call inside the guest's namespace, from
     /// a tokio runtime.
     pub fn open(ifname: &str, index: u32) -> io::Result<Transport> {
-        let mut t = Transport {
+        Ok(Transport {
             udp: register(udp_socket(ifname)?)?,
             raw: None,
             index,
             buf: vec![0; RECV_BUF],
-        };
-        t.set_unconfigured(true)?;
-        Ok(t)
+        })
     }
 
-    /// Opens the packet socket while there is no address, closes it once there is one.
-    pub fn set_unconfigured(&mut self, yes: bool) -> io::Result<()> {
+    /// Opens the packet socket (`yes`) or closes it.
+    pub fn set_raw(&mut self, yes: bool) -> io::Result<()> {
         match (yes, self.raw.is_some()) {
             (true, false) => self.raw = Some(register(packet_socket(self.index)?)?),
             (false, true) => self.raw = None,
