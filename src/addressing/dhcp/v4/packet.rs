@@ -43,7 +43,6 @@ const OPT_MESSAGE: u8 = 56;
 const OPT_MAX_SIZE: u8 = 57;
 const OPT_T1: u8 = 58;
 const OPT_T2: u8 = 59;
-const OPT_CLIENT_ID: u8 = 61;
 const OPT_CLASSLESS_ROUTES: u8 = 121;
 const OPT_END: u8 = 255;
 
@@ -136,11 +135,9 @@ impl Builder {
         b[HEADER_LEN..OPTIONS_AT].copy_from_slice(&COOKIE);
         let mut me = Builder(b);
         me.opt(OPT_MESSAGE_TYPE, &[kind as u8]);
-        // Client identifier: hardware type 1 + MAC, so the server keys the lease on the MAC
-        // whatever the client (ours, dhclient, udhcpc) that asks again later.
-        let mut cid = [1u8; 7];
-        cid[1..].copy_from_slice(&id.mac);
-        me.opt(OPT_CLIENT_ID, &cid);
+        // No client identifier (option 61), as before with mozim and as dhclient by default:
+        // servers key the lease on chaddr, so a guest with a stable MAC gets its old lease
+        // back across pipework versions and clients.
         me
     }
 
@@ -687,6 +684,60 @@ pub(crate) mod tests {
         );
     }
 
+    /// A deterministic stand-in for the fuzz target: mutated replies never panic, and every
+    /// lease that comes out holds the invariants the client acts on.
+    #[test]
+    fn mutated_replies_never_panic_and_leases_stay_sane() {
+        let mut rng = crate::addressing::dhcp::v4::machine::Rng::new(0x5eed);
+        let seeds = [
+            ack(5, XID, 120),
+            ack(2, XID, 0),
+            reply(
+                6,
+                XID,
+                [0; 4],
+                &[(OPT_SERVER_ID, &[10, 0, 0, 1]), (OPT_MESSAGE, b"x")],
+            ),
+            reply(
+                5,
+                XID,
+                [10, 0, 0, 7],
+                &[
+                    (OPT_SERVER_ID, &[10, 0, 0, 1]),
+                    (OPT_LEASE_TIME, &[255; 4]),
+                    (OPT_OVERLOAD, &[3]),
+                    (
+                        OPT_CLASSLESS_ROUTES,
+                        &[24, 10, 9, 9, 10, 0, 0, 2, 0, 10, 0, 0, 3],
+                    ),
+                ],
+            ),
+        ];
+        for i in 0..20_000u32 {
+            let mut p = seeds[i as usize % seeds.len()].clone();
+            for _ in 0..1 + rng.next_u32() % 8 {
+                let r = rng.next_u32();
+                let at = (r as usize >> 8) % (p.len() + 1);
+                match r % 4 {
+                    0 if at < p.len() => p[at] = (r >> 16) as u8,
+                    1 => p.truncate(at),
+                    2 => p.insert(at.min(p.len()), (r >> 16) as u8),
+                    _ => p.extend_from_slice(&[(r >> 16) as u8, (r >> 24) as u8]),
+                }
+            }
+            if let Ok(Reply::Offer(l) | Reply::Ack(l)) = parse_reply(&p, XID, &MAC) {
+                assert!(l.address.prefix_len() <= 32);
+                assert!(l.lease_time >= MIN_LEASE, "{l:?}");
+                assert!(0 < l.t1 && l.t1 <= l.t2 && l.t2 <= l.lease_time, "{l:?}");
+                assert!(l.dns.len() <= MAX_LIST && l.routes.len() <= MAX_LIST * 4);
+                match l.address.addr() {
+                    IpAddr::V4(a) => assert!(usable_host(a), "{l:?}"),
+                    a => panic!("{a}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn sent_messages_are_well_formed() {
         let id = Identity {
@@ -701,6 +752,11 @@ pub(crate) mod tests {
         let o = Options::parse(&d).unwrap();
         assert_eq!(o.get(OPT_MESSAGE_TYPE), Some(&[1u8][..]));
         assert_eq!(o.get(OPT_HOSTNAME), Some(&b"web1"[..]));
+        assert_eq!(
+            o.get(61),
+            None,
+            "no client identifier: the lease is keyed on chaddr"
+        );
         let ours = Ipv4Addr::new(10, 0, 0, 7);
         let server = Ipv4Addr::new(10, 0, 0, 1);
         let r = release(XID, &id, ours, server);
