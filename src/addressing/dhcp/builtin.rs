@@ -40,12 +40,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("cannot start the DHCP client's runtime", e))
 }
 
+/// The DHCP timeout in whole seconds, at least 1 (as mozim is configured: `--dhcp-timeout 0`
+/// still gets one exchange a chance).
+fn timeout_secs(p: &ClientParams) -> u32 {
+    (p.timeout.as_secs_f64().ceil() as u32).max(1)
+}
+
 fn timeout_err(p: &ClientParams) -> Error {
     Error::Timeout(format!(
-        "no DHCP{} server answered on {} within {:.0} s (is one serving this network?)",
+        "no DHCP{} server answered on {} within {} s (is one serving this network?)",
         if p.v6 { "v6" } else { "" },
         p.ifname,
-        p.timeout.as_secs_f64().ceil()
+        timeout_secs(p)
     ))
 }
 
@@ -58,7 +64,6 @@ fn dhcp_err(p: &ClientParams, e: mozim::DhcpError) -> Error {
 
 /// Sets up the client for the interface (call inside the guest namespace).
 pub async fn start(p: &ClientParams, nl: &mut Netlink) -> Result<Client, Error> {
-    let timeout = p.timeout.as_secs_f64().ceil() as u32;
     if !p.v6 {
         return Ok(Client::V4(Box::new(v4::Client::start(p)?)));
     }
@@ -70,7 +75,7 @@ pub async fn start(p: &ClientParams, nl: &mut Netlink) -> Result<Client, Error> 
         // RFC 8415: the IAID must be stable for the interface; derive it from the MAC.
         c.set_iaid(u32::from_be_bytes([mac.0[2], mac.0[3], mac.0[4], mac.0[5]]));
     }
-    c.timeout_sec = timeout.max(1);
+    c.timeout_sec = timeout_secs(p);
     let cli = DhcpV6Client::init(c, None)
         .await
         .map_err(|e| dhcp_err(p, e))?;
@@ -115,7 +120,7 @@ pub async fn acquire(c: &mut Client, p: &ClientParams) -> Result<Lease, Error> {
     if !ours {
         return lease.await;
     }
-    tokio::time::timeout(p.timeout, lease)
+    tokio::time::timeout(Duration::from_secs(timeout_secs(p).into()), lease)
         .await
         .unwrap_or_else(|_| Err(timeout_err(p)))
 }
