@@ -5,6 +5,7 @@
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
 #   PIPEWORK_BENCH_OVS_N=20               guests of the Open vSwitch row (default min(N,50))
 #   PIPEWORK_BENCH_DHCP_N=20              fresh guests per time-to-lease row (default 20, max 60, 0 skips)
+#   PIPEWORK_BENCH_ONLY=dhcp              only the time-to-lease section (no static build, no Docker)
 #   PIPEWORK_BENCH_STATIC=0               skip the static-binary build and the "ns path A/B" rows
 #   PIPEWORK_BENCH_STATIC_BIN=PATH        use this binary as the static one (no build)
 # Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
@@ -32,7 +33,8 @@ cargo build --release --bin pipework
 # command line: Cargo.toml and .cargo/config are not changed. A failed build skips the rows.
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-if [ -z "${PIPEWORK_BENCH_STATIC_BIN:-}" ] && [ "${PIPEWORK_BENCH_STATIC:-1}" != 0 ]; then
+ONLY=${PIPEWORK_BENCH_ONLY:-}
+if [ -z "${PIPEWORK_BENCH_STATIC_BIN:-}" ] && [ "${PIPEWORK_BENCH_STATIC:-1}" != 0 ] && [ "$ONLY" != dhcp ]; then
   triple=x86_64-unknown-linux-gnu
   echo "bench: cargo build --release --target $triple (RUSTFLAGS=-C target-feature=+crt-static)"
   if RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
@@ -69,7 +71,9 @@ docker_up() { timeout -k 5 10 docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/d
 TEST_DIR=${PIPEWORK_TEST_DIR:-/run/pipework-test}
 daemon_pid=$(cat "$TEST_DIR/docker.pid" 2>/dev/null || true)
 daemon_alive() { [ -n "$daemon_pid" ] && [ "$(cat "/proc/$daemon_pid/comm" 2>/dev/null)" = dockerd ]; }
-if command -v docker >/dev/null && docker_up; then
+if [ "$ONLY" = dhcp ]; then
+  echo "bench: PIPEWORK_BENCH_ONLY=dhcp: the Docker test daemon is not needed"
+elif command -v docker >/dev/null && docker_up; then
   echo "bench: test dockerd already running at $PIPEWORK_TEST_DOCKER_HOST"
   # make sure the image is there (idempotent, no daemon restart)
   "$TESTENV" up >/dev/null || echo "bench: warning: testenv up failed; the Docker row may be skipped" >&2
@@ -99,7 +103,7 @@ for p in ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl; do
   command -v "$p" >/dev/null || ovs_missing=1
 done
 [ -f /usr/share/openvswitch/vswitch.ovsschema ] || ovs_missing=1
-if [ "$ovs_missing" = 1 ]; then pkgs+=(openvswitch-switch); fi
+if [ "$ovs_missing" = 1 ] && [ "$ONLY" != dhcp ]; then pkgs+=(openvswitch-switch); fi
 has dnsmasq || pkgs+=(dnsmasq-base)
 has udhcpc || pkgs+=(udhcpc)
 has dhclient || pkgs+=(isc-dhcp-client)

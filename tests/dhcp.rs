@@ -368,6 +368,170 @@ fn keep_renews_then_releases_on_sigterm() {
     lan.finish();
 }
 
+/// A supervised lease (`dhcp:-f`) on a netns guest of a fresh LAN N whose server renews
+/// every 3 s (T1 3 s, T2 100 s).
+fn kept_lease(n: u8) -> (DhcpLan, DhcpGuest<Netns>, Kept) {
+    let conf = DnsmasqConf {
+        t1: Some(3),
+        t2: Some(100),
+        ..Default::default()
+    };
+    let lan = DhcpLan::new(n, &conf);
+    let guest = lan.netns_guest();
+    let r = lan.pw(&["--json", "br1", &guest.name, "dhcp:-f"]);
+    r.ok();
+    let (pid, pidfile) = supervisor_of(&lan, &r.json());
+    let ino = netns_inode(&guest);
+    (lan, guest, Kept { pid, pidfile, ino })
+}
+
+struct Kept {
+    pid: u32,
+    pidfile: PathBuf,
+    ino: u64,
+}
+
+impl Kept {
+    /// SIGTERM, then the end-of-test checks: nothing left, host files intact.
+    fn stop(self, lan: &DhcpLan) {
+        sigterm(self.pid);
+        assert_supervisor_gone(
+            lan,
+            self.pid,
+            &self.pidfile,
+            Duration::from_secs(5),
+            "SIGTERM",
+        );
+        lan.assert_no_leftovers(Some(self.ino), &[], "after SIGTERM to the supervisor");
+        lan.finish();
+    }
+}
+
+/// Renewal at T1 goes to the server by unicast: with broadcasts to port 67 dropped on the
+/// server's side after the first lease, renewals still get ACKed (and a fresh DISCOVER does not,
+/// the control that the rule bites).
+#[test]
+fn keep_renews_by_unicast_to_the_server() {
+    need_programs!("dnsmasq", "iptables");
+    let (lan, guest, kept) = kept_lease(14);
+    let a = lan.v4_lease(&guest, "eth1");
+    let mac = must_link(&guest, "eth1").mac;
+    let drop_rule = [
+        "INPUT",
+        "-i",
+        "br1",
+        "-d",
+        "255.255.255.255",
+        "-p",
+        "udp",
+        "--dport",
+        "67",
+        "-j",
+        "DROP",
+    ];
+    let mut add = cmd_in(&lan.host, "iptables");
+    add.arg("-I").args(drop_rule);
+    assert!(add.status().expect("iptables").success(), "iptables -I");
+    let acks = lan.server().acks(&mac);
+    assert!(
+        lan.server()
+            .wait_acks(&mac, acks + 2, Duration::from_secs(15)),
+        "two renewals ACKed with broadcasts dropped (T1 = 3 s): {:#?}",
+        lan.server().log_lines(&[&mac])
+    );
+    assert_eq!(
+        global_v4(&guest, "eth1")
+            .iter()
+            .map(Addr::cidr)
+            .collect::<Vec<_>>(),
+        vec![a.cidr()],
+        "address kept"
+    );
+    // Control: a broadcast DISCOVER from another guest gets nothing now.
+    let other = lan.netns_guest();
+    let r2 = lan.pw(&["br1", &other.name, "dhcp", "--dhcp-timeout", "2"]);
+    assert_ne!(r2.code, 0, "DISCOVER must be dropped: {}", r2.stderr);
+    let mut del = cmd_in(&lan.host, "iptables");
+    del.arg("-D").args(drop_rule);
+    assert!(del.status().expect("iptables").success(), "iptables -D");
+    kept.stop(&lan);
+}
+
+/// A NAK to a renewal (the server restarted with another range) loses the lease: the
+/// supervisor removes the address, discovers again and puts the new lease on.
+#[test]
+fn keep_nak_on_renewal_starts_over_with_a_new_lease() {
+    need_programs!("dnsmasq");
+    let (mut lan, guest, kept) = kept_lease(15);
+    let old = lan.v4_lease(&guest, "eth1");
+    let mut first = lan.server.take().expect("server");
+    first.stop();
+    drop(first);
+    lan.server = Some(Dnsmasq::start(
+        &lan.host,
+        "br1",
+        lan.n,
+        &DnsmasqConf {
+            t1: Some(3),
+            t2: Some(100),
+            range: Some((160, 170)),
+            ..Default::default()
+        },
+    ));
+    let moved = || {
+        let now = global_v4(&guest, "eth1");
+        now.len() == 1
+            && now[0]
+                .local
+                .rsplit('.')
+                .next()
+                .and_then(|o| o.parse::<u8>().ok())
+                .is_some_and(|o| (160..=170).contains(&o))
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), moved),
+        "after the NAK, eth1 holds one address of the new range instead of {}: {:?}\n{:#?}",
+        old.local,
+        global_v4(&guest, "eth1"),
+        lan.server().log_lines(&["DHCP"])
+    );
+    assert!(
+        !lan.server().log_lines(&["DHCPNAK("]).is_empty(),
+        "the server NAKed the old lease: {:#?}",
+        lan.server().log_lines(&["DHCP"])
+    );
+    assert!(
+        proc_alive(kept.pid),
+        "the supervisor carries on after the NAK"
+    );
+    assert_router_default(&lan, &guest, "eth1");
+    kept.stop(&lan);
+}
+
+/// With strict reverse-path filtering in the guest, the kernel drops the broadcast OFFER for a
+/// UDP socket on an interface without an address; the client's packet socket still gets it.
+#[test]
+fn builtin_v4_with_strict_rp_filter_in_the_guest() {
+    need_programs!("dnsmasq");
+    let lan = DhcpLan::new(16, &DnsmasqConf::default());
+    let guest = lan.netns_guest();
+    for key in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv4/conf/{key}/rp_filter");
+        let mut c = cmd_in(&guest, "sh");
+        c.args(["-c", "echo 1 > \"$0\"", &path]);
+        assert!(
+            c.status().expect("sh").success(),
+            "rp_filter=1 in the guest"
+        );
+    }
+    // 2 s: less than the first retransmission (4 s, -1 s at most), so the lease must come
+    // from the first DISCOVER.
+    let r = lan.pw(&["--json", "br1", &guest.name, "dhcp", "--dhcp-timeout", "2"]);
+    r.ok();
+    lan.v4_lease(&guest, "eth1");
+    lan.finish();
+}
+
 /// `--dhcp-keep` with a Docker guest: `docker rm -f` ends the supervisor within seconds.
 #[test]
 fn keep_supervisor_exits_when_container_removed() {

@@ -2283,6 +2283,9 @@ pub struct DnsmasqConf {
     /// DHCP option 59 (rebinding time), seconds.
     pub t2: Option<u32>,
     pub v6: V6Mode,
+    /// Last octets of the DHCPv4 range, instead of [`V4_RANGE`] (a server restarted with
+    /// another range NAKs the old leases).
+    pub range: Option<(u8, u8)>,
 }
 
 /// First and last address of the DHCPv4 range of subnet N.
@@ -2325,7 +2328,8 @@ impl Dnsmasq {
             format!("--pid-file={}", p("pid")),
             format!(
                 "--dhcp-range=10.224.{n}.{},10.224.{n}.{},255.255.255.0,2m",
-                V4_RANGE.0, V4_RANGE.1
+                conf.range.unwrap_or(V4_RANGE).0,
+                conf.range.unwrap_or(V4_RANGE).1
             ),
             format!("--dhcp-option=option:router,10.224.{n}.1"),
             format!("--dhcp-option=option:dns-server,10.224.{n}.53"),

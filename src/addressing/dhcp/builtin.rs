@@ -1,19 +1,17 @@
-//! The built-in DHCP client: mozim (the DHCP library of nispor and netavark) for the protocol,
-//! on a current-thread tokio runtime that lives only on a thread (or process) that has entered
-//! the guest's namespace — its sockets open lazily, so that thread must stay inside. mozim does
-//! not configure the interface; `apply` does, over netlink.
+//! The built-in DHCP client: DHCPv4 is our own ([`super::v4`]), DHCPv6 is mozim (the DHCP
+//! library of nispor and netavark). Both run on a current-thread tokio runtime that lives only
+//! on a thread (or process) that has entered the guest's namespace — mozim's sockets open
+//! lazily, so that thread must stay inside. Neither configures the interface; `apply` does,
+//! over netlink.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use mozim::{
-    DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State, DhcpV6Client, DhcpV6Config, DhcpV6Lease,
-    DhcpV6Mode, DhcpV6State,
-};
+use mozim::{DhcpV6Client, DhcpV6Config, DhcpV6Lease, DhcpV6Mode, DhcpV6State};
 use netlink_packet_route::address::AddressScope;
 
-use super::{if_addresses, ClientParams, Lease};
+use super::{if_addresses, v4, ClientParams, Lease};
 use crate::error::Error;
 use crate::netlink::Netlink;
 use crate::ns::NetNs;
@@ -21,7 +19,8 @@ use crate::ns::NetNs;
 /// A running client of either family, with the last lease it obtained (what `release`
 /// gives back).
 pub enum Client {
-    V4(Box<DhcpV4Client>, Option<Box<DhcpV4Lease>>),
+    /// Ours keeps its lease itself.
+    V4(Box<v4::Client>),
     V6(Box<DhcpV6Client>, Option<Box<DhcpV6Lease>>),
 }
 
@@ -41,35 +40,32 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("cannot start the DHCP client's runtime", e))
 }
 
+/// The DHCP timeout in whole seconds, at least 1 (as mozim is configured: `--dhcp-timeout 0`
+/// still gets one exchange a chance).
+fn timeout_secs(p: &ClientParams) -> u32 {
+    (p.timeout.as_secs_f64().ceil() as u32).max(1)
+}
+
+fn timeout_err(p: &ClientParams) -> Error {
+    Error::Timeout(format!(
+        "no DHCP{} server answered on {} within {} s (is one serving this network?)",
+        if p.v6 { "v6" } else { "" },
+        p.ifname,
+        timeout_secs(p)
+    ))
+}
+
 fn dhcp_err(p: &ClientParams, e: mozim::DhcpError) -> Error {
     if matches!(e.kind(), mozim::ErrorKind::Timeout) {
-        return Error::Timeout(format!(
-            "no DHCP{} server answered on {} within {:.0} s (is one serving this network?)",
-            if p.v6 { "v6" } else { "" },
-            p.ifname,
-            p.timeout.as_secs_f64().ceil()
-        ));
+        return timeout_err(p);
     }
     Error::Guest(format!("DHCP on {}: {e}", p.ifname))
 }
 
 /// Sets up the client for the interface (call inside the guest namespace).
 pub async fn start(p: &ClientParams, nl: &mut Netlink) -> Result<Client, Error> {
-    let timeout = p.timeout.as_secs_f64().ceil() as u32;
     if !p.v6 {
-        let mut c = DhcpV4Config::new(&p.ifname);
-        c.set_iface_index(p.index);
-        if let Some(mac) = &p.mac {
-            c.set_iface_mac_raw(&mac.0).map_err(|e| dhcp_err(p, e))?;
-        }
-        if let Some(h) = &p.hostname {
-            c.set_host_name(h);
-        }
-        c.set_timeout_sec(timeout.max(1));
-        let cli = DhcpV4Client::init(c, None)
-            .await
-            .map_err(|e| dhcp_err(p, e))?;
-        return Ok(Client::V4(Box::new(cli), None));
+        return Ok(Client::V4(Box::new(v4::Client::start(p)?)));
     }
     let ll = link_local(nl, p)?;
     let mut c = DhcpV6Config::new(&p.ifname, DhcpV6Mode::NonTemporaryAddresses);
@@ -79,7 +75,7 @@ pub async fn start(p: &ClientParams, nl: &mut Netlink) -> Result<Client, Error> 
         // RFC 8415: the IAID must be stable for the interface; derive it from the MAC.
         c.set_iaid(u32::from_be_bytes([mac.0[2], mac.0[3], mac.0[4], mac.0[5]]));
     }
-    c.timeout_sec = timeout.max(1);
+    c.timeout_sec = timeout_secs(p);
     let cli = DhcpV6Client::init(c, None)
         .await
         .map_err(|e| dhcp_err(p, e))?;
@@ -89,13 +85,15 @@ pub async fn start(p: &ClientParams, nl: &mut Netlink) -> Result<Client, Error> 
 /// Runs the client until the next state change.
 pub async fn next(c: &mut Client, p: &ClientParams) -> Result<Event, Error> {
     match c {
-        Client::V4(cli, last) => match cli.run().await.map_err(|e| dhcp_err(p, e))? {
-            DhcpV4State::Done(l) => {
-                let lease = lease_v4(&l);
-                *last = Some(l);
-                Ok(Event::Bound(lease))
-            }
-            s => Ok(Event::Progress(s.to_string())),
+        Client::V4(cli) => match cli.next().await? {
+            v4::Event::Bound(l) => Ok(Event::Bound(l)),
+            v4::Event::Renewing => Ok(Event::Progress("renewing".into())),
+            v4::Event::Rebinding => Ok(Event::Progress("rebinding".into())),
+            v4::Event::Restarting(why) => Ok(Event::Progress(why)),
+            v4::Event::Lost(why) => Err(Error::Guest(format!(
+                "DHCP lease on {} lost: {why}",
+                p.ifname
+            ))),
         },
         Client::V6(cli, last) => match cli.run().await.map_err(|e| dhcp_err(p, e))? {
             DhcpV6State::Done(l) => {
@@ -108,19 +106,29 @@ pub async fn next(c: &mut Client, p: &ClientParams) -> Result<Event, Error> {
     }
 }
 
-/// Runs the client until it holds a lease.
+/// Runs the client until it holds a lease, for at most the interface's DHCP timeout.
 pub async fn acquire(c: &mut Client, p: &ClientParams) -> Result<Lease, Error> {
-    loop {
-        if let Event::Bound(l) = next(c, p).await? {
-            return Ok(l);
+    // mozim times out by itself (its configured timeout); ours is timed here.
+    let ours = matches!(c, Client::V4(_));
+    let lease = async {
+        loop {
+            if let Event::Bound(l) = next(c, p).await? {
+                return Ok(l);
+            }
         }
+    };
+    if !ours {
+        return lease.await;
     }
+    tokio::time::timeout(Duration::from_secs(timeout_secs(p).into()), lease)
+        .await
+        .unwrap_or_else(|_| Err(timeout_err(p)))
 }
 
 /// Gives the last lease back to the server (DHCPRELEASE / Release).
 pub async fn release(c: &mut Client, p: &ClientParams) -> Result<(), Error> {
     match c {
-        Client::V4(cli, Some(l)) => cli.release(l).await.map_err(|e| dhcp_err(p, e)),
+        Client::V4(cli) => cli.release(),
         Client::V6(cli, Some(l)) => cli.release(l).await.map_err(|e| dhcp_err(p, e)),
         _ => Ok(()),
     }
@@ -129,61 +137,11 @@ pub async fn release(c: &mut Client, p: &ClientParams) -> Result<(), Error> {
 /// Starts over (after a lost lease): the next `next` sends DISCOVER / Solicit.
 pub fn reset(c: &mut Client) {
     match c {
-        Client::V4(cli, last) => {
-            cli.clean_up();
-            *last = None;
-        }
+        Client::V4(cli) => cli.reset(),
         Client::V6(cli, last) => {
             cli.clean_up();
             *last = None;
         }
-    }
-}
-
-pub fn lease_v4(l: &DhcpV4Lease) -> Lease {
-    let address = IpNet::new(IpAddr::V4(l.yiaddr), l.prefix_length())
-        .unwrap_or_else(|_| IpNet::from(IpAddr::V4(l.yiaddr)));
-    let routes: Vec<(IpNet, IpAddr)> = l
-        .classless_routes
-        .iter()
-        .flatten()
-        .filter_map(|r| {
-            IpNet::new(IpAddr::V4(r.destination), r.prefix_length)
-                .ok()
-                .map(|n| (n, IpAddr::V4(r.router)))
-        })
-        .collect();
-    // RFC 3442: with classless routes, the Router option is ignored; a 0/0 entry is the default.
-    let gateway = if l.classless_routes.is_some() {
-        routes
-            .iter()
-            .find(|(n, _)| n.prefix_len() == 0)
-            .map(|(_, r)| *r)
-    } else {
-        l.gateways
-            .as_ref()
-            .and_then(|g| g.first())
-            .map(|g| IpAddr::V4(*g))
-    };
-    Lease {
-        family: 4,
-        address,
-        broadcast: l.broadcast_addr,
-        gateway,
-        routes: routes
-            .into_iter()
-            .filter(|(n, _)| n.prefix_len() > 0)
-            .collect(),
-        dns: l
-            .dns_srvs
-            .iter()
-            .flatten()
-            .map(|d| IpAddr::V4(*d))
-            .collect(),
-        server: Some(IpAddr::V4(l.srv_id)),
-        lease_time: l.lease_time_sec,
-        t1: l.t1_sec,
-        t2: l.t2_sec,
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod builtin;
 pub mod external;
 pub mod supervisor;
+pub mod v4;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
