@@ -44,6 +44,12 @@ install() {
   have dhclient || need+=(isc-dhcp-client)
   have udhcpc || need+=(udhcpc)
   have dhcpcd || need+=(dhcpcd-base)
+  # Renewal and rebinding tests drop some DHCP traffic inside their own host namespace:
+  # iptables (renewals must be unicast) and tc's mirred redirect (rebinding at T2).
+  have iptables || need+=(iptables)
+  have tc || need+=(iproute2)
+  # The hostile-guest tests (tests/guest_paths.rs) chroot a busybox tree (busybox above).
+  have chroot || need+=(coreutils)
   # Container engines (tests/engines.rs): each test runs its own private instance (Podman
   # with `podman system service` on its own socket, LXC in its own -P directory, a standalone
   # containerd with its own root/state/socket); no package service is used. containerd and ctr

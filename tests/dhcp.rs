@@ -292,6 +292,81 @@ fn builtin_v4_pid_guest_custom_ifname() {
 
 /// `dhcp:-f`: renewals at T1 (seen by the server), address kept, listed by `ls`; SIGTERM
 /// releases the lease, removes the address and the pidfile.
+/// RFC 2131 4.4.5: when the server does not answer unicast renewals (here a tc filter in the
+/// host drops them on the guest's port), the supervisor rebinds at T2 by broadcast, the server
+/// (which sees the broadcast) acknowledges, and the address stays.
+#[test]
+fn keep_rebinds_at_t2_when_renewals_go_unanswered() {
+    need_programs!("dnsmasq", "tc");
+    let lan = DhcpLan::new(
+        16,
+        &DnsmasqConf {
+            t1: Some(3),
+            t2: Some(6),
+            ..Default::default()
+        },
+    );
+    let guest = lan.netns_guest();
+    let r = lan.pw(&["--json", "br1", &guest.name, "dhcp:-f"]);
+    r.ok();
+    let j = r.json();
+    let (pid, pidfile) = supervisor_of(&lan, &j);
+    let a = lan.v4_lease(&guest, "eth1");
+    let mac = must_link(&guest, "eth1").mac;
+    let port = ports_of(&lan.host, "br1")
+        .into_iter()
+        .next()
+        .expect("the guest's port on br1")
+        .name;
+    // Unicast to the server (its own address, port 67) is dropped; broadcasts pass.
+    let tc = |args: &[&str]| {
+        let out = cmd_in(&lan.host, "tc").args(args).output().unwrap();
+        assert!(out.status.success(), "tc {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // This kernel has no gact (`action drop`): redirect to a veth whose peer is down, where
+    // the packets are dropped.
+    ip(
+        &lan.host,
+        &[
+            "link", "add", "sink0", "type", "veth", "peer", "name", "sink1",
+        ],
+    );
+    ip(&lan.host, &["link", "set", "sink0", "up"]);
+    tc(&["qdisc", "add", "dev", &port, "ingress"]);
+    let dst = format!("{}/32", lan.router());
+    tc(&[
+        "filter", "add", "dev", &port, "parent", "ffff:", "protocol", "ip", "u32", "match", "ip",
+        "dst", &dst, "match", "ip", "dport", "67", "0xffff", "action", "mirred", "egress",
+        "redirect", "dev", "sink0",
+    ]);
+    let log = pidfile.with_extension("log");
+    let rebound = wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("dhcp state: rebinding"))
+            && lan.server().acks(&mac) >= 2
+    });
+    let stats = tc(&["-s", "filter", "show", "dev", &port, "parent", "ffff:"]);
+    assert!(
+        rebound,
+        "rebinding at T2 got an ACK; supervisor log:\n{}\nDHCPACKs: {:#?}\nfilter: {stats}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        lan.server().log_lines(&["DHCPACK(", &mac])
+    );
+    assert!(
+        !stats.contains("Sent 0 bytes"),
+        "the unicast renewals were sent (and dropped): {stats}"
+    );
+    let now: Vec<String> = global_v4(&guest, "eth1").iter().map(Addr::cidr).collect();
+    assert_eq!(
+        now,
+        vec![a.cidr()],
+        "the address stays across the rebinding"
+    );
+    sigterm(pid);
+    assert_supervisor_gone(&lan, pid, &pidfile, Duration::from_secs(5), "SIGTERM");
+    lan.finish();
+}
+
 #[test]
 fn keep_renews_then_releases_on_sigterm() {
     need_programs!("dnsmasq");
