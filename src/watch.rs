@@ -263,7 +263,12 @@ fn running(sock: &Path) -> Result<Vec<String>, Error> {
 
 /// Which engine serves the Docker API on `sock`: Podman says so in `/version`.
 fn api_engine(sock: &Path) -> Engine {
-    let v = get_json(sock, "/version").unwrap_or(Value::Null);
+    engine_of_version(&get_json(sock, "/version").unwrap_or(Value::Null))
+}
+
+/// Podman names itself among the `Components` of its `/version` answer; anything else is
+/// Docker. Pure, so it can be fuzzed.
+pub fn engine_of_version(v: &Value) -> Engine {
     let podman = v
         .get("Components")
         .and_then(Value::as_array)

@@ -65,6 +65,10 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             // watch: an HTTP answer (inspect), then the same bytes as an events stream.
             if let Ok(v) = watch::parse_answer("/containers/x/json", data) {
+                let podman = watch::engine_of_version(&v) == pipework::guest::Engine::Podman;
+                assert!(
+                    !podman || text.to_ascii_lowercase().contains("podman") || text.contains('\\')
+                );
                 if let Some(c) = watch::container_of(&v) {
                     let rules = watch::Rules::default();
                     let _ = watch::specs_for(&c, &rules);
