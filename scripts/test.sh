@@ -66,6 +66,7 @@ run_step() {
 }
 
 run_step cargo fmt --all -- --check
+run_step cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 run_step cargo clippy --all-targets --all-features -- -D warnings
 run_step cargo nextest run --features test-hooks --config-file tests/nextest.toml --no-fail-fast "$@"
 # Every parser of outside input for PIPEWORK_FUZZ_SECONDS (default 15) each, 0 skips it; the
