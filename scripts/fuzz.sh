@@ -9,8 +9,9 @@
 #   scripts/fuzz.sh list                  the targets
 # Exit status non-zero on any crash, panic, failed assertion or timeout; the input is saved as
 # fuzz/artifacts/TARGET/crash-… (reproduce: scripts/fuzz.sh repro TARGET FILE).
-# Runs at nice 19, one process, one job: it shares the machine.
+# Runs at nice 19, one process: it shares the machine.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../fuzz"
 
 triple=$(rustc -vV | sed -n 's/^host: //p')
@@ -87,7 +88,7 @@ case "${1:-}" in
     ;;
   smoke) shift; smoke "$@" ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$self" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
