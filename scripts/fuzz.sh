@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh run TARGET SECONDS    fuzz one target; new inputs go to fuzz/corpus/TARGET
 #   scripts/fuzz.sh smoke [SECONDS]       every target for SECONDS (default 15) each, from the
 #                                         committed corpus, which is left unchanged
+#   scripts/fuzz.sh minimise TARGET [DIR…] fuzz/corpus/TARGET (and DIRs) cut to the fewest
+#                                         inputs that keep every feature (before a commit)
 #   scripts/fuzz.sh list                  the targets
 # Exit status non-zero on any crash, panic, failed assertion or timeout; the input is saved as
 # fuzz/artifacts/TARGET/crash-… (reproduce: scripts/fuzz.sh repro TARGET FILE).
@@ -86,9 +88,21 @@ case "${1:-}" in
     build
     "$bin_dir/$t" "$@"
     ;;
+  minimise)
+    [ $# -ge 2 ] || { echo "usage: $0 minimise TARGET [DIR…]" >&2; exit 2; }
+    t=$2
+    shift 2
+    build
+    out=$(mktemp -d)
+    nice -n 19 "$bin_dir/$t" -set_cover_merge=1 "${lf_opts[@]}" "$out" "corpus/$t" "$@"
+    rm -rf "corpus/$t"
+    mv "$out" "corpus/$t"
+    chmod 755 "corpus/$t"
+    echo "corpus/$t: $(ls "corpus/$t" | wc -l) inputs, $(du -sk "corpus/$t" | cut -f1) KiB"
+    ;;
   smoke) shift; smoke "$@" ;;
   *)
-    sed -n '2,12p' "$self" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$self" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
