@@ -2,7 +2,8 @@
 # The project's one test command (CI runs it through .ci/run). As root:
 #   1. installs what the tests need and starts the private test dockerd (scripts/testenv.sh);
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo nextest run (unit + integration);
-#   3. checks that no test namespace, link or container (prefix pwt-) was left behind.
+#   3. a short run of every fuzz target from its committed corpus (scripts/fuzz.sh smoke);
+#   4. checks that no test namespace, link or container (prefix pwt-) was left behind.
 # Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
 # Extra arguments go to `cargo nextest run` (e.g. `scripts/test.sh --test errors`).
 set -euo pipefail
@@ -65,8 +66,14 @@ run_step() {
 }
 
 run_step cargo fmt --all -- --check
+run_step cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 run_step cargo clippy --all-targets --all-features -- -D warnings
 run_step cargo nextest run --features test-hooks --config-file tests/nextest.toml --no-fail-fast "$@"
+# Every parser of outside input for PIPEWORK_FUZZ_SECONDS (default 15) each, 0 skips it; the
+# long runs are `scripts/fuzz.sh run`, by hand.
+if [ "${PIPEWORK_FUZZ_SECONDS:-15}" != 0 ]; then
+  run_step scripts/fuzz.sh smoke "${PIPEWORK_FUZZ_SECONDS:-15}"
+fi
 
 if [ -s "$PIPEWORK_TEST_SKIPS" ]; then
   echo "==> $(wc -l <"$PIPEWORK_TEST_SKIPS") test(s) skipped here, with their reasons:"

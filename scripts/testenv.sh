@@ -59,6 +59,8 @@ install() {
   [ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
   have lxc-info && have lxc-create && have lxc-start || need+=(lxc)
   have ctr && have containerd || need+=(containerd)
+  # The fuzz smoke (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++ with cc.
+  have g++ || need+=(g++)
   if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -195,10 +195,11 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         }
         let ifname = cli.guest_if.unwrap_or_else(|| "eth1".into());
         crate::naming::validate_ifname(&ifname, "interface (-i)")?;
-        let timeout = match cli.timeout {
+        // try_: a finite number of seconds can still be too large for a Duration (1e300).
+        let timeout = match cli.timeout.map(|t| (t, Duration::try_from_secs_f64(t))) {
             None => None,
-            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => {
+            Some((_, Ok(d))) => Some(d),
+            Some((t, Err(_))) => {
                 return Err(Error::Invalid(format!(
                     "--timeout {t}: give a number of seconds ≥ 0"
                 )))
@@ -221,7 +222,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
                 None => crate::request::Target::All,
                 Some(g) => crate::request::Target::Guest {
                     spec: g.clone(),
-                    ifname: cli.guest_if,
+                    ifname: target_ifname(cli.guest_if)?,
                 },
             };
             return Ok(Invocation::Run(Box::new(Command::Check(t)), opts));
@@ -244,7 +245,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             return Ok(Invocation::Run(
                 Box::new(Command::Detach(crate::request::Target::Guest {
                     spec: guest.clone(),
-                    ifname: cli.guest_if,
+                    ifname: target_ifname(cli.guest_if)?,
                 })),
                 opts,
             ))
@@ -377,6 +378,15 @@ fn build_attach(
     };
     req.validate()?;
     Ok(req)
+}
+
+/// `-i` of check/detach: a name Linux could have (found by fuzzing: it was taken as given, so
+/// `detach web1 -i <20 bytes>` looked for an interface no guest can have).
+fn target_ifname(ifname: Option<String>) -> Result<Option<String>, Error> {
+    if let Some(n) = &ifname {
+        crate::naming::validate_ifname(n, "interface (-i)")?;
+    }
+    Ok(ifname)
 }
 
 fn syntax(what: &str) -> Error {
@@ -537,6 +547,25 @@ mod tests {
         assert_eq!(r.macvlan_mode, MacvlanMode::Private);
         let e = parse(&argv("eth2 web1 10.0.4.2/24 --macvlan-mode source")).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// Typed errors, exit 2, no panic: the long -i was found by the cli fuzz target (fuzz/),
+    /// the huge --timeout by reading its path.
+    #[test]
+    fn fuzz_findings_are_usage_errors() {
+        for bad in [
+            "check netns:blue -i ethSSSSSSSSSSSSSSSSSSSS1 --json",
+            "detach web1 -i ethSSSSSSSSSSSSSSSSSSSS1",
+            "detach web1 -i ..",
+            "--wait --timeout 1e300",
+            "--wait --timeout -1",
+            "--wait --timeout NaN",
+        ] {
+            let e = parse(&argv(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+        }
+        let (c, _) = unbox(parse(&argv("--wait --timeout 0")).unwrap()).unwrap();
+        assert!(matches!(c, Command::Wait(WaitRequest { timeout: Some(d), .. }) if d.is_zero()));
     }
 
     #[test]

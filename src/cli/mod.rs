@@ -5,4 +5,4 @@ mod render;
 mod run;
 
 pub use crate::grammar::{parse, parse_attach_spec, Invocation, Options, USAGE};
-pub use run::main;
+pub use run::{main, parse_argv};

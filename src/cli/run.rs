@@ -16,15 +16,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let raw: Vec<OsString> = args.into_iter().collect();
     // Known before parsing: a command line that fails to parse still gets its JSON error.
     let json = raw.iter().any(|a| a == "--json");
-    let result = utf8_args(&raw).and_then(|argv| {
-        let inv = parse(&argv)?;
-        match inv {
-            Invocation::Print(text) => {
-                print!("{text}");
-                Ok(0)
-            }
-            Invocation::Run(cmd, opts) => run(&cmd, opts),
+    let result = parse_argv(&raw).and_then(|inv| match inv {
+        Invocation::Print(text) => {
+            print!("{text}");
+            Ok(0)
         }
+        Invocation::Run(cmd, opts) => run(&cmd, opts),
     });
     match result {
         Ok(status) => status,
@@ -36,6 +33,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// The binary's argv (as the OS gives it) into a typed invocation; pure, so the fuzzer runs the
+/// same path as the binary.
+pub fn parse_argv(raw: &[OsString]) -> Result<Invocation, Error> {
+    parse(&utf8_args(raw)?)
 }
 
 /// Arguments as UTF-8, or a clear error naming the first one that is not.

@@ -167,12 +167,15 @@ impl Driver for Ovs {
 /// The ports of an OVS bridge; `None` when it does not exist (or OVS does not answer).
 pub fn ports(bridge: &str) -> Option<Vec<String>> {
     let out = vsctl(&["list-ports", bridge]).ok()??;
-    out.status.success().then(|| {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    })
+    out.status.success().then(|| parse_ports(&out.stdout))
+}
+
+/// `ovs-vsctl list-ports` output: one port name a line.
+pub fn parse_ports(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn has_port(bridge: &str, port: &str) -> bool {
@@ -278,7 +281,22 @@ pub fn bridge_datapath(name: &str) -> Result<OvsBridge, Error> {
     // The server keeps the connection open: read exactly one JSON value.
     let answer = serde_json::Deserializer::from_reader(&mut stream)
         .into_iter::<Value>()
-        .next()
+        .next();
+    parse_select_reply(answer)
+}
+
+/// The OVSDB server's reply to [`select_datapath_request`] as bytes (the first JSON value in
+/// them; the server may send more): pure, so it can be fuzzed.
+pub fn parse_select_bytes(bytes: &[u8]) -> Result<OvsBridge, Error> {
+    parse_select_reply(
+        serde_json::Deserializer::from_slice(bytes)
+            .into_iter::<Value>()
+            .next(),
+    )
+}
+
+fn parse_select_reply(answer: Option<serde_json::Result<Value>>) -> Result<OvsBridge, Error> {
+    let answer = answer
         .ok_or_else(|| not_running("the database closed the connection"))?
         .map_err(|e| not_running(&format!("unreadable answer: {e}")))?;
     parse_select_answer(&answer)

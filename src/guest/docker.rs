@@ -134,7 +134,13 @@ pub fn inspect(socket: &Path, reference: &str) -> Result<Lookup, Error> {
             socket.display()
         )));
     }
-    let (status, body) = split_http(&resp).ok_or_else(|| {
+    parse_inspect_answer(&resp, socket, reference)
+}
+
+/// The engine's HTTP answer to `GET /containers/{reference}/json` (Docker's or Podman's
+/// compatible API), as read from `socket`: pure, so it can be fuzzed.
+pub fn parse_inspect_answer(resp: &[u8], socket: &Path, reference: &str) -> Result<Lookup, Error> {
+    let (status, body) = split_http(resp).ok_or_else(|| {
         Error::Guest(format!(
             "the engine at {} sent an unreadable answer",
             socket.display()

@@ -102,9 +102,9 @@ pub struct Netlink {
 
 /// What a request waits for: answers carry our port id and the request's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Expect {
-    port: u32,
-    seq: u32,
+pub struct Expect {
+    pub port: u32,
+    pub seq: u32,
 }
 
 /// `a` was sent before `b` (sequence numbers wrap).
@@ -156,7 +156,7 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 ///   caller act on an answer that is not the one it asked for;
 /// - NLMSG_ERROR with a code, and NLMSG_DONE with a negative code, are the kernel's error,
 ///   with its extended-ack text.
-fn handle_datagram(
+pub fn handle_datagram(
     data: &[u8],
     multicast: bool,
     want: Expect,
@@ -210,14 +210,14 @@ fn handle_datagram(
             NetlinkPayload::Error(e) => {
                 if let Some(code) = e.code {
                     return Err(NlError {
-                        errno: -code.get(),
+                        errno: errno_of(code.get()),
                         ext_ack: parse_ext_ack(raw),
                     });
                 }
             }
             NetlinkPayload::Done(d) if d.code < 0 => {
                 return Err(NlError {
-                    errno: -d.code,
+                    errno: errno_of(d.code),
                     ext_ack: parse_ext_ack(raw),
                 });
             }
@@ -234,6 +234,14 @@ fn handle_datagram(
         }
     }
     Ok(false)
+}
+
+/// The errno of an NLMSG_ERROR/NLMSG_DONE code (the kernel sends -errno). A code that is no
+/// negated errno (positive, or i32::MIN, whose negation overflows) is a protocol error.
+fn errno_of(code: i32) -> i32 {
+    code.checked_neg()
+        .filter(|e| *e > 0)
+        .unwrap_or(libc::EPROTO)
 }
 
 /// The request is complete when the kernel acknowledged it (NLMSG_ERROR with code 0).
@@ -493,24 +501,28 @@ impl Netlink {
             .socket
             .recv(&mut &mut self.buf[..], 0)
             .map_err(|e| NlError::from_io(&e))?;
-        let mut out = Vec::new();
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let len = u32::from_ne_bytes(self.buf[off..off + 4].try_into().unwrap()) as usize;
-            if len < NLMSG_HDRLEN || off + len > n {
-                break;
-            }
-            if let Ok(m) =
-                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..off + len])
-            {
-                if let NetlinkPayload::InnerMessage(inner) = m.payload {
-                    out.push(inner);
-                }
-            }
-            off += (len + 3) & !3;
-        }
-        Ok(out)
+        Ok(parse_events(&self.buf[..n]))
     }
+}
+
+/// The messages of one event datagram; a truncated tail or a message this crate cannot decode
+/// is skipped (an event is a hint, never acted on blindly). Pure, so it can be fuzzed.
+pub fn parse_events(data: &[u8]) -> Vec<RouteNetlinkMessage> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + NLMSG_HDRLEN <= data.len() {
+        let len = u32_at(data, off) as usize;
+        if len < NLMSG_HDRLEN || len > data.len() - off {
+            break;
+        }
+        if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..off + len]) {
+            if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                out.push(inner);
+            }
+        }
+        off += (len + 3) & !3;
+    }
+    out
 }
 
 /// Extracts NLMSGERR_ATTR_MSG from an NLMSG_ERROR or NLMSG_DONE carrying NLM_F_ACK_TLVS.
@@ -726,6 +738,25 @@ mod tests {
         short[0..4].copy_from_slice(&8u32.to_ne_bytes()); // shorter than a header
         let (r, _) = run_request(&[short], 7);
         assert_eq!(r.unwrap_err().errno, libc::EBADMSG);
+    }
+
+    /// Found by fuzzing (fuzz/, target netlink): NLMSG_DONE with code i32::MIN overflowed the
+    /// negation (a panic in a debug build, a negative errno in a release one).
+    #[test]
+    fn a_code_that_is_no_errno_is_a_protocol_error() {
+        for d in [
+            done(i32::MIN, 7, PORT),
+            error(i32::MIN, 7, PORT, None),
+            error(5, 7, PORT, None),
+        ] {
+            let e = handle_datagram(&d, false, want(7), &mut |_| Ok(true)).unwrap_err();
+            assert_eq!(e.errno, libc::EPROTO);
+        }
+        let e = handle_datagram(&done(-libc::EEXIST, 7, PORT), false, want(7), &mut |_| {
+            Ok(true)
+        })
+        .unwrap_err();
+        assert_eq!(e.errno, libc::EEXIST);
     }
 
     #[test]
