@@ -5,6 +5,7 @@
 //! The first DISCOVER goes out at once: RFC 2131's "wait 1 to 10 s" desynchronises a whole
 //! network booting together, not one interface plumbed on demand (and it is a SHOULD).
 
+pub use super::packet::Rng;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -58,24 +59,6 @@ pub fn backoff(attempt: u32, rng: &mut Rng) -> Duration {
 const REQUEST_TRIES: u32 = 4;
 /// RFC 2131 4.4.5: retransmit in RENEWING / REBINDING after half the time left, at least this.
 const MIN_EXTEND_RETRY: Duration = Duration::from_secs(60);
-
-/// xorshift64*: xids and jitter need to differ between clients, not to be unpredictable (an
-/// attacker on the link sees the xid anyway). Seeded by the caller, so tests are repeatable.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Held {
