@@ -152,6 +152,22 @@ fn assert_refused(lan: &DhcpLan, g: &DhcpGuest<RootGuest>, needles: &[&str]) {
     lan.assert_no_leftovers(Some(netns_inode(&**g)), &[g.pid], "after the refusal");
 }
 
+/// With the victim's host path also present inside the guest's tree, the attach succeeds and
+/// writes there, in the guest; the host's victim is untouched.
+fn assert_lands_inside(lan: &DhcpLan, g: &DhcpGuest<RootGuest>) {
+    let inside = g.inside(&g.host("victim"));
+    std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+    std::fs::write(&inside, b"guest's own\n").unwrap();
+    lan.pw(&["--dns-resolv", "br1", &g.pid.to_string(), "dhcp"])
+        .ok();
+    let text = std::fs::read_to_string(&inside).unwrap();
+    assert!(
+        has_nameserver(&text, &lan.dns()),
+        "written inside the guest:\n{text}"
+    );
+    g.assert_victims_unchanged();
+}
+
 #[test]
 fn plain_chrooted_guest_gets_its_own_file() {
     need_programs!("dnsmasq", "busybox", "chroot");
@@ -178,17 +194,7 @@ fn absolute_symlink_lands_inside_the_guest() {
     // Dangling inside the guest (the host's path does not exist in its tree): refused.
     assert_refused(&lan, &g, &["dangling symlink"]);
     // Once the guest has that path itself, the write lands there, in the guest.
-    let inside = g.inside(&g.host("victim"));
-    std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
-    std::fs::write(&inside, b"guest's own\n").unwrap();
-    lan.pw(&["--dns-resolv", "br1", &g.pid.to_string(), "dhcp"])
-        .ok();
-    let text = std::fs::read_to_string(&inside).unwrap();
-    assert!(
-        has_nameserver(&text, &lan.dns()),
-        "written inside the guest:\n{text}"
-    );
-    g.assert_victims_unchanged();
+    assert_lands_inside(&lan, &g);
     lan.finish();
 }
 
@@ -202,17 +208,7 @@ fn dotdot_symlink_stops_at_the_guest_root() {
     let up = "../".repeat(32);
     let target = format!("{up}{}", g.host("victim").display());
     symlink(&target, g.resolv()).unwrap();
-    let inside = g.inside(&g.host("victim"));
-    std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
-    std::fs::write(&inside, b"guest's own\n").unwrap();
-    lan.pw(&["--dns-resolv", "br1", &g.pid.to_string(), "dhcp"])
-        .ok();
-    let text = std::fs::read_to_string(&inside).unwrap();
-    assert!(
-        has_nameserver(&text, &lan.dns()),
-        "written inside the guest:\n{text}"
-    );
-    g.assert_victims_unchanged();
+    assert_lands_inside(&lan, &g);
     lan.finish();
 }
 
