@@ -582,6 +582,20 @@ fn guest_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 213, (1 + i / 250) as u8, (1 + i % 250) as u8)
 }
 
+/// A row's end state: one bridge port per guest, and every guest with its address. Returns
+/// the number of ports.
+fn verify_row(label: &str, host: &HostNs, guests: &[Guest]) -> R<usize> {
+    let ports = bridge_ports(host)?;
+    if ports != guests.len() {
+        return Err(format!(
+            "[{label}] {BRIDGE} has {ports} ports, expected {}",
+            guests.len()
+        ));
+    }
+    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    Ok(ports)
+}
+
 /// Every guest has eth1 up with 10.213.X.Y/16.
 fn verify_guests(guests: &[Guest]) -> R<()> {
     in_each_guest(guests, |i, g| {
@@ -753,14 +767,7 @@ fn pipework_row(
         .into_iter()
         .collect();
     let (samples, peak, cpu) = attach_all(label, bin, &host, BRIDGE, guests, &guest_arg, &envs)?;
-    let ports = bridge_ports(&host)?;
-    if ports != guests.len() {
-        return Err(format!(
-            "[{label}] {BRIDGE} has {ports} ports, expected {}",
-            guests.len()
-        ));
-    }
-    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    let ports = verify_row(label, &host, guests)?;
     drop(host);
     drop(records);
     let t =
@@ -1345,14 +1352,7 @@ fn baseline_row(guests: &[Guest]) -> R<Stats> {
         samples.push(t0.elapsed().as_secs_f64() * 1e3);
         cpu.push(cpu_sum);
     }
-    let ports = bridge_ports(&host)?;
-    if ports != guests.len() {
-        return Err(format!(
-            "[{label}] {BRIDGE} has {ports} ports, expected {}",
-            guests.len()
-        ));
-    }
-    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    verify_row(label, &host, guests)?;
     drop(host);
     let t =
         wait_guests_clean(guests, Duration::from_secs(60)).map_err(|e| format!("[{label}] {e}"))?;
@@ -1633,14 +1633,7 @@ fn session_row(guests: &[Guest]) -> R<Stats> {
     let records = row_records()?;
     let host = HostNs::new()?;
     let (samples, total_ms, rss_growth_kb, cpu) = session_attaches(label, &host, guests, false)?;
-    let ports = bridge_ports(&host)?;
-    if ports != guests.len() {
-        return Err(format!(
-            "[{label}] {BRIDGE} has {ports} ports, expected {}",
-            guests.len()
-        ));
-    }
-    verify_guests(guests).map_err(|e| format!("[{label}] {e}"))?;
+    let ports = verify_row(label, &host, guests)?;
     drop(host);
     drop(records);
     let t =
@@ -1794,14 +1787,7 @@ fn ab_rows(dynamic: &std::path::Path, stat: &std::path::Path, guests: &[Guest]) 
         cpu[k].push(r.cpu_ms);
         peak[k] = peak[k].max(r.maxrss_kb);
     }
-    let ports = bridge_ports(&host)?;
-    if ports != guests.len() {
-        return Err(format!(
-            "[ns path A/B] {BRIDGE} has {ports} ports, expected {}",
-            guests.len()
-        ));
-    }
-    verify_guests(guests).map_err(|e| format!("[ns path A/B] {e}"))?;
+    verify_row("ns path A/B", &host, guests)?;
     drop(host);
     let t = wait_guests_clean(guests, Duration::from_secs(60))
         .map_err(|e| format!("[ns path A/B] {e}"))?;
