@@ -190,29 +190,27 @@ impl GuestFile {
             .map_err(|e| Error::io(format!("cannot open {self}"), e))
     }
 
-    /// Whether this file is one of this host's own: the guest shares the host's tree there
-    /// (a process in the host's mount namespace, a bind-mounted /etc). Such a file is never
-    /// written; `host` is the host's path of the same file.
-    pub fn is_host_file(&self, host: &Path) -> Result<bool, Error> {
-        let root = self.open_root(false)?;
-        let Found::File(_, st) = self.open(&root)? else {
-            // Missing: is its directory the host's?
-            let rs = fstat(&root).map_err(|e| self.err("cannot inspect the root of", e))?;
-            let same_root =
-                std::fs::metadata("/").is_ok_and(|m| m.dev() == rs.st_dev && m.ino() == rs.st_ino);
-            return Ok(same_root);
-        };
-        Ok(std::fs::metadata(host).is_ok_and(|m| m.dev() == st.st_dev && m.ino() == st.st_ino))
-    }
-
     /// Refuses, before anything changes, a file that a later read or write would refuse (not
-    /// a regular file, too big, a guest that is gone). A missing one is fine: it is created.
-    pub fn check(&self) -> Result<(), Error> {
+    /// a regular file, too big, a guest that is gone); a missing one is fine (it is created).
+    /// Returns whether the file is this host's own `host_twin` (the guest shares the host's
+    /// tree there: a process in the host's mount namespace, a bind-mounted /etc), which is
+    /// never to be written. One opening of the root and the file for both.
+    pub fn check(&self, host_twin: &Path) -> Result<bool, Error> {
         if self.owner.is_none() && !self.root.exists() {
-            return Ok(());
+            return Ok(false);
         }
         let root = self.open_root(false)?;
-        self.open(&root).map(|_| ())
+        let same = |dev, ino, p: &Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+        };
+        Ok(match self.open(&root)? {
+            Found::File(_, st) => same(st.st_dev, st.st_ino, host_twin),
+            // Missing: is the guest's root the host's?
+            Found::Missing => {
+                let rs = fstat(&root).map_err(|e| self.err("cannot inspect the root of", e))?;
+                same(rs.st_dev, rs.st_ino, Path::new("/"))
+            }
+        })
     }
 
     /// The file's content, or None when it does not exist.
@@ -406,7 +404,7 @@ mod tests {
             rel: "resolv.conf".into(),
             owner: None,
         };
-        f.check().unwrap();
+        assert!(!f.check(Path::new("/etc/resolv.conf")).unwrap());
         assert_eq!(f.read().unwrap(), None);
         f.write(b"nameserver 10.0.0.1\n").unwrap();
         assert!(t.dir.join("netns/g1/resolv.conf").is_file());
@@ -548,13 +546,10 @@ mod tests {
             owner: None,
         };
         if Path::new("/etc/hostname").is_file() {
-            assert!(shared.is_host_file(Path::new("/etc/hostname")).unwrap());
+            assert!(shared.check(Path::new("/etc/hostname")).unwrap());
         }
         let t = Tree::new("hostfile");
         std::fs::write(t.root().join("etc/resolv.conf"), b"x").unwrap();
-        assert!(!t
-            .file()
-            .is_host_file(Path::new("/etc/resolv.conf"))
-            .unwrap());
+        assert!(!t.file().check(Path::new("/etc/resolv.conf")).unwrap());
     }
 }

@@ -152,14 +152,13 @@ pub fn resolv_target(guest: &Guest) -> Result<GuestFile, Error> {
             )))
         }
     };
-    if target.owner.is_some() && target.is_host_file(Path::new("/etc/resolv.conf"))? {
+    if target.check(Path::new("/etc/resolv.conf"))? {
         return Err(Error::Guest(format!(
             "--dns-resolv: guest {} shares this host's /etc (its resolv.conf is the host's own \
              file), which pipework never writes",
             guest.spec
         )));
     }
-    target.check()?;
     Ok(target)
 }
 
