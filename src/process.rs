@@ -27,7 +27,9 @@ pub struct Held {
     pub pid: u32,
 }
 
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+/// A pidfd of `pid` (it names that process for good, even after the PID is reused); None
+/// when there is no such process.
+pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

@@ -27,7 +27,7 @@ pub mod podman;
 mod tool;
 
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -625,13 +625,7 @@ fn open_pinned(what: &str, pid: u32, owns: impl Fn(&str) -> bool) -> Result<NetN
             "{what} exited while being resolved (its PID {pid} is gone); start it again"
         ))
     };
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    if raw < 0 {
-        return Err(gone());
-    }
-    // SAFETY: the syscall just returned this fd to us; we own it.
-    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw as i32) };
+    let pidfd = crate::process::pidfd_open(pid).ok_or_else(gone)?;
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|_| gone())?;
     if !owns(&cgroup) {
         return Err(gone());

@@ -72,7 +72,10 @@ pub fn spawn(
     // High, close-on-exec copies: the child moves them to 3 and 4 (dup2 clears the flag).
     let ns_copy = dup_high(ns.raw_fd())?;
     let pidfd = match cfg.guest_pid {
-        Some(pid) => Some(pidfd_open(pid)?),
+        Some(pid) => Some(
+            crate::process::pidfd_open(pid)
+                .ok_or_else(|| Error::Guest(format!("the guest's process {pid} is gone")))?,
+        ),
         None => None,
     };
     let pid_copy = pidfd
@@ -169,16 +172,6 @@ fn dup_high(fd: RawFd) -> Result<OwnedFd, Error> {
     }
     // SAFETY: r is a fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
-}
-
-pub fn pidfd_open(pid: u32) -> Result<OwnedFd, Error> {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    if r < 0 {
-        return Err(Error::Guest(format!("the guest's process {pid} is gone")));
-    }
-    // SAFETY: a fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
 fn read_line_timeout(out: std::process::ChildStdout, wait: Duration) -> Result<String, Error> {
