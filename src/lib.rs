@@ -11,6 +11,7 @@ pub mod addressing;
 pub mod announce;
 pub mod apply;
 pub mod cli;
+pub mod cni;
 pub mod driver;
 pub mod driver_api;
 pub mod engine;
