@@ -6,6 +6,7 @@
 //! Work in progress (issue 10): the environment, errors and versions are here; ADD, DEL,
 //! CHECK, STATUS and GC over the engine are next.
 
+pub mod config;
 pub mod env;
 pub mod error;
 pub mod version;
