@@ -9,6 +9,7 @@
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod result;
 pub mod version;
 
 /// Set by every CNI runtime: the binary acts as a plugin when it is present.
