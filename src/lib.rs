@@ -18,6 +18,7 @@ pub mod engine;
 pub mod env;
 pub mod error;
 pub mod exec;
+pub mod firewall;
 pub mod grammar;
 pub mod guest;
 pub mod guestfs;

@@ -14,6 +14,15 @@ fn main() -> ExitCode {
     {
         pipework::addressing::dhcp::supervisor::run();
     }
+    // Run by a CNI runtime (CNI_COMMAND set): the plugin, whatever the arguments.
+    if pipework::cni::invoked_as_plugin() {
+        let out =
+            pipework::cni::plugin::main(&|k| std::env::var(k).ok(), &mut std::io::stdin().lock());
+        if !out.stdout.is_empty() {
+            println!("{}", out.stdout);
+        }
+        return ExitCode::from(out.code.clamp(0, 255) as u8);
+    }
     let status = pipework::cli::main(std::env::args_os());
     ExitCode::from(status.clamp(0, 255) as u8)
 }
