@@ -296,7 +296,10 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         &addr,
         last.as_deref(),
     )?;
-    Ok(Invocation::Run(Box::new(Command::Attach(Box::new(req))), opts))
+    Ok(Invocation::Run(
+        Box::new(Command::Attach(Box::new(req))),
+        opts,
+    ))
 }
 
 /// The typed parser of an attachment spec without its guest (`br1 -i eth2 10.0.0.5/24@10.0.0.1

@@ -389,7 +389,7 @@ fn bridge_address(
             continue;
         }
         if !force {
-            return Err(Error::Busy(format!(
+            return Err(Error::Invalid(format!(
                 "{bridge:?} already has an IP address different from {address}: set \
                  forceAddress to replace it, or use another bridge"
             )));
