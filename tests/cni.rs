@@ -727,3 +727,110 @@ fn twenty_concurrent_adds_then_twenty_concurrent_dels() {
     }
     w.assert_clean("after 20 DELs");
 }
+
+#[test]
+fn pipework_dhcp_client_with_its_supervisor_released_on_del() {
+    if !root_or_skip("cni_dhcp") {
+        return;
+    }
+    if !have_program("dnsmasq") {
+        skip("SKIP cni_dhcp: needs dnsmasq: scripts/testenv.sh install".into());
+        return;
+    }
+    let lan = DhcpLan::new(
+        91,
+        &DnsmasqConf {
+            t1: Some(3),
+            t2: Some(100),
+            ..Default::default()
+        },
+    );
+    let g = Netns::new("cnig");
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "dhcpnet", "type": "pipework", "bridge": "br1",
+        "pipework": {"dhcp": {"timeout": 10}}
+    });
+    let gp = g.ns_path().display().to_string();
+    let run = |cmd: &str, netns: &str| {
+        pipework_with(
+            &lan.host,
+            &[],
+            &Opts {
+                env: vec![
+                    ("PIPEWORK_RUNTIME_DIR", lan.rt.path()),
+                    ("CNI_PATH", PLUGINS),
+                    ("CNI_COMMAND", cmd),
+                    ("CNI_CONTAINERID", "d1"),
+                    ("CNI_NETNS", netns),
+                    ("CNI_IFNAME", "eth0"),
+                ],
+                stdin: Some(conf.to_string().into_bytes()),
+                ..Default::default()
+            },
+        )
+    };
+    let v = ok(&run("ADD", &gp)).json();
+    let addr = v["ips"][0]["address"]
+        .as_str()
+        .expect("a lease")
+        .to_string();
+    assert!(addr.starts_with("10.224.91."), "{v}");
+    assert_eq!(v["ips"][0]["gateway"], "10.224.91.1");
+    assert_eq!(global_cidrs(&g, "eth0"), vec![addr.clone()]);
+    let pidfiles = lan.rt.pidfiles();
+    assert_eq!(pidfiles.len(), 1, "one supervisor kept: {pidfiles:?}");
+    let pid: u32 = std::fs::read_to_string(&pidfiles[0])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    lan.rt.track(pid);
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // The supervisor renews (T1 = 3 s): the address is still there after a renewal.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(global_cidrs(&g, "eth0"), vec![addr]);
+    ok(&run("DEL", ""));
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+        }),
+        "the supervisor is stopped by DEL"
+    );
+    assert!(link(&g, "eth0").is_none());
+    assert_eq!(ports_of(&lan.host, "br1").len(), 0);
+}
+
+#[test]
+fn macvlan_kind_through_the_same_plugin() {
+    let Some(w) = world("cni_macvlan") else {
+        return;
+    };
+    let lan = Netns::new("cnil");
+    veth_nic(&w.host, "pwn0", None, &lan, "lan0");
+    let g = Netns::new("cnig");
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": w.net, "type": "pipework",
+        "pipework": {"kind": "macvlan", "master": "pwn0", "macvlanMode": "private", "stableMac": true},
+        "ipam": {"type": "static", "addresses": [{"address": "10.245.0.20/24", "gateway": "10.245.0.1"}]}
+    });
+    let v = ok(&w.cmd("ADD", "m1", Some(&g), "eth0", &conf)).json();
+    let ifs = v["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 1, "only the container interface: {v}");
+    let eth0 = must_link(&g, "eth0");
+    assert_eq!(eth0.kind.as_deref(), Some("macvlan"));
+    assert_eq!(
+        info_data(&eth0, "mode")
+            .and_then(|m| m.as_str().map(String::from))
+            .as_deref(),
+        Some("private")
+    );
+    assert_eq!(eth0.mac, ifs[0]["mac"].as_str().unwrap());
+    assert_eq!(global_cidrs(&g, "eth0"), vec!["10.245.0.20/24".to_string()]);
+    ip(&lan, &["addr", "add", "10.245.0.1/24", "dev", "lan0"]);
+    assert!(ping(&g, "10.245.0.1"), "the macvlan reaches the NIC's LAN");
+    ok(&w.cmd("DEL", "m1", None, "eth0", &conf));
+    assert!(link(&g, "eth0").is_none());
+    assert_eq!(w.records(), Vec::<PathBuf>::new());
+}
