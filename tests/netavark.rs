@@ -308,3 +308,105 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(link_names(&guest), vec!["lo".to_string()]);
     assert!(p.records().is_empty(), "{:?}", p.records());
 }
+
+#[test]
+fn dual_stack_two_containers_and_network_routes() {
+    need_root!();
+    let host = Netns::new("nvh");
+    let g1 = Netns::new("nvg");
+    let g2 = Netns::new("nvg");
+    let p = Plugin::new();
+    let bridge = unique("b");
+    let net = json!({
+        "name": "nv95", "id": "95", "driver": "pipework-netavark",
+        "network_interface": bridge,
+        "subnets": [
+            {"subnet": "10.226.95.0/24", "gateway": "10.226.95.1"},
+            {"subnet": "fd00:226:95::/64", "gateway": "fd00:226:95::1"}
+        ],
+        "routes": [{"destination": "10.227.95.0/24", "gateway": "10.226.95.254"}],
+        "ipv6_enabled": true, "internal": false, "dns_enabled": false
+    });
+    let input = |cid: &str, last: u8| {
+        json!({
+            "container_id": cid, "container_name": cid,
+            "network": net,
+            "network_options": {
+                "interface_name": "eth0",
+                "static_ips": [format!("10.226.95.{last}"), format!("fd00:226:95::{last}")]
+            }
+        })
+        .to_string()
+    };
+    let (c1, c2) = (format!("c{}", rand_hex(16)), format!("c{}", rand_hex(16)));
+    let (p1, p2) = (g1.path(), g2.path());
+    let r = p.run(&host, &["setup", p1.to_str().unwrap()], &input(&c1, 11));
+    r.ok();
+    p.run(&host, &["setup", p2.to_str().unwrap()], &input(&c2, 12))
+        .ok();
+    // No static_mac: the status block still names the interface's real MAC.
+    let v = r.json();
+    let l = assert_guest_veth(&g1, "eth0", &["10.226.95.11/24", "fd00:226:95::11/64"]);
+    assert_eq!(
+        v["interfaces"]["eth0"]["mac_address"],
+        l.mac.as_str(),
+        "{r:?}"
+    );
+    assert_eq!(
+        v["interfaces"]["eth0"]["subnets"][1]["ipnet"],
+        "fd00:226:95::11/64"
+    );
+    assert_eq!(
+        v["interfaces"]["eth0"]["subnets"][1]["gateway"],
+        "fd00:226:95::1"
+    );
+    assert_eq!(
+        default_route(&g1, true),
+        Some(("fd00:226:95::1".to_string(), "eth0".to_string()))
+    );
+    let r = route_to(&g1, false, "10.227.95.0/24").expect("the network's route");
+    assert_eq!(r["gateway"], "10.226.95.254");
+    assert_eq!(ports_of(&host, &bridge).len(), 2);
+    let mut cidrs = global_cidrs(&host, &bridge);
+    cidrs.sort();
+    assert_eq!(cidrs, vec!["10.226.95.1/24", "fd00:226:95::1/64"]);
+    assert!(ping(&g2, "10.226.95.11"), "containers of one network talk");
+
+    // Tearing one down leaves the other alone.
+    p.run(&host, &["teardown", p1.to_str().unwrap()], &input(&c1, 11))
+        .ok();
+    assert!(link(&g1, "eth0").is_none());
+    assert_guest_veth(&g2, "eth0", &["10.226.95.12/24", "fd00:226:95::12/64"]);
+    assert_eq!(ports_of(&host, &bridge).len(), 1);
+    assert_eq!(p.records().len(), 1);
+    p.run(&host, &["teardown", p2.to_str().unwrap()], &input(&c2, 12))
+        .ok();
+    assert!(ports_of(&host, &bridge).is_empty());
+    assert!(p.records().is_empty());
+}
+
+#[test]
+fn failed_setup_rolls_back() {
+    need_root!();
+    let host = Netns::new("nvh");
+    let guest = Netns::new("nvg");
+    let p = Plugin::new();
+    // The guest already has an eth0: the attach fails after the host side was started.
+    ip(&guest, &["link", "add", "eth0", "type", "bridge"]);
+    let bridge = unique("b");
+    let net = network(&bridge, 96);
+    let cid = format!("c{}", rand_hex(16));
+    let input = exec_input(&net, &cid, "10.226.96.5", "02:aa:bb:cc:dd:06");
+    let gpath = guest.path().to_str().unwrap().to_string();
+    let r = p.run(&host, &["setup", &gpath], &input);
+    let e = error_of(&r);
+    eprintln!("setup error: {e}");
+    assert!(e.contains("eth0"), "{e}");
+    let host_end = pipework::cni::plugin::host_ifname(&cid, "eth0");
+    assert!(link(&host, &host_end).is_none(), "no host veth left");
+    assert!(ports_of(&host, &bridge).is_empty());
+    assert_eq!(must_link(&guest, "eth0").kind.as_deref(), Some("bridge"));
+    assert!(p.records().is_empty(), "{:?}", p.records());
+    // And teardown of what never was is a success.
+    p.run(&host, &["teardown", &gpath], &input).ok();
+}

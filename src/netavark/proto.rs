@@ -325,7 +325,25 @@ pub fn create(mut n: Network) -> Result<Network, String> {
             return Err(format!("route to {}: a gateway is required", r.destination));
         }
     }
+    // Podman allocates the static IPs of host-local networks; without subnets there is
+    // nothing to allocate.
+    let has_subnets = n.subnets.is_some();
+    let ipam = n.ipam_options.get_or_insert_with(BTreeMap::new);
+    if ipam.get("driver").is_none_or(|d| d.is_empty()) {
+        let d = if has_subnets { "host-local" } else { "none" };
+        ipam.insert("driver".into(), d.into());
+    }
     // pipework runs no DNS server for the network.
+    if n.extra
+        .get("network_dns_servers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(
+            "network_dns_servers: pipework runs no DNS server for the network (leave --dns out)"
+                .into(),
+        );
+    }
     n.dns_enabled = false;
     Ok(n)
 }
@@ -396,6 +414,11 @@ mod tests {
         assert_eq!(v["name"], "n1");
         assert_eq!(v["driver"], "pipework-netavark");
         assert_eq!(v["subnets"][0]["gateway"], "10.0.0.1");
+        assert_eq!(v["ipam_options"]["driver"], "host-local");
+        let n = net(r#"{"name":"n","id":"i","driver":"d"}"#);
+        let out = create(n).unwrap();
+        assert_eq!(out.ipam_options.unwrap()["driver"], "none");
+        assert_eq!(out.subnets, None);
     }
 
     #[test]
@@ -462,6 +485,7 @@ mod tests {
                 r#""routes":[{"destination":"10.9.0.0/16","route_type":"blackhole"}]"#,
                 "blackhole",
             ),
+            (r#""network_dns_servers":["192.0.2.53"]"#, "no DNS server"),
         ];
         for (field, needle) in cases {
             let n = net(&format!(r#"{{"name":"n","id":"i","driver":"d",{field}}}"#));
