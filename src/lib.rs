@@ -27,6 +27,7 @@ pub mod list;
 pub mod log;
 pub mod mac;
 pub mod naming;
+pub mod netavark;
 pub mod netlink;
 pub mod ns;
 pub mod plan;

@@ -521,7 +521,8 @@ fn records_of(c: &Call, id: &str, ifname: &str) -> Vec<Record> {
         .collect()
 }
 
-fn network_of(r: &Record) -> Option<String> {
+/// The runtime's network name of a record (None for one made by the CLI).
+pub fn network_of(r: &Record) -> Option<String> {
     r.header
         .attachment
         .as_ref()
