@@ -90,18 +90,29 @@ impl World {
     }
 
     fn cmd(&self, cmd: &str, id: &str, guest: Option<&Netns>, ifname: &str, conf: &Value) -> Run {
+        self.cmd_env(cmd, id, guest, ifname, conf, &[])
+    }
+
+    fn cmd_env(
+        &self,
+        cmd: &str,
+        id: &str,
+        guest: Option<&Netns>,
+        ifname: &str,
+        conf: &Value,
+        extra: &[(&str, &str)],
+    ) -> Run {
         let netns = guest
             .map(|g| g.ns_path().display().to_string())
             .unwrap_or_default();
-        self.run(
-            &[
-                ("CNI_COMMAND", cmd),
-                ("CNI_CONTAINERID", id),
-                ("CNI_NETNS", &netns),
-                ("CNI_IFNAME", ifname),
-            ],
-            conf,
-        )
+        let mut env = vec![
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", id),
+            ("CNI_NETNS", &netns),
+            ("CNI_IFNAME", ifname),
+        ];
+        env.extend_from_slice(extra);
+        self.run(&env, conf)
     }
 
     /// The addresses host-local holds for this network.
@@ -833,4 +844,81 @@ fn macvlan_kind_through_the_same_plugin() {
     ok(&w.cmd("DEL", "m1", None, "eth0", &conf));
     assert!(link(&g, "eth0").is_none());
     assert_eq!(w.records(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn open_vswitch_kind_with_a_vlan_tag() {
+    let Some(w) = world("cni_ovs") else { return };
+    if !ovs_or_skip("cni_ovs") {
+        return;
+    }
+    let ovs = Ovs::start(&w.host);
+    ovs.add_br("ovsbr0");
+    let env = [("OVS_RUNDIR", ovs.rundir())];
+    let conf = w.conf(
+        "1.0.0",
+        "10.246.0.0/24",
+        json!({"bridge": "ovsbr0", "isGateway": false, "isDefaultGateway": false, "vlan": 30,
+               "pipework": {"kind": "ovs"}}),
+    );
+    let (a, b) = (Netns::new("cnig"), Netns::new("cnig"));
+    let va = ok(&w.cmd_env("ADD", "o1", Some(&a), "eth0", &conf, &env)).json();
+    ok(&w.cmd_env("ADD", "o2", Some(&b), "eth0", &conf, &env));
+    let port = va["interfaces"][1]["name"].as_str().unwrap().to_string();
+    assert!(ovs.ports("ovsbr0").contains(&port), "{va}");
+    assert_eq!(ovs.tag(&port), Some(30));
+    assert!(ping(&a, "10.246.0.3"), "two pods on the same tag talk");
+    ok(&w.cmd_env("DEL", "o1", None, "eth0", &conf, &env));
+    ok(&w.cmd_env("DEL", "o2", None, "eth0", &conf, &env));
+    assert!(!ovs.ports("ovsbr0").contains(&port), "the port is gone");
+    w.assert_clean("after DEL");
+}
+
+#[test]
+fn nic_kind_moves_the_nic_in_and_del_gives_it_back() {
+    let Some(w) = world("cni_nic") else { return };
+    let lan = Netns::new("cnil");
+    let nic = veth_nic(&w.host, "pwn1", Some("02:33:00:00:00:01"), &lan, "lan1");
+    let g = Netns::new("cnig");
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": w.net, "type": "pipework",
+        "pipework": {"kind": "nic", "master": "pwn1"},
+        "ipam": {"type": "static", "addresses": [{"address": "10.247.0.20/24"}]}
+    });
+    let v = ok(&w.cmd("ADD", "n1", Some(&g), "eth0", &conf)).json();
+    assert_eq!(v["interfaces"][0]["mac"], "02:33:00:00:00:01", "{v}");
+    assert!(link(&w.host, "pwn1").is_none(), "the NIC left the host");
+    assert_eq!(must_link(&g, "eth0").mac, "02:33:00:00:00:01");
+    ip(&lan, &["addr", "add", "10.247.0.1/24", "dev", "lan1"]);
+    assert!(ping(&g, "10.247.0.1"));
+    // The runtime's DEL without CNI_NETNS: the record knows the namespace.
+    ok(&w.cmd("DEL", "n1", None, "eth0", &conf));
+    let back = must_link(&w.host, "pwn1");
+    assert_eq!(back.index, nic.index, "the same NIC is back under its name");
+    assert!(link(&g, "eth0").is_none());
+    assert_eq!(w.records(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn ipoib_kind_without_infiniband_is_a_clear_error() {
+    let Some(w) = world("cni_ipoib") else { return };
+    let g = Netns::new("cnig");
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": w.net, "type": "pipework",
+        "pipework": {"kind": "ipoib", "master": "ib7", "pkey": "8001"},
+        "ipam": {"type": "host-local", "dataDir": w.data.display().to_string(),
+                 "ranges": [[{"subnet": "10.248.0.0/24"}]]}
+    });
+    let r = w.cmd("ADD", "i1", Some(&g), "eth0", &conf);
+    let v = r.json();
+    assert_eq!(r.code, 1, "{}", r.show());
+    assert!(
+        v["msg"].as_str().unwrap_or_default().contains("ib7"),
+        "names the master: {v}"
+    );
+    w.assert_clean("after the refused ADD");
+    skip(
+        "SKIP cni_ipoib (partly): no InfiniBand here; checked only the error and the rollback"
+            .into(),
+    );
 }

@@ -208,6 +208,69 @@ pub fn common_version<'a>(asked: &'a str, theirs: &[String]) -> Option<&'a str> 
         .find(|v| theirs.iter().any(|t| t == v))
 }
 
+/// What a plugin file is: the same path, inode, size and change time mean the same binary.
+fn identity(plugin: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(plugin).ok()?;
+    Some(format!(
+        "{} {} {} {}.{}",
+        plugin.display(),
+        m.ino(),
+        m.size(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+/// The versions a plugin speaks (its VERSION answer), remembered per plugin binary in the
+/// runtime directory: asking costs one more exec of it on every ADD and DEL otherwise.
+pub fn versions_of(plugin: &Path, inv: &Invocation, version: &str) -> Vec<String> {
+    let id = identity(plugin);
+    let file = id.as_ref().map(|id| {
+        use md5::{Digest, Md5};
+        let h: String = Md5::digest(id.as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        crate::store::runtime_dir().join("cni-versions").join(h)
+    });
+    if let (Some(id), Some(f)) = (&id, &file) {
+        if let Some(v) = read_cached(f, id) {
+            return v;
+        }
+    }
+    let probe = serde_json::json!({ "cniVersion": version }).to_string();
+    let theirs: Vec<String> = run(plugin, CniCommand::Version, inv, probe.as_bytes(), version)
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o).ok())
+        .and_then(|v| serde_json::from_value(v["supportedVersions"].clone()).ok())
+        .unwrap_or_default();
+    if let (Some(id), Some(f), false) = (&id, &file, theirs.is_empty()) {
+        let entry = serde_json::json!({ "plugin": id, "supportedVersions": theirs });
+        // Best effort: without it, the next call asks again.
+        let _ = crate::store::write_atomic(f, entry.to_string().as_bytes());
+    }
+    theirs
+}
+
+/// A cache entry, if it is about this very binary (a regular, small file of ours).
+fn read_cached(f: &Path, id: &str) -> Option<Vec<String>> {
+    let m = std::fs::symlink_metadata(f).ok()?;
+    if !m.is_file() || m.len() > 4096 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).ok()?).ok()?;
+    if v["plugin"].as_str() != Some(id) {
+        return None;
+    }
+    let list: Vec<String> = serde_json::from_value(v["supportedVersions"].clone()).ok()?;
+    // Only versions pipework knows are worth anything; an entry of others is ignored.
+    list.iter()
+        .all(|x| x.len() < 16)
+        .then_some(list)
+        .filter(|l| !l.is_empty())
+}
+
 /// Delegates `cmd` to the configuration's IPAM plugin: `conf` is the whole configuration as
 /// the runtime gave it. Returns the plugin's stdout and the version it answered in.
 pub fn delegate(
@@ -218,12 +281,7 @@ pub fn delegate(
     version: &str,
 ) -> Result<(Vec<u8>, String), CniError> {
     let plugin = find(kind, &inv.path, version)?;
-    let probe = serde_json::json!({ "cniVersion": version }).to_string();
-    let theirs: Vec<String> = run(&plugin, CniCommand::Version, inv, probe.as_bytes(), version)
-        .ok()
-        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o).ok())
-        .and_then(|v| serde_json::from_value(v["supportedVersions"].clone()).ok())
-        .unwrap_or_default();
+    let theirs = versions_of(&plugin, inv, version);
     let speak = common_version(version, &theirs).ok_or_else(|| {
         CniError::new(
             version,
@@ -289,6 +347,31 @@ mod tests {
         assert_eq!(common_version("0.4.0", &theirs), Some("0.4.0"));
         assert_eq!(common_version("1.1.0", &["0.1.0".to_string()]), None);
         assert_eq!(common_version("1.1.0", &[]), None);
+    }
+
+    #[test]
+    fn versions_are_remembered_per_plugin_binary() {
+        if !have_host_local() {
+            eprintln!("SKIP: no {PLUGINS}/host-local (containernetworking-plugins)");
+            return;
+        }
+        // nextest runs each test in its own process: the variable is this test's alone.
+        let rt = std::env::temp_dir().join(format!("pwt-vc-{}", std::process::id()));
+        std::env::set_var("PIPEWORK_RUNTIME_DIR", &rt);
+        let plugin = Path::new(PLUGINS).join("host-local");
+        let i = inv(CniCommand::Add);
+        let first = versions_of(&plugin, &i, "1.1.0");
+        assert!(first.iter().any(|v| v == "1.0.0"), "{first:?}");
+        let dir = rt.join("cni-versions");
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(versions_of(&plugin, &i, "1.1.0"), first, "read back");
+        // An entry about another binary (the plugin was replaced) is not believed.
+        let f = files[0].path();
+        let forged = serde_json::json!({"plugin": "other", "supportedVersions": ["9.9.9"]});
+        std::fs::write(&f, forged.to_string()).unwrap();
+        assert_eq!(versions_of(&plugin, &i, "1.1.0"), first);
+        std::fs::remove_dir_all(&rt).unwrap();
     }
 
     #[test]

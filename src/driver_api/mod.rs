@@ -109,7 +109,7 @@ pub fn guest_ifname(ctx: &mut PlanCtx<'_>, default: &str) -> Result<String, Erro
         .unwrap_or_else(|| default.to_string());
     if get_link(ctx.guest_nl, &name)?.is_some() {
         return Err(Error::InterfaceExists(format!(
-            "guest {} already has an interface named {name}; choose another name with -i",
+            "guest {} already has an interface named {name}; choose another name (-i; CNI_IFNAME for the CNI plugin)",
             ctx.guest.spec
         )));
     }
