@@ -749,3 +749,161 @@ fn status(c: &Call) -> Result<(), CniError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Root-free: the configuration and an IPAM result become the engine request.
+    use super::*;
+
+    fn call(conf: serde_json::Value, args: &str) -> Call {
+        let get = |k: &str| -> Option<String> {
+            match k {
+                "CNI_COMMAND" => Some("ADD".into()),
+                "CNI_CONTAINERID" => Some("c1".into()),
+                "CNI_NETNS" => Some("/run/netns/x".into()),
+                "CNI_IFNAME" => Some("eth0".into()),
+                "CNI_PATH" => Some("/usr/lib/cni".into()),
+                "CNI_ARGS" => Some(args.into()),
+                _ => None,
+            }
+        };
+        let inv = env::parse(&get).unwrap();
+        let bytes = conf.to_string();
+        let n = config::decode(bytes.as_bytes()).unwrap();
+        let version = version::negotiate(n.cni_version.as_deref()).unwrap();
+        let mac = config::env_args(&inv.args, version).unwrap();
+        Call {
+            inv,
+            raw: conf,
+            checked: config::check(n, version, mac.as_deref()).unwrap(),
+            version,
+        }
+    }
+
+    fn ipam() -> CniResult {
+        CniResult::decode(
+            br#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1"},
+                {"address":"fd00::5/64","gateway":"fd00::1"}],
+                "routes":[{"dst":"192.168.0.0/16"}]}"#,
+            "1.0.0",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bridge_config_becomes_one_bridge_request() {
+        let c = call(
+            serde_json::json!({"cniVersion":"1.1.0","name":"n1","type":"pipework",
+                "isDefaultGateway":true,"ipMasq":true,"ipMasqBackend":"nftables",
+                "hairpinMode":true,"mtu":1400}),
+            "IgnoreUnknown=1;MAC=02:00:00:00:00:09",
+        );
+        let r = request(&c, Some(&ipam())).unwrap();
+        assert_eq!(r.kind, Some(Kind::Bridge));
+        assert_eq!(r.host_if, HostIfSpec::Name("cni0".into()));
+        assert_eq!(r.guest_ifname.as_deref(), Some("eth0"));
+        assert_eq!(r.host_ifname, Some(host_ifname("c1", "eth0")));
+        assert!(r.host_ifname.as_ref().unwrap().len() <= 15);
+        assert_eq!(r.mac, Some("02:00:00:00:00:09".parse().unwrap()));
+        assert_eq!(r.mtu, Some(1400));
+        let Addressing::List { addresses, routes } = &r.addressing else {
+            panic!("{:?}", r.addressing)
+        };
+        assert_eq!(addresses.len(), 2);
+        // IPAM's route without a gateway goes through its family's; then the default routes
+        // of isDefaultGateway, one per family.
+        let via: Vec<(String, Option<String>)> = routes
+            .iter()
+            .map(|x| (x.dst.to_string(), x.via.map(|v| v.to_string())))
+            .collect();
+        assert_eq!(
+            via,
+            vec![
+                ("192.168.0.0/16".into(), Some("10.1.0.1".into())),
+                ("0.0.0.0/0".into(), Some("10.1.0.1".into())),
+                ("::/0".into(), Some("fd00::1".into())),
+            ]
+        );
+        let b = &r.bridge;
+        let gws: Vec<String> = b.gateways.iter().map(|g| g.to_string()).collect();
+        assert_eq!(gws, vec!["10.1.0.1/24", "fd00::1/64"]);
+        assert!(b.hairpin && !b.promisc);
+        let m = b.masquerade.as_ref().unwrap();
+        assert_eq!(m.backend, crate::request::FirewallBackend::Nftables);
+        assert_eq!(m.network, "n1");
+        assert_eq!(
+            r.owner,
+            Some(Owner {
+                container_id: "c1".into(),
+                network: "n1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn pipework_keys_pick_the_kind_and_the_address_source() {
+        let c = call(
+            serde_json::json!({"cniVersion":"1.0.0","name":"n1","type":"pipework",
+                "pipework":{"kind":"macvlan","master":"eth1","macvlanMode":"vepa","stableMac":true}}),
+            "",
+        );
+        let r = request(&c, Some(&ipam())).unwrap();
+        assert_eq!(r.kind, Some(Kind::Macvlan));
+        assert_eq!(r.host_if, HostIfSpec::Name("eth1".into()));
+        assert_eq!(r.macvlan_mode, MacvlanMode::Vepa);
+        assert_eq!(r.mac, Some(stable_mac("c1", "eth0")));
+        assert_eq!(r.host_ifname, None, "nothing host-side to name");
+        assert_eq!(*r.bridge, BridgeOptions::default());
+        let c = call(
+            serde_json::json!({"cniVersion":"1.0.0","name":"n1","type":"pipework",
+                "pipework":{"dhcp":{"v6":true,"timeout":3}}}),
+            "",
+        );
+        let r = request(&c, None).unwrap();
+        assert!(matches!(&r.addressing, Addressing::Dhcp(d) if d.v6 && d.keep));
+        assert_eq!(r.dhcp_timeout, Duration::from_secs(3));
+        // Both ways at once, a kind without its master, a bad timeout: error 7.
+        let both = ipam();
+        for (conf, from_ipam) in [
+            (serde_json::json!({"pipework":{"dhcp":{}}}), Some(&both)),
+            (serde_json::json!({"pipework":{"kind":"nic"}}), None),
+            (
+                serde_json::json!({"pipework":{"dhcp":{"timeout":-1}}}),
+                None,
+            ),
+        ] {
+            let mut conf = conf;
+            conf["cniVersion"] = "1.0.0".into();
+            conf["name"] = "n".into();
+            let e = request(&call(conf.clone(), ""), from_ipam).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig as u32, "{conf}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_and_stable_macs_are_deterministic() {
+        assert_eq!(host_ifname("c1", "eth0"), host_ifname("c1", "eth0"));
+        assert_ne!(host_ifname("c1", "eth0"), host_ifname("c1", "eth1"));
+        assert_ne!(host_ifname("c1", "eth0"), host_ifname("c2", "eth0"));
+        assert_eq!(stable_mac("c1", "eth0"), stable_mac("c1", "eth0"));
+        assert_eq!(
+            stable_mac("c1", "eth0").0[0],
+            0x02,
+            "locally administered unicast"
+        );
+    }
+
+    #[test]
+    fn gc_lists_and_their_fallback() {
+        let v = serde_json::json!({"cni.dev/attachments":[{"containerID":"a","ifname":"eth0"}]});
+        assert_eq!(valid_attachments(&v).len(), 1);
+        let v = serde_json::json!({
+            "cni.dev/valid-attachments":[{"containerID":"b","ifname":"eth0"}],
+            "cni.dev/attachments":[{"containerID":"a","ifname":"eth0"}]});
+        assert!(valid_attachments(&v).contains(&("b".into(), "eth0".into())));
+        assert!(valid_attachments(&serde_json::json!({})).is_empty());
+        // Entries of the wrong shape are skipped, not fatal.
+        let v = serde_json::json!({"cni.dev/valid-attachments":[1,{"containerID":2}]});
+        assert!(valid_attachments(&v).is_empty());
+    }
+}

@@ -479,3 +479,14 @@ fn port_vlans(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_vlan_filtering_message_says_what_the_kernel_lacks_and_what_to_do() {
+        let m = super::no_vlan_filtering("cni0");
+        assert!(m.contains("bridge cni0"), "{m}");
+        assert!(m.contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{m}");
+        assert!(m.contains("remove vlan and vlanTrunk"), "{m}");
+    }
+}

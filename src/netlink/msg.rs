@@ -879,6 +879,49 @@ mod tests {
     }
 
     #[test]
+    fn bridge_port_flags_are_slave_data_of_the_port() {
+        let b = bytes(set_port_flags(7, true, false));
+        assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 7);
+        let top = nlas(&b[32..]);
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].0, IFLA_LINKINFO);
+        let info = nlas(&top[0].1);
+        // IFLA_INFO_SLAVE_KIND "bridge", IFLA_INFO_SLAVE_DATA {IFLA_BRPORT_MODE 1, ISOLATED 0}
+        assert_eq!(info[0], (4, b"bridge\0".to_vec()));
+        assert_eq!(info[1].0, 5);
+        let data = nlas(&info[1].1);
+        assert_eq!(data, vec![(4, vec![1]), (33, vec![0])]);
+    }
+
+    #[test]
+    fn vlan_filtering_and_port_vlans() {
+        let top = nlas(&bytes(set_vlan_filtering(3))[32..]);
+        let info = nlas(&top[0].1);
+        assert_eq!(info[0], (1, b"bridge\0".to_vec()));
+        // IFLA_BR_VLAN_FILTERING (7) = 1
+        assert_eq!(nlas(&info[1].1), vec![(7, vec![1])]);
+        let b = bytes(port_vlan(9, 42, true, true));
+        assert_eq!(b[16], libc::AF_BRIDGE as u8);
+        let top = nlas(&b[32..]);
+        assert_eq!(top[0].0, IFLA_AF_SPEC);
+        // IFLA_BRIDGE_VLAN_INFO (2): flags PVID|UNTAGGED (2|4), vid 42
+        let vi = nlas(&top[0].1);
+        assert_eq!(vi[0].0, 2);
+        assert_eq!(vi[0].1, [6u16.to_ne_bytes(), 42u16.to_ne_bytes()].concat());
+        assert!(matches!(
+            port_vlan(9, 1, false, false),
+            RouteNetlinkMessage::DelLink(_)
+        ));
+    }
+
+    #[test]
+    fn promisc_changes_only_that_flag() {
+        let b = bytes(set_promisc(4));
+        assert_eq!(u32::from_ne_bytes(b[24..28].try_into().unwrap()), 0x100);
+        assert_eq!(u32::from_ne_bytes(b[28..32].try_into().unwrap()), 0x100);
+    }
+
+    #[test]
     fn arp_notify_is_the_only_devconf_sent() {
         let b = bytes(set_arp_notify(5));
         assert_eq!(u32::from_ne_bytes(b[20..24].try_into().unwrap()), 5); // ifi_index
