@@ -597,6 +597,16 @@ fn check_compares_the_live_interface_with_prev_result() {
     let mut with_prev = conf.clone();
     with_prev["prevResult"] = res.clone();
     ok(&w.cmd("CHECK", "c1", Some(&g), "eth0", &with_prev));
+    // Drift: the default route is gone.
+    ip(&g, &["route", "del", "default"]);
+    let v = cni_error(&w.cmd("CHECK", "c1", Some(&g), "eth0", &with_prev), 100);
+    assert!(
+        v.to_string()
+            .contains("lost its route default via 10.240.0.1"),
+        "{v}"
+    );
+    ip(&g, &["route", "add", "default", "via", "10.240.0.1"]);
+    ok(&w.cmd("CHECK", "c1", Some(&g), "eth0", &with_prev));
     // Drift: the guest's address is gone.
     ip(&g, &["addr", "del", "10.240.0.2/24", "dev", "eth0"]);
     let v = cni_error(&w.cmd("CHECK", "c1", Some(&g), "eth0", &with_prev), 100);
