@@ -932,3 +932,89 @@ fn ipoib_kind_without_infiniband_is_a_clear_error() {
             .into(),
     );
 }
+
+/// All-or-nothing through the plugin: a failure injected after each step of a full-option
+/// ADD (test builds: PIPEWORK_TEST_FAIL_STEP) leaves the host and guest namespaces as they
+/// were, no packet filter rule, no record and no IPAM reservation.
+#[test]
+fn a_failure_after_any_step_of_an_add_leaves_nothing() {
+    let Some(w) = world("cni_rollback") else {
+        return;
+    };
+    if !have_program("nft") || !have_program("iptables") {
+        skip("SKIP cni_rollback: needs nft and iptables: scripts/testenv.sh install".into());
+        return;
+    }
+    let conf = w.conf(
+        "1.1.0",
+        "10.249.0.0/24",
+        json!({"ipMasq": true, "ipMasqBackend": "iptables", "macspoofchk": true,
+               "hairpinMode": true, "portIsolation": true}),
+    );
+    let steps = [
+        "create-bridge",
+        "create-veth",
+        "port-flags",
+        "bridge-gateway",
+        "ip-forward",
+        "masquerade",
+        "mac-spoof-check",
+        "guest-arp-notify",
+        "guest-link-up",
+        "add-address",
+        "add-default-route",
+        "wait-port-ready",
+        "announce",
+        "record",
+    ];
+    let mut failures = Vec::new();
+    for step in steps {
+        let g = Netns::new("cnig");
+        let hb = snapshot(&w.host);
+        let gb = snapshot(&g);
+        let r = w.cmd_env(
+            "ADD",
+            "rb1",
+            Some(&g),
+            "eth0",
+            &conf,
+            &[("PIPEWORK_TEST_FAIL_STEP", step)],
+        );
+        let mut problems = Vec::new();
+        if r.code != 1
+            || !r
+                .stdout
+                .contains(&format!("injected failure after step {step}"))
+        {
+            problems.push(format!("not failed at {step}: {}", r.show()));
+        }
+        if snapshot(&w.host) != hb {
+            problems.push("the host namespace changed".to_string());
+        }
+        if snapshot(&g) != gb {
+            problems.push("the guest namespace changed".to_string());
+        }
+        if nat_rules(&w.host).contains("PWM-") {
+            problems.push(format!("NAT rules left: {}", nat_rules(&w.host)));
+        }
+        if nft_ruleset(&w.host).contains("pipework-") {
+            problems.push(format!("nft tables left: {}", nft_ruleset(&w.host)));
+        }
+        if !w.records().is_empty() || !w.reservations().is_empty() {
+            problems.push(format!(
+                "records {:?} reservations {:?}",
+                w.records(),
+                w.reservations()
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("after {step}: {}", problems.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // And the same ADD without a failure works.
+    let g = Netns::new("cnig");
+    ok(&w.cmd("ADD", "rb1", Some(&g), "eth0", &conf));
+    ok(&w.cmd("DEL", "rb1", None, "eth0", &conf));
+    w.assert_clean("after DEL");
+}
