@@ -209,6 +209,27 @@ fn request(c: &Call, ipam: Option<&CniResult>) -> Result<AttachRequest, CniError
             )))
         }
     };
+    // The bridge plugin's extras apply to a Linux bridge: silently ignoring one elsewhere
+    // would give a pod less than its configuration says.
+    if kind != Kind::Bridge {
+        let set = [
+            ("isGateway", c.checked.is_gateway),
+            ("ipMasq", n.ip_masq),
+            ("hairpinMode", n.hairpin_mode),
+            ("promiscMode", n.promisc_mode),
+            ("portIsolation", n.port_isolation),
+            ("macspoofchk", n.mac_spoof_chk),
+            ("forceAddress", n.force_address),
+            ("vlanTrunk", !c.checked.trunk.is_empty()),
+            ("vlan", c.checked.vlan.is_some() && kind != Kind::Ovs),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+            return Err(invalid(format!(
+                "{key} applies to the Linux bridge kind only, not to pipework.kind {:?}",
+                kind.name()
+            )));
+        }
+    }
     let host_if = match kind {
         Kind::Bridge | Kind::Ovs => n.bridge.clone(),
         _ => keys.master.clone().ok_or_else(|| {
@@ -862,13 +883,22 @@ mod tests {
         let r = request(&c, None).unwrap();
         assert!(matches!(&r.addressing, Addressing::Dhcp(d) if d.v6 && d.keep));
         assert_eq!(r.dhcp_timeout, Duration::from_secs(3));
-        // Both ways at once, a kind without its master, a bad timeout: error 7.
+        // Both ways at once, a kind without its master, a bad timeout, bridge-only keys: 7.
         let both = ipam();
         for (conf, from_ipam) in [
             (serde_json::json!({"pipework":{"dhcp":{}}}), Some(&both)),
             (serde_json::json!({"pipework":{"kind":"nic"}}), None),
             (
                 serde_json::json!({"pipework":{"dhcp":{"timeout":-1}}}),
+                None,
+            ),
+            // The bridge plugin's extras on another kind.
+            (
+                serde_json::json!({"ipMasq":true,"pipework":{"kind":"ovs"}}),
+                Some(&both),
+            ),
+            (
+                serde_json::json!({"vlan":3,"pipework":{"kind":"macvlan","master":"e"}}),
                 None,
             ),
         ] {

@@ -100,17 +100,13 @@ impl Driver for Bridge {
     fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
         match entry {
             UndoEntry::DeleteBridge { name } => Some(delete_bridge_if_unused(sys, name)),
-            UndoEntry::Unmasquerade { rules } => Some(if sys.dry_run() {
-                Ok(Some(entry.to_string()))
-            } else {
-                crate::firewall::unmasquerade(rules).map(|done| done.then(|| entry.to_string()))
-            }),
-            UndoEntry::DeleteNftTable { family, name } => Some(if sys.dry_run() {
-                Ok(Some(entry.to_string()))
-            } else {
+            // Host-side rules: they go whether or not the guest is still there.
+            UndoEntry::Unmasquerade { rules } => Some(firewall_undo(sys, entry, || {
+                crate::firewall::unmasquerade(rules)
+            })),
+            UndoEntry::DeleteNftTable { family, name } => Some(firewall_undo(sys, entry, || {
                 crate::firewall::delete_table(family, name)
-                    .map(|done| done.then(|| entry.to_string()))
-            }),
+            })),
             _ => None,
         }
     }
@@ -176,6 +172,18 @@ fn create_bridge(env: &mut Env<'_>, name: &str, mtu: Option<u32>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A packet filter undo: `remove` says whether there was anything to remove.
+fn firewall_undo(
+    sys: &Sys<'_>,
+    entry: &UndoEntry,
+    remove: impl FnOnce() -> Result<bool, Error>,
+) -> Undone {
+    if sys.dry_run() {
+        return Ok(Some(entry.to_string()));
+    }
+    remove().map(|done| done.then(|| entry.to_string()))
 }
 
 /// A bridge pipework created (it carries pipework's link group) goes once no port is left on
@@ -301,7 +309,7 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
         }
     }
     if o.mac_spoof_check {
-        let network = o.masquerade.as_ref().map(|m| m.network.as_str());
+        let network = ctx.req.owner.as_ref().map(|o| o.network.as_str());
         plan.steps.push(Step::new(
             "mac-spoof-check",
             Op::MacSpoofCheck {
