@@ -204,6 +204,13 @@ fn podman_run_portmap_rm(plugin: Plugin, subnet: u8) {
         &["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
     );
 
+    // Podman sees the network with the plugin as its driver.
+    let nets = pm.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(
+        nets.lines()
+            .any(|l| l == format!("{} {}", net.name, plugin.type_name())),
+        "podman network ls: {nets}"
+    );
     // Inside the container.
     let addr = assert_container_side(&c, &net);
     assert_eq!(must_link(&c, "eth0").mac, mac, "eth0 has --mac-address");
@@ -284,14 +291,15 @@ fn podman_run_portmap_rm_pipework() {
 }
 
 /// A container that exits by itself: conmon's `podman container cleanup` sends the DEL (its
-/// environment has only what containers.conf `[engine] env` gives it).
-fn podman_exit_cleanup(plugin: Plugin, subnet: u8) {
+/// environment has only what containers.conf `[engine] env` gives it). Started again, the same
+/// container ID is attached again in a new namespace; `podman rm` then leaves nothing.
+fn podman_exit_cleanup_restart(plugin: Plugin, subnet: u8) {
     need_cni!("Podman", PODMAN, plugin);
     let host = RuntimeHost::new("pcni");
     let net = BridgeNet::new(235, subnet, &host.dir.join("ipam"));
     let pm = CniPodman::new(host, plugin);
     pm.add_network(&net.name, &net.conflist(plugin));
-    let c = pm.run(&["--network", &net.name], &["/bin/sleep", "4"]);
+    let c = pm.run(&["--network", &net.name], &["/bin/sleep", "5"]);
     let addr = assert_container_side(&c, &net);
     assert_host_side(&pm.host, &c, &net);
     assert_reserved(&net, &addr, &c.id);
@@ -326,16 +334,112 @@ fn podman_exit_cleanup(plugin: Plugin, subnet: u8) {
         Vec::<String>::new(),
         "libcni's cached result"
     );
+
+    // Again: the same container ID, a new namespace.
+    pm.ok(&["start", &c.name]);
+    let again = PodmanCtr {
+        pid: pm.pid(&c.name),
+        name: c.name.clone(),
+        id: c.id.clone(),
+    };
+    assert_ne!(again.pid, c.pid, "a new container process");
+    let addr2 = assert_container_side(&again, &net);
+    assert_host_side(&pm.host, &again, &net);
+    assert_reserved(&net, &addr2, &c.id);
+    assert_records(&pm.host, &pm.runtime_dir, plugin, 1);
+    pm.ok(&["rm", "-f", "-t", "0", &c.name]);
+    assert_nothing_left(
+        &pm.host,
+        &net,
+        &pm.runtime_dir,
+        plugin,
+        &[],
+        &[&addr2, &c.id],
+        "after podman start, then podman rm -f -t 0",
+    );
 }
 
 #[test]
-fn podman_exit_cleanup_reference_bridge() {
-    podman_exit_cleanup(Plugin::Reference, 3);
+fn podman_exit_cleanup_restart_reference_bridge() {
+    podman_exit_cleanup_restart(Plugin::Reference, 3);
 }
 
 #[test]
-fn podman_exit_cleanup_pipework() {
-    podman_exit_cleanup(Plugin::Pipework, 4);
+fn podman_exit_cleanup_restart_pipework() {
+    podman_exit_cleanup_restart(Plugin::Pipework, 4);
+}
+
+/// Two containers on one network, one with `--ip` (CNI_ARGS `IP=`, which host-local reads
+/// through the plugin): they reach each other; removing one leaves the other's attachment,
+/// reservation and record alone.
+fn podman_two_containers(plugin: Plugin, subnet: u8) {
+    need_cni!("Podman", PODMAN, plugin);
+    let host = RuntimeHost::new("pcni");
+    let net = BridgeNet::new(235, subnet, &host.dir.join("ipam"));
+    let pm = CniPodman::new(host, plugin);
+    pm.add_network(&net.name, &net.conflist(plugin));
+    let fixed = format!("{}50", net.prefix());
+    let sleep = ["/bin/sleep", "300"];
+    let a = pm.run(&["--network", &net.name], &sleep);
+    let b = pm.run(&["--network", &net.name, "--ip", &fixed], &sleep);
+    let addr_a = assert_container_side(&a, &net);
+    assert_eq!(assert_container_side(&b, &net), fixed, "--ip is honoured");
+    assert_eq!(ports_of(&pm.host, &net.bridge).len(), 2, "two bridge ports");
+    let hend_b = host_end_of(&pm.host, &b, "eth0");
+    let mut want = vec![
+        (addr_a.clone(), format!("{}\r\neth0", a.id)),
+        (fixed.clone(), format!("{}\r\neth0", b.id)),
+    ];
+    want.sort();
+    let got: Vec<(String, String)> = net
+        .reservations()
+        .into_iter()
+        .map(|(ip, c)| (ip, c.trim().to_string()))
+        .collect();
+    assert_eq!(got, want, "host-local reservations");
+    assert_records(&pm.host, &pm.runtime_dir, plugin, 2);
+    assert!(ping(&a, &fixed), "container a reaches b at {fixed}");
+    assert!(ping(&b, &addr_a), "container b reaches a at {addr_a}");
+
+    pm.ok(&["rm", "-f", "-t", "0", &a.name]);
+    let ports: Vec<String> = ports_of(&pm.host, &net.bridge)
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(ports, vec![hend_b.name.clone()], "only b's port is left");
+    assert_reserved(&net, &fixed, &b.id);
+    assert_records(&pm.host, &pm.runtime_dir, plugin, 1);
+    assert!(ping(&pm.host, &fixed), "the host still reaches b");
+    assert_eq!(
+        firewall_lines(&pm.host, &[&addr_a, &a.id]),
+        Vec::<String>::new(),
+        "a's rules are gone"
+    );
+    assert!(
+        !firewall_lines(&pm.host, &[&fixed]).is_empty(),
+        "b's masquerade rule (ipMasq) is still there"
+    );
+
+    pm.ok(&["rm", "-f", "-t", "0", &b.name]);
+    assert_nothing_left(
+        &pm.host,
+        &net,
+        &pm.runtime_dir,
+        plugin,
+        &[],
+        &[&fixed, &b.id],
+        "after removing both",
+    );
+}
+
+#[test]
+fn podman_two_containers_reference_bridge() {
+    podman_two_containers(Plugin::Reference, 7);
+}
+
+#[test]
+fn podman_two_containers_pipework() {
+    podman_two_containers(Plugin::Pipework, 8);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -733,12 +733,18 @@ network_config_dir = "{n}"
         args.extend_from_slice(&["--rootfs", rootfs]);
         args.extend_from_slice(cmd);
         let id = self.ok(&args);
+        let pid = self.pid(&name);
+        PodmanCtr { name, id, pid }
+    }
+
+    /// The PID of a running container.
+    pub fn pid(&self, name: &str) -> u32 {
         let pid = self
-            .ok(&["inspect", "-f", "{{.State.Pid}}", &name])
+            .ok(&["inspect", "-f", "{{.State.Pid}}", name])
             .parse()
             .expect("State.Pid");
         assert!(pid != 0, "podman container {name} is not running");
-        PodmanCtr { name, id, pid }
+        pid
     }
 
     /// `podman inspect NAME` (the first object).
