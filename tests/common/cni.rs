@@ -165,10 +165,8 @@ impl BridgeNet {
 
     /// The first three octets and a dot, `10.N.M.`.
     pub fn prefix(&self) -> &str {
-        self.subnet
-            .rsplit_once('.')
-            .map(|(p, _)| &self.subnet[..p.len() + 1])
-            .unwrap()
+        let last_dot = self.gateway.rfind('.').expect("an IPv4 gateway");
+        &self.gateway[..=last_dot]
     }
 
     pub fn conflist(&self, plugin: Plugin) -> Value {
@@ -280,7 +278,7 @@ impl Ns for RuntimeHost {
 impl RuntimeHost {
     pub fn new(tag: &str) -> RuntimeHost {
         let dir = TempDir::new(tag);
-        let netns = Netns::new("h");
+        let netns = Netns::new("rth");
         let mut cmd = cmd_in(&netns, "unshare");
         cmd.args(["--mount", "--propagation", "private", "sleep", "infinity"])
             .stdin(Stdio::null())
@@ -838,6 +836,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "{d}/containerd.sock.ttrpc"
 [debug]
   address = "{d}/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
 "#
             ),
         )
@@ -965,6 +965,14 @@ impl Drop for CniContainerd {
             let _ = self.ctr(&["task", "rm", "-f", id]).output();
             let _ = self.ctr(&["containers", "rm", id]).output();
         }
+        // A `ctr run --rm` whose task just died still sends its DEL: let it finish.
+        wait_until(Duration::from_secs(10), || {
+            !self
+                .host
+                .processes()
+                .into_iter()
+                .any(|p| proc_info(p).is_some_and(|i| i.comm == "ctr"))
+        });
         if let Some(mut d) = self.daemon.take() {
             // SAFETY: kill(2) on our own child, not yet reaped.
             unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };
