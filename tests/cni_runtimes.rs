@@ -174,12 +174,13 @@ fn assert_nothing_left(
 // ---------------------------------------------------------------------------------------------
 
 /// `podman run -d --network NET --mac-address MAC -p 18080:8080` of a web server, then
-/// `podman rm -f -t 0`.
-fn podman_run_portmap_rm(plugin: Plugin, subnet: u8) {
+/// `podman rm -f -t 0`; the conflist in CNI `version` (portmap reads the plugin's result in it).
+fn podman_run_portmap_rm(plugin: Plugin, subnet: u8, version: &'static str) {
     need_cni!("Podman", PODMAN, plugin);
     let host = RuntimeHost::new("pcni");
     let mut net = BridgeNet::new(235, subnet, &host.dir.join("ipam"));
     net.portmap = true;
+    net.version = version;
     let pm = CniPodman::new(host, plugin);
     pm.add_network(&net.name, &net.conflist(plugin));
     let uplink = unique("u");
@@ -282,12 +283,22 @@ fn podman_run_portmap_rm(plugin: Plugin, subnet: u8) {
 
 #[test]
 fn podman_run_portmap_rm_reference_bridge() {
-    podman_run_portmap_rm(Plugin::Reference, 1);
+    podman_run_portmap_rm(Plugin::Reference, 1, CNI_VERSION);
 }
 
 #[test]
 fn podman_run_portmap_rm_pipework() {
-    podman_run_portmap_rm(Plugin::Pipework, 2);
+    podman_run_portmap_rm(Plugin::Pipework, 2, CNI_VERSION);
+}
+
+#[test]
+fn podman_run_portmap_rm_reference_bridge_cni_0_3_1() {
+    podman_run_portmap_rm(Plugin::Reference, 11, "0.3.1");
+}
+
+#[test]
+fn podman_run_portmap_rm_pipework_cni_0_3_1() {
+    podman_run_portmap_rm(Plugin::Pipework, 12, "0.3.1");
 }
 
 /// A container that exits by itself: conmon's `podman container cleanup` sends the DEL (its
@@ -447,11 +458,12 @@ fn podman_two_containers_pipework() {
 // ---------------------------------------------------------------------------------------------
 
 /// `ctr run --rm --cni … sleep`, inspected while it runs, then killed: ctr's DEL comes with an
-/// empty CNI_NETNS, after the namespace is gone.
-fn ctr_run_rm(plugin: Plugin, subnet: u8) {
+/// empty CNI_NETNS, after the namespace is gone. The conflist in CNI `version`.
+fn ctr_run_rm(plugin: Plugin, subnet: u8, version: &'static str) {
     need_cni!("containerd", CONTAINERD, plugin);
     let host = RuntimeHost::new("ccni");
-    let net = BridgeNet::new(235, subnet, &host.dir.join("ipam"));
+    let mut net = BridgeNet::new(235, subnet, &host.dir.join("ipam"));
+    net.version = version;
     let Some(cd) = CniContainerd::start(host, plugin, &net.conflist(plugin)) else {
         return;
     };
@@ -532,10 +544,20 @@ fn ctr_run_rm(plugin: Plugin, subnet: u8) {
 
 #[test]
 fn ctr_run_rm_reference_bridge() {
-    ctr_run_rm(Plugin::Reference, 5);
+    ctr_run_rm(Plugin::Reference, 5, CNI_VERSION);
 }
 
 #[test]
 fn ctr_run_rm_pipework() {
-    ctr_run_rm(Plugin::Pipework, 6);
+    ctr_run_rm(Plugin::Pipework, 6, CNI_VERSION);
+}
+
+#[test]
+fn ctr_run_rm_reference_bridge_cni_0_4_0() {
+    ctr_run_rm(Plugin::Reference, 13, "0.4.0");
+}
+
+#[test]
+fn ctr_run_rm_pipework_cni_0_4_0() {
+    ctr_run_rm(Plugin::Pipework, 14, "0.4.0");
 }

@@ -142,6 +142,8 @@ pub struct BridgeNet {
     pub gateway: String,
     pub mtu: u32,
     pub ip_masq: bool,
+    /// The conflist's `cniVersion`.
+    pub version: &'static str,
     /// Chain the reference portmap after the bridge plugin.
     pub portmap: bool,
     /// host-local's `dataDir`.
@@ -158,6 +160,7 @@ impl BridgeNet {
             gateway: format!("10.{a}.{b}.1"),
             mtu: 1400,
             ip_masq: true,
+            version: CNI_VERSION,
             portmap: false,
             data_dir: data_dir.to_path_buf(),
         }
@@ -187,7 +190,7 @@ impl BridgeNet {
         if self.portmap {
             plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
         }
-        json!({"cniVersion": CNI_VERSION, "name": self.name, "plugins": plugins})
+        json!({"cniVersion": self.version, "name": self.name, "plugins": plugins})
     }
 
     /// host-local's reservations of this network: `(address, content)` of each file of
