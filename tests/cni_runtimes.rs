@@ -1,14 +1,17 @@
 //! The plugin driven by real CNI runtimes (issue 10), each fully private inside a test host
 //! (tests/common/cni.rs; TESTENV.md, "CNI runtimes driving a plugin"):
-//! - Podman 4.3 on its CNI backend: a conflist with the plugin first (the bridge plugin's
-//!   keys, host-local IPAM with a private dataDir) and the reference portmap chained after it.
-//!   `podman run -d --network NET --mac-address … -p HOSTPORT:PORT` → the container has its
-//!   address, MAC, MTU and default route; its web server answers on the host port, from
-//!   another namespace and from the host; `podman rm -f -t 0` → no bridge port, host veth,
-//!   reservation, record, firewall rule or cached result is left. A container that exits by
-//!   itself is torn down the same way by `podman container cleanup` (conmon's exit command).
-//! - containerd's `ctr run --rm --cni`: the task has its address; after it exits (ctr's DEL
-//!   comes with an empty CNI_NETNS) nothing is left.
+//! - Podman 4.3 on its CNI backend, with a conflist of the plugin first (the bridge plugin's
+//!   keys, host-local IPAM with a private dataDir):
+//!   - the reference portmap chained after it: `podman run -d --network NET --mac-address …
+//!     -p HOSTPORT:PORT` → the container has its address, MAC, MTU and default route, Podman
+//!     reads them back, its web server answers on the host port (from another namespace and
+//!     from the host); `podman rm -f -t 0` → no bridge port, host veth, reservation, record,
+//!     firewall rule or cached result is left. With a 1.0.0 and a 0.3.1 conflist;
+//!   - a container that exits by itself is torn down by `podman container cleanup` (conmon's
+//!     exit command, with its own environment), then started again and removed;
+//!   - two containers, one with `--ip`: they reach each other, removing one leaves the other.
+//! - containerd's `ctr run --rm --cni` (1.0.0 and 0.4.0 conflists): the task has its address;
+//!   after it exits (ctr's DEL comes with an empty CNI_NETNS) nothing is left.
 //!
 //! Every test runs twice: against the reference `bridge` plugin (the recipe itself works) and
 //! against pipework installed as a copy named `pipework` (`"type": "pipework"`).

@@ -240,7 +240,8 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Runs a prepared command; panics with its output unless it succeeds; its stdout.
+/// Runs a prepared command; panics with its output unless it succeeds; its stdout (a stderr
+/// it wrote anyway is printed: runtimes put their plugins' warnings there).
 fn must(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     if !out.status.success() {
@@ -249,6 +250,12 @@ fn must(cmd: &mut Command, what: &str) -> String {
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if !out.stderr.is_empty() {
+        eprintln!(
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
