@@ -456,6 +456,92 @@ fn podman_two_containers_pipework() {
     podman_two_containers(Plugin::Pipework, 8);
 }
 
+/// A failing ADD (`--ip` of an address another container holds: Podman passes it on, and
+/// host-local refuses it after the plugin has made its veth) fails `podman run` and leaves
+/// nothing of that container, and the running one untouched.
+fn podman_failed_add(plugin: Plugin, subnet: u8) {
+    need_cni!("Podman", PODMAN, plugin);
+    let host = RuntimeHost::new("pcni");
+    let net = BridgeNet::new(235, subnet, &host.dir.join("ipam"));
+    let pm = CniPodman::new(host, plugin);
+    pm.add_network(&net.name, &net.conflist(plugin));
+    let sleep = ["/bin/sleep", "300"];
+    let a = pm.run(&["--network", &net.name], &sleep);
+    let addr_a = assert_container_side(&a, &net);
+    let hend_a = host_end_of(&pm.host, &a, "eth0");
+
+    let name = unique("c");
+    let out = pm.output(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--network",
+        &net.name,
+        "--ip",
+        &addr_a,
+        "--rootfs",
+        pm.rootfs.to_str().unwrap(),
+        "/bin/sleep",
+        "300",
+    ]);
+    let said = format!(
+        "podman run --ip {addr_a} ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the ADD should fail: {said}");
+    eprintln!("{said}");
+    let ports: Vec<String> = ports_of(&pm.host, &net.bridge)
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(5), || ports_of(&pm.host, &net.bridge)
+            .len()
+            == 1),
+        "only the running container's port is left: {ports:?}\n{said}"
+    );
+    assert_eq!(
+        veths(&pm.host, &[]),
+        vec![hend_a.name.clone()],
+        "host veths\n{said}"
+    );
+    assert_reserved(&net, &addr_a, &a.id);
+    assert_records(&pm.host, &pm.runtime_dir, plugin, 1);
+    assert!(
+        ping(&a, &net.gateway),
+        "the running container still reaches the gateway"
+    );
+
+    let _ = pm.output(&["rm", "-f", "-t", "0", &name]);
+    pm.ok(&["rm", "-f", "-t", "0", &a.name]);
+    assert_nothing_left(
+        &pm.host,
+        &net,
+        &pm.runtime_dir,
+        plugin,
+        &[],
+        &[&addr_a, &a.id],
+        "after removing both",
+    );
+}
+
+#[test]
+fn podman_failed_add_reference_bridge() {
+    podman_failed_add(Plugin::Reference, 9);
+}
+
+#[test]
+fn podman_failed_add_pipework() {
+    podman_failed_add(Plugin::Pipework, 10);
+}
+
 // ---------------------------------------------------------------------------------------------
 // containerd
 // ---------------------------------------------------------------------------------------------
