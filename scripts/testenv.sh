@@ -62,6 +62,16 @@ install() {
   # The CNI plugin (tests/cni.rs): ipMasq and macspoofchk with the nftables backend, and
   # host-local (containernetworking-plugins, above) as the IPAM it delegates to.
   have nft || need+=(nftables)
+  # The plugin driven by real runtimes (tests/cni_runtimes.rs): Podman's CNI backend with runc
+  # (podman itself may pull in crun instead) and conmon, the reference bridge, portmap (which
+  # needs iptables, above), host-local and loopback, and ctr run --cni with containerd's runc
+  # shim. Each test runs its runtime privately in its own host netns and mount namespace.
+  have runc || need+=(runc)
+  have conmon || need+=(conmon)
+  for p in bridge portmap host-local loopback; do
+    [ -x "/usr/lib/cni/$p" ] || { need+=(containernetworking-plugins); break; }
+  done
+  have containerd-shim-runc-v2 || need+=(containerd)
   # The fuzz smoke (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++ with cc.
   have g++ || need+=(g++)
   if [ ${#need[@]} -gt 0 ]; then

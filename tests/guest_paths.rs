@@ -8,11 +8,8 @@
 //! attach leaves nothing behind. Subnets: DhcpLan N = 60–69.
 
 mod common;
-#[path = "common/engines.rs"]
-mod engines;
 
 use common::*;
-use engines::*;
 
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;

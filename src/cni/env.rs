@@ -98,6 +98,18 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, CniErro
             )
         })?,
     };
+    if command == Command::Version {
+        // VERSION reads nothing else: libcni sends it with CNI_NETNS, CNI_IFNAME and CNI_PATH
+        // set to "dummy" (Podman validates every conflist that way).
+        return Ok(Invocation {
+            command,
+            container_id: None,
+            netns: None,
+            ifname: None,
+            args: Vec::new(),
+            path: Vec::new(),
+        });
+    }
     let value = |var: &str| get(var).filter(|v| !v.is_empty());
     for var in command.required() {
         if value(var).is_none() {
@@ -213,6 +225,21 @@ mod tests {
         names(with(&[("CNI_COMMAND", "GC")]).unwrap_err(), "CNI_PATH");
         with(&[("CNI_COMMAND", "VERSION")]).unwrap();
         with(&[("CNI_COMMAND", "STATUS")]).unwrap();
+    }
+
+    #[test]
+    fn version_ignores_libcnis_dummy_values() {
+        // What libcni (Podman 4.3's conflist validation) sends with VERSION.
+        let i = with(&[
+            ("CNI_COMMAND", "VERSION"),
+            ("CNI_CONTAINERID", ""),
+            ("CNI_NETNS", "dummy"),
+            ("CNI_IFNAME", "dummy"),
+            ("CNI_PATH", "dummy"),
+            ("CNI_ARGS", ""),
+        ])
+        .unwrap();
+        assert_eq!(i.command, Command::Version);
     }
 
     #[test]

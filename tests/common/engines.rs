@@ -24,11 +24,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// The busybox binary the guests' root filesystems are made of (package busybox-static).
-fn busybox() -> PathBuf {
-    find_program("busybox").expect("busybox (scripts/testenv.sh install)")
-}
-
 /// True when root and all `programs` are installed; prints why not otherwise.
 pub fn engine_or_skip(test: &str, engine: &str, programs: &[&str]) -> bool {
     if !root_or_skip(test) {
@@ -47,66 +42,6 @@ pub fn engine_or_skip(test: &str, engine: &str, programs: &[&str]) -> bool {
         return false;
     }
     true
-}
-
-/// A directory `/tmp/pwt-<tag>-<hex>`: on drop, whatever is mounted below it is unmounted and
-/// it is removed.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("pwt-{tag}-{}", rand_hex(10)));
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-        TempDir { path }
-    }
-
-    pub fn join(&self, p: &str) -> PathBuf {
-        self.path.join(p)
-    }
-
-    pub fn str(&self) -> &str {
-        self.path.to_str().expect("utf-8 temp dir")
-    }
-}
-
-/// Mount points at or below `dir`, deepest first.
-fn mounts_below(dir: &Path) -> Vec<String> {
-    let d = dir.to_string_lossy().to_string();
-    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
-        .filter(|m| *m == d || m.starts_with(&format!("{d}/")))
-        .collect();
-    v.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    v
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        for m in mounts_below(&self.path) {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// `DIR/bin/busybox` plus a symlink per applet (sh, sleep, ip…).
-pub fn busybox_rootfs(dir: &Path) {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(busybox(), bin.join("busybox")).expect("copy busybox");
-    let out = Command::new(bin.join("busybox"))
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for a in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        if a != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", bin.join(a));
-        }
-    }
 }
 
 /// Runs a prepared command; panics with its output unless it succeeds; its stdout, trimmed.
