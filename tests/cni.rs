@@ -1018,3 +1018,39 @@ fn a_failure_after_any_step_of_an_add_leaves_nothing() {
     ok(&w.cmd("DEL", "rb1", None, "eth0", &conf));
     w.assert_clean("after DEL");
 }
+
+#[test]
+fn del_after_the_namespace_is_gone_still_removes_everything_host_side() {
+    let Some(w) = world("cni_gone") else { return };
+    if !have_program("iptables") {
+        skip("SKIP cni_gone: needs iptables: scripts/testenv.sh install".into());
+        return;
+    }
+    let conf = w.conf(
+        "1.1.0",
+        "10.250.0.0/24",
+        json!({"ipMasq": true, "ipMasqBackend": "iptables"}),
+    );
+    let g = Netns::new("cnig");
+    let path = g.ns_path().display().to_string();
+    ok(&w.cmd("ADD", "gone1", Some(&g), "eth0", &conf));
+    assert!(nat_rules(&w.host).contains("PWM-"));
+    drop(g); // the runtime removed the namespace before its DEL
+    assert!(!Path::new(&path).exists());
+    let r = w.run(
+        &[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "gone1"),
+            ("CNI_NETNS", &path),
+            ("CNI_IFNAME", "eth0"),
+        ],
+        &conf,
+    );
+    ok(&r);
+    assert!(
+        !nat_rules(&w.host).contains("PWM-"),
+        "{}",
+        nat_rules(&w.host)
+    );
+    w.assert_clean("after DEL of a gone namespace");
+}
