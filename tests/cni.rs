@@ -1054,3 +1054,95 @@ fn del_after_the_namespace_is_gone_still_removes_everything_host_side() {
     );
     w.assert_clean("after DEL of a gone namespace");
 }
+
+/// The reference `dhcp` IPAM through pipework: its daemon (in a private mount namespace, so
+/// its socket is the test's) takes the lease through the interface pipework created first;
+/// DEL releases it before the interface goes.
+#[test]
+fn reference_dhcp_ipam_gets_the_interface_before_it_is_asked() {
+    use common::cni::RuntimeHost;
+    if !root_or_skip("cni_dhcp_ipam") {
+        return;
+    }
+    if !have_program("dnsmasq") || !Path::new(PLUGINS).join("dhcp").is_file() {
+        skip("SKIP cni_dhcp_ipam: needs dnsmasq and the reference dhcp plugin: scripts/testenv.sh install".into());
+        return;
+    }
+    let host = RuntimeHost::new("cnidhcp");
+    ip(&host, &["link", "add", "br1", "type", "bridge"]);
+    ip(&host, &["addr", "add", "10.224.92.1/24", "dev", "br1"]);
+    ip(&host, &["link", "set", "br1", "up"]);
+    let _server = Dnsmasq::start(&host, "br1", 92, &DnsmasqConf::default());
+    std::fs::create_dir_all(host.inside("/run/cni")).unwrap();
+    let g = PidGuest::new();
+    let rt = host.dir.join("run");
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "dhcpipam", "type": "pipework", "bridge": "br1",
+        "ipam": {"type": "dhcp"}
+    });
+    let netns = g.ns_path().display().to_string();
+    let run = |cmd: &str| {
+        let mut c = host.command(BIN);
+        c.env("PIPEWORK_RUNTIME_DIR", &rt)
+            .env("CNI_COMMAND", cmd)
+            .env("CNI_CONTAINERID", "dh1")
+            .env("CNI_NETNS", &netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", PLUGINS)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("spawn the plugin");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!(
+            "{cmd}: {:?} {text} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    // No daemon yet: IPAM fails after the link exists, and the link is rolled back.
+    let (code, out) = run("ADD");
+    assert_eq!(code, Some(1), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(v["code"], 999, "{v}");
+    assert!(link(&g, "eth0").is_none(), "rolled back");
+    assert_eq!(ports_of(&host, "br1").len(), 0);
+    assert!(common::cni::records_in(&rt).is_empty());
+    let mut daemon = host.command(&format!("{PLUGINS}/dhcp"));
+    daemon
+        .arg("daemon")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut daemon = daemon.spawn().expect("dhcp daemon");
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || host
+            .inside("/run/cni/dhcp.sock")
+            .exists()),
+        "the dhcp daemon listens"
+    );
+    let (code, out) = run("ADD");
+    assert_eq!(code, Some(0), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let addr = v["ips"][0]["address"]
+        .as_str()
+        .expect("a lease")
+        .to_string();
+    assert!(addr.starts_with("10.224.92."), "{v}");
+    assert_eq!(global_cidrs(&g, "eth0"), vec![addr]);
+    let (code, out) = run("DEL");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(link(&g, "eth0").is_none());
+    assert_eq!(ports_of(&host, "br1").len(), 0);
+    assert!(common::cni::records_in(&rt).is_empty());
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -20,24 +20,10 @@ pub fn apply(
     fail_after: Option<&str>,
     finish: impl FnOnce(&mut Env<'_>) -> Result<(), Error>,
 ) -> Result<Applied, Error> {
-    let drv = driver::driver(plan.kind);
     let start = std::time::Instant::now();
     let mut times = Vec::with_capacity(plan.steps.len() + 1);
-    for step in &plan.steps {
-        env.log.step(step.name, &step.op);
-        let t = std::time::Instant::now();
-        let mut r = run_step(drv, step, env).map_err(|e| Error::Step {
-            step: step.name,
-            object: Some(step.op.object()),
-            source: Box::new(e),
-        });
-        if r.is_ok() && fail_after == Some(step.name) {
-            r = Err(Error::Injected(step.name));
-        }
-        if let Err(e) = r {
-            return Err(rollback(e, plan, env));
-        }
-        times.push((step.name, t.elapsed()));
+    if let Err(e) = run_steps(plan, env, fail_after, &mut times) {
+        return Err(rollback(e, plan, env));
     }
     env.log
         .step("record", "record the attachment for pipework ls/detach/gc");
@@ -63,6 +49,32 @@ pub fn apply(
         ));
     }
     Ok(env.learned.applied.clone())
+}
+
+/// The plan's steps in order, without rollback (the caller's): also what a staged attach
+/// runs, inside `apply`'s `finish`, once the front end has the addresses.
+pub fn run_steps(
+    plan: &Plan,
+    env: &mut Env<'_>,
+    fail_after: Option<&str>,
+    times: &mut Vec<(&'static str, std::time::Duration)>,
+) -> Result<(), Error> {
+    let drv = driver::driver(plan.kind);
+    for step in &plan.steps {
+        env.log.step(step.name, &step.op);
+        let t = std::time::Instant::now();
+        let mut r = run_step(drv, step, env).map_err(|e| Error::Step {
+            step: step.name,
+            object: Some(step.op.object()),
+            source: Box::new(e),
+        });
+        if r.is_ok() && fail_after == Some(step.name) {
+            r = Err(Error::Injected(step.name));
+        }
+        r?;
+        times.push((step.name, t.elapsed()));
+    }
+    Ok(())
 }
 
 fn run_step(drv: &dyn Driver, step: &Step, env: &mut Env<'_>) -> Result<(), Error> {

@@ -18,7 +18,7 @@ use super::error::{CniError, Code};
 use super::ipam;
 use super::result::{CniResult, Interface, Ip, Route};
 use super::version;
-use crate::engine::{records, Session, SessionOptions};
+use crate::engine::{records, Session, SessionOptions, Stage2};
 use crate::error::Error;
 use crate::guest::GuestSpec;
 use crate::mac::MacAddr;
@@ -509,8 +509,15 @@ fn host_mac(s: &mut Session, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// IPAM plugins that need the container's interface to exist (the reference `dhcp`, whose
+/// daemon talks DHCP through it): the link first, then IPAM, then the addresses.
+const IPAM_AFTER_LINK: &[&str] = &["dhcp"];
+
 fn add(c: &Call) -> Result<serde_json::Value, CniError> {
     let v = c.version;
+    if let Some(kind) = ipam_type(c).filter(|k| IPAM_AFTER_LINK.contains(k)) {
+        return add_staged(c, kind);
+    }
     let ipam = match ipam_type(c) {
         Some(kind) => {
             let (out, theirs) = ipam::delegate(kind, Command::Add, &c.inv, &c.raw, v)?;
@@ -534,6 +541,42 @@ fn add(c: &Call) -> Result<serde_json::Value, CniError> {
     Ok(result.render(v))
 }
 
+fn add_staged(c: &Call, kind: &str) -> Result<serde_json::Value, CniError> {
+    let v = c.version;
+    let req = request(c, Some(&CniResult::default()))?;
+    let mut s = session(v)?;
+    let mut got: Option<CniResult> = None;
+    let mut ipam_error: Option<CniError> = None;
+    let rep = s.attach_staged(&req, &mut || {
+        let r = ipam::delegate(kind, Command::Add, &c.inv, &c.raw, v)
+            .and_then(|(out, theirs)| CniResult::decode(&out, &theirs));
+        match r {
+            Ok(r) => {
+                let stage = Stage2 {
+                    addressing: addressing_of(c, &r),
+                    bridge: bridge_options(c, Some(&r)),
+                };
+                got = Some(r);
+                Ok(stage)
+            }
+            Err(e) => {
+                let what = Error::Engine(format!("IPAM plugin {kind}: {}", e.msg));
+                ipam_error = Some(e);
+                Err(what)
+            }
+        }
+    });
+    match rep {
+        Ok(rep) => Ok(result_of(c, &rep, got.as_ref(), &mut s).render(v)),
+        Err(e) => {
+            if got.is_some() {
+                let _ = ipam::delegate(kind, Command::Del, &c.inv, &c.raw, v);
+            }
+            Err(ipam_error.unwrap_or_else(|| CniError::from_engine(v, &e)))
+        }
+    }
+}
+
 /// This network's records of the container's interface.
 fn records_of(c: &Call, id: &str, ifname: &str) -> Vec<Record> {
     records::find_by_container(id, ifname)
@@ -555,11 +598,17 @@ fn del(c: &Call) -> Result<(), CniError> {
     let id = required(&c.inv.container_id, "CNI_CONTAINERID", v)?;
     let ifname = required(&c.inv.ifname, "CNI_IFNAME", v)?;
     let found = records_of(c, id, ifname);
+    let ipam = ipam_type(c);
+    // A lease is released through the interface it was taken on: before it goes.
+    let release_first = ipam.is_some_and(|k| IPAM_AFTER_LINK.contains(&k));
+    if let (Some(kind), true) = (ipam, release_first) {
+        ipam::delegate(kind, Command::Del, &c.inv, &c.raw, v)?;
+    }
     if !found.is_empty() {
         let mut s = session(v)?;
         s.remove(&found).map_err(engine_err(v))?;
     }
-    if let Some(kind) = ipam_type(c) {
+    if let (Some(kind), false) = (ipam, release_first) {
         ipam::delegate(kind, Command::Del, &c.inv, &c.raw, v)?;
     }
     Ok(())

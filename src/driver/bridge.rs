@@ -277,6 +277,34 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             },
         ));
     }
+    if o.mac_spoof_check {
+        let network = ctx.req.owner.as_ref().map(|o| o.network.as_str());
+        plan.steps.push(Step::new(
+            "mac-spoof-check",
+            Op::MacSpoofCheck {
+                port: host.clone(),
+                table: crate::firewall::spoof_table(
+                    network.unwrap_or(""),
+                    ctx.guest.id.as_deref().unwrap_or(&ctx.guest.spec),
+                    &host,
+                ),
+            },
+        ));
+    }
+    plan_layer3(ctx, &bridge, &mut plan);
+    plan.ready = Some(Step::new(
+        "wait-port-ready",
+        Op::WaitPortReady { port: host },
+    ));
+    Ok(plan)
+}
+
+/// What depends on the guest's addresses: the gateways on the bridge, forwarding and
+/// masquerading. Planned with the link, or once the link exists when the addresses come only
+/// then (`Session::attach_staged`).
+pub fn plan_layer3(ctx: &PlanCtx<'_>, bridge: &str, plan: &mut Plan) {
+    let o = &ctx.req.bridge;
+    let bridge = bridge.to_string();
     for gw in &o.gateways {
         plan.steps.push(Step::new(
             "bridge-gateway",
@@ -308,25 +336,6 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             ));
         }
     }
-    if o.mac_spoof_check {
-        let network = ctx.req.owner.as_ref().map(|o| o.network.as_str());
-        plan.steps.push(Step::new(
-            "mac-spoof-check",
-            Op::MacSpoofCheck {
-                port: host.clone(),
-                table: crate::firewall::spoof_table(
-                    network.unwrap_or(""),
-                    ctx.guest.id.as_deref().unwrap_or(&ctx.guest.spec),
-                    &host,
-                ),
-            },
-        ));
-    }
-    plan.ready = Some(Step::new(
-        "wait-port-ready",
-        Op::WaitPortReady { port: host },
-    ));
-    Ok(plan)
 }
 
 /// How long to wait for the bridge to enable a new port. Normally it is enabled already, or

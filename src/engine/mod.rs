@@ -104,6 +104,42 @@ impl Session {
 
     /// Plumbs one interface into one guest; with `dry_run`, only plans.
     pub fn attach(&mut self, req: &AttachRequest, dry_run: bool) -> Result<AttachReport, Error> {
+        self.attach_with(req, dry_run, None)
+    }
+
+    /// An attach whose addresses exist only once the interface does (a CNI `dhcp` IPAM, whose
+    /// daemon talks DHCP through it): the link is planned and applied from `req` (its
+    /// addressing and the bridge's layer-3 options are left out), then `addresses` gives the
+    /// rest, which is planned and applied in the same journal before the record completes. A
+    /// failure in either stage rolls both back.
+    pub fn attach_staged(
+        &mut self,
+        req: &AttachRequest,
+        addresses: &mut dyn FnMut() -> Result<Stage2, Error>,
+    ) -> Result<AttachReport, Error> {
+        self.attach_with(req, false, Some(addresses))
+    }
+
+    fn attach_with(
+        &mut self,
+        req: &AttachRequest,
+        dry_run: bool,
+        mut stage2: Option<&mut dyn FnMut() -> Result<Stage2, Error>>,
+    ) -> Result<AttachReport, Error> {
+        let staged_first;
+        let req = if stage2.is_some() {
+            let mut bridge = (*req.bridge).clone();
+            bridge.gateways.clear();
+            bridge.masquerade = None;
+            staged_first = AttachRequest {
+                addressing: crate::request::Addressing::None,
+                bridge: Box::new(bridge),
+                ..req.clone()
+            };
+            &staged_first
+        } else {
+            req
+        };
         crate::privilege::require_admin()?;
         let mut guest = self.resolve(&req.guest)?;
         if let Some(o) = &req.owner {
@@ -156,14 +192,32 @@ impl Session {
             journal: &mut record,
             learned: Learned::default(),
         };
-        let applied = apply::apply(&plan, &mut env, self.fail_after.as_deref(), |env| {
+        let fail_after = self.fail_after.clone();
+        let applied = apply::apply(&plan, &mut env, fail_after.as_deref(), |env| {
+            let mut whole = None;
+            if let Some(f) = stage2.as_mut() {
+                let s2 = f()?;
+                let req2 = AttachRequest {
+                    addressing: s2.addressing,
+                    bridge: Box::new(s2.bridge),
+                    ..req.clone()
+                };
+                let p2 = plan_stage2(&req2, &guest, env, &plan)?;
+                apply::run_steps(&p2, env, fail_after.as_deref(), &mut Vec::new())?;
+                let mut all = plan.clone();
+                all.addresses.extend(p2.addresses);
+                all.gateway = all.gateway.or(p2.gateway);
+                all.steps.extend(p2.steps);
+                whole = Some(all);
+            }
+            let plan = whole.as_ref().unwrap_or(&plan);
             let applied = &env.learned.applied;
-            let mut rep = AttachReport::new(&guest, &plan, Some(applied.clone()));
+            let mut rep = AttachReport::new(&guest, plan, Some(applied.clone()));
             rep.owner = req.owner.clone();
             let value = serde_json::to_value(&rep)
                 .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;
             env.journal
-                .complete(identity_of(&plan, applied), value, plan.host_ifname.clone())?;
+                .complete(identity_of(plan, applied), value, plan.host_ifname.clone())?;
             report = Some(rep);
             Ok(())
         });
@@ -216,6 +270,41 @@ impl Session {
     pub fn wait(&mut self, w: &WaitRequest) -> Result<(), Error> {
         crate::wait::wait_for_link(&w.ifname, w.timeout)
     }
+}
+
+/// What the second stage of a staged attach gets from the front end.
+pub struct Stage2 {
+    pub addressing: crate::request::Addressing,
+    /// Its gateways and masquerading (the rest of the bridge's options come with the link).
+    pub bridge: crate::request::BridgeOptions,
+}
+
+/// A staged attach's second plan: the bridge's layer-3 steps and the addressing, for the link
+/// the first plan made.
+fn plan_stage2(
+    req: &AttachRequest,
+    guest: &Guest,
+    env: &mut Env<'_>,
+    first: &Plan,
+) -> Result<Plan, Error> {
+    let mut p = Plan {
+        steps: Vec::new(),
+        ready: None,
+        addresses: Vec::new(),
+        gateway: None,
+        ..first.clone()
+    };
+    let mut ctx = PlanCtx {
+        req,
+        guest,
+        host: &mut *env.host,
+        guest_nl: &mut *env.guest,
+    };
+    if first.kind == crate::plan::Kind::Bridge {
+        driver::bridge::plan_layer3(&ctx, &first.host_interface, &mut p);
+    }
+    crate::addressing::plan_static(&mut ctx, &mut p)?;
+    Ok(p)
 }
 
 /// The whole plan of an attach: the kind's link, then the guest-side addressing.
