@@ -1488,7 +1488,7 @@ fn session_request(path: &str, ip: &str) -> R<pipework::request::AttachRequest> 
         .collect();
     match grammar::parse(&argv).map_err(|e| format!("parse {argv:?}: {e}"))? {
         Invocation::Run(cmd, _) => match *cmd {
-            PwCommand::Attach(req) => Ok(req),
+            PwCommand::Attach(req) => Ok(*req),
             other => Err(format!("parse {argv:?}: not an attach: {other:?}")),
         },
         Invocation::Print(t) => Err(format!("parse {argv:?}: printed {t:?}")),

@@ -59,6 +59,9 @@ install() {
   [ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
   have lxc-info && have lxc-create && have lxc-start || need+=(lxc)
   have ctr && have containerd || need+=(containerd)
+  # The CNI plugin (tests/cni.rs): ipMasq and macspoofchk with the nftables backend, and
+  # host-local (containernetworking-plugins, above) as the IPAM it delegates to.
+  have nft || need+=(nftables)
   # The fuzz smoke (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++ with cc.
   have g++ || need+=(g++)
   if [ ${#need[@]} -gt 0 ]; then

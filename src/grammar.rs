@@ -296,7 +296,10 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         &addr,
         last.as_deref(),
     )?;
-    Ok(Invocation::Run(Box::new(Command::Attach(req)), opts))
+    Ok(Invocation::Run(
+        Box::new(Command::Attach(Box::new(req))),
+        opts,
+    ))
 }
 
 /// The typed parser of an attachment spec without its guest (`br1 -i eth2 10.0.0.5/24@10.0.0.1
@@ -375,6 +378,11 @@ fn build_attach(
             .unwrap_or_default(),
         dhcp_timeout,
         dns_resolv: cli.dns_resolv,
+        kind: None,
+        bridge: Default::default(),
+        guest_link_down: false,
+        dad: false,
+        owner: None,
     };
     req.validate()?;
     Ok(req)
@@ -413,7 +421,7 @@ mod tests {
 
     fn attach(s: &str) -> (AttachRequest, Options) {
         match unbox(parse(&argv(s)).unwrap()) {
-            Some((Command::Attach(r), o)) => (r, o),
+            Some((Command::Attach(r), o)) => (*r, o),
             other => panic!("{s}: {other:?}"),
         }
     }

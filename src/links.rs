@@ -83,6 +83,31 @@ pub fn bridge_ports(nl: &mut dyn Rtnl, bridge: u32) -> Result<Vec<String>, Error
         .collect())
 }
 
+/// A link's own addresses (not the kernel's automatic IPv6 link-local ones).
+pub fn link_addresses(nl: &mut dyn Rtnl, index: u32) -> Result<Vec<ipnet::IpNet>, Error> {
+    let all = nl
+        .dump(msg::dump_addresses())
+        .map_err(|e| Error::netlink("cannot list addresses", e))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|m| match m {
+            netlink_packet_route::RouteNetlinkMessage::NewAddress(a)
+                if a.header.index == index
+                    && a.header.scope != netlink_packet_route::address::AddressScope::Link =>
+            {
+                a.attributes.iter().find_map(|x| match x {
+                    netlink_packet_route::address::AddressAttribute::Local(ip)
+                    | netlink_packet_route::address::AddressAttribute::Address(ip) => {
+                        ipnet::IpNet::new(*ip, a.header.prefix_len).ok()
+                    }
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .collect())
+}
+
 /// Turns "operation not supported" for a link kind into a sentence about the kernel.
 pub fn kernel_lacks(errno: i32, what: &str, module: &str) -> Option<String> {
     (errno == libc::EOPNOTSUPP || errno == libc::ENOENT).then(|| {

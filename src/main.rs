@@ -14,6 +14,25 @@ fn main() -> ExitCode {
     {
         pipework::addressing::dhcp::supervisor::run();
     }
+    // Run by netavark (Podman 5) as `pipework-netavark info|create|setup|teardown`.
+    let mut argv = std::env::args_os();
+    if pipework::netavark::invoked_as_plugin(argv.next().as_deref()) {
+        let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+        let out = pipework::netavark::main(&args, &mut std::io::stdin().lock());
+        if !out.stdout.is_empty() {
+            println!("{}", out.stdout);
+        }
+        return ExitCode::from(out.code.clamp(0, 255) as u8);
+    }
+    // Run by a CNI runtime (CNI_COMMAND set): the plugin, whatever the arguments.
+    if pipework::cni::invoked_as_plugin() {
+        let out =
+            pipework::cni::plugin::main(&|k| std::env::var(k).ok(), &mut std::io::stdin().lock());
+        if !out.stdout.is_empty() {
+            println!("{}", out.stdout);
+        }
+        return ExitCode::from(out.code.clamp(0, 255) as u8);
+    }
     let status = pipework::cli::main(std::env::args_os());
     ExitCode::from(status.clamp(0, 255) as u8)
 }

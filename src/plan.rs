@@ -21,23 +21,7 @@ pub enum Side {
     Guest,
 }
 
-/// What kind of attachment a plan makes (the `kind` of `--json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// veth pair, host end on a Linux bridge.
-    Bridge,
-    /// veth pair, host end a port of an Open vSwitch bridge.
-    Ovs,
-    /// macvlan child of a host interface, created inside the guest.
-    Macvlan,
-    /// The host interface itself, moved into the guest (`--direct-phys`).
-    Phys,
-    /// IPoIB child of an InfiniBand interface, created inside the guest.
-    Ipoib,
-    /// A dummy interface inside the guest.
-    Dummy,
-}
+pub use crate::request::Kind;
 
 /// A link to create straight inside the guest, its parent named as in the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,10 +155,11 @@ pub enum Op {
         gateway: IpAddr,
         ifname: String,
     },
-    /// A route to a network via a gateway (DHCP classless static routes).
+    /// A route to a network via a gateway (DHCP classless static routes, an IPAM result's
+    /// routes), or on-link when `via` is None.
     AddRoute {
         dst: IpNet,
-        via: IpAddr,
+        via: Option<IpAddr>,
         ifname: String,
     },
     /// Waits (bounded) until the bridge has processed the new port's carrier, so the announce
@@ -200,6 +185,48 @@ pub enum Op {
     DhcpRecord {
         ifname: String,
     },
+    /// The gateway's address on the bridge (CNI `isGateway`); a different address of the
+    /// same subnet is an error, or replaced with `force` (`forceAddress`). Left in place on
+    /// teardown, as the reference plugin leaves it: other guests route through it.
+    BridgeAddress {
+        bridge: String,
+        address: IpNet,
+        force: bool,
+    },
+    /// IP forwarding on in the host for a family (kept, as the reference plugin keeps it).
+    IpForward {
+        v6: bool,
+    },
+    /// The bridge promiscuous (CNI `promiscMode`).
+    BridgePromisc {
+        bridge: String,
+    },
+    /// The bridge's VLAN filtering on (CNI `vlan`, `vlanTrunk`).
+    BridgeVlanFiltering {
+        bridge: String,
+    },
+    /// The port's hairpin and isolation flags (CNI `hairpinMode`, `portIsolation`).
+    PortFlags {
+        port: String,
+        hairpin: bool,
+        isolated: bool,
+    },
+    /// The port's VLANs: `pvid` untagged, `trunk` tagged; VLAN 1 removed unless
+    /// `preserve_default`.
+    PortVlan {
+        port: String,
+        pvid: Option<u16>,
+        trunk: Vec<u16>,
+        preserve_default: bool,
+    },
+    /// Frames from the port with another source MAC than the guest's are dropped (CNI
+    /// `macspoofchk`), in an nftables table of the attachment's own.
+    MacSpoofCheck {
+        port: String,
+        table: String,
+    },
+    /// Masquerading of the guest's addresses (CNI `ipMasq`).
+    Masquerade(Box<crate::firewall::MasqRules>),
 }
 
 /// Everything the DHCP step needs, decided at plan time.
@@ -309,9 +336,10 @@ impl fmt::Display for Op {
                 )
             }
             Op::DisableDad { ifname } => write!(f, "set accept_dad=0 on {ifname}"),
-            Op::AddRoute { dst, via, ifname } => {
-                write!(f, "add route {dst} via {via} dev {ifname}")
-            }
+            Op::AddRoute { dst, via, ifname } => match via {
+                Some(via) => write!(f, "add route {dst} via {via} dev {ifname}"),
+                None => write!(f, "add route {dst} dev {ifname} (on-link)"),
+            },
             Op::Dhcp(d) => {
                 let what = match (d.spec.client, d.v6) {
                     (DhcpClient::Builtin, false) => "DHCPv4 (built-in client)".to_string(),
@@ -328,6 +356,63 @@ impl fmt::Display for Op {
             Op::DhcpRecord { ifname } => {
                 write!(f, "record the DHCP client of {ifname} for `pipework ls`")
             }
+            Op::BridgeAddress {
+                bridge,
+                address,
+                force,
+            } => {
+                write!(f, "put gateway address {address} on bridge {bridge}")?;
+                if *force {
+                    write!(f, " (replacing another one of its subnet)")?;
+                }
+                Ok(())
+            }
+            Op::IpForward { v6 } => {
+                write!(f, "turn IPv{} forwarding on", if *v6 { 6 } else { 4 })
+            }
+            Op::BridgePromisc { bridge } => write!(f, "make bridge {bridge} promiscuous"),
+            Op::BridgeVlanFiltering { bridge } => {
+                write!(f, "turn VLAN filtering on for bridge {bridge}")
+            }
+            Op::PortFlags {
+                port,
+                hairpin,
+                isolated,
+            } => write!(
+                f,
+                "set bridge port {port} hairpin {}, isolated {}",
+                if *hairpin { "on" } else { "off" },
+                if *isolated { "on" } else { "off" }
+            ),
+            Op::PortVlan {
+                port, pvid, trunk, ..
+            } => {
+                write!(f, "put bridge port {port} on")?;
+                if let Some(v) = pvid {
+                    write!(f, " VLAN {v} (untagged)")?;
+                }
+                if !trunk.is_empty() {
+                    write!(f, " trunk VLANs {trunk:?}")?;
+                }
+                Ok(())
+            }
+            Op::MacSpoofCheck { port, table } => {
+                write!(
+                    f,
+                    "drop frames from {port} with a foreign source MAC (nft table {table})"
+                )
+            }
+            Op::Masquerade(m) => write!(
+                f,
+                "masquerade {} ({:?} {})",
+                m.sources
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                m.backend,
+                m.name
+            ),
         }
     }
 }
@@ -374,6 +459,14 @@ impl Op {
             | Op::DhcpRecord { ifname } => ifname.clone(),
             Op::DeleteRoute { text, .. } => text.clone(),
             Op::Dhcp(d) => d.ifname.clone(),
+            Op::BridgeAddress { bridge, .. }
+            | Op::BridgePromisc { bridge }
+            | Op::BridgeVlanFiltering { bridge } => bridge.clone(),
+            Op::IpForward { v6 } => if *v6 { "ipv6" } else { "ipv4" }.to_string(),
+            Op::PortFlags { port, .. }
+            | Op::PortVlan { port, .. }
+            | Op::MacSpoofCheck { port, .. } => port.clone(),
+            Op::Masquerade(m) => m.name.clone(),
         }
     }
 }
@@ -399,25 +492,6 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// The driver's "host side is ready" step, run once the guest end is up and configured.
     pub ready: Option<Step>,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Bridge => "bridge",
-            Kind::Ovs => "ovs",
-            Kind::Macvlan => "macvlan",
-            Kind::Phys => "phys",
-            Kind::Ipoib => "ipoib",
-            Kind::Dummy => "dummy",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// The link group (IFLA_GROUP) of every link pipework creates. It marks them as ours: undo,
@@ -524,6 +598,15 @@ pub enum UndoEntry {
         file: crate::guestfs::GuestFile,
         content: Option<Vec<u8>>,
     },
+    /// Masquerade rules pipework added: removed.
+    Unmasquerade {
+        rules: crate::firewall::MasqRules,
+    },
+    /// An nftables table pipework added (the MAC spoof check): deleted.
+    DeleteNftTable {
+        family: String,
+        name: String,
+    },
 }
 
 impl UndoEntry {
@@ -560,6 +643,16 @@ impl fmt::Display for UndoEntry {
             UndoEntry::DeleteRoute { text, .. } => write!(f, "delete route {text}"),
             UndoEntry::StopProcess { pid, .. } => write!(f, "stop DHCP client {pid}"),
             UndoEntry::RestoreFile { file, .. } => write!(f, "restore {file}"),
+            UndoEntry::Unmasquerade { rules } => {
+                write!(
+                    f,
+                    "remove masquerading ({:?} {})",
+                    rules.backend, rules.name
+                )
+            }
+            UndoEntry::DeleteNftTable { family, name } => {
+                write!(f, "delete nftables table {family} {name}")
+            }
             UndoEntry::Ipv6Conf { ifname, key, value } => {
                 write!(f, "set net.ipv6.conf.{ifname}.{key} back to {value}")
             }

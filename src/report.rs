@@ -90,6 +90,9 @@ pub struct AttachReport {
     pub routes: Vec<RouteReport>,
     /// The lease and the client, for DHCP and SLAAC.
     pub dhcp: Option<DhcpReport>,
+    /// The runtime's names for it (CNI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::request::Owner>,
     /// True when only the plan was shown (--dry-run).
     pub dry_run: bool,
     pub steps: Vec<&'static str>,
@@ -144,6 +147,7 @@ impl AttachReport {
                 .or(applied.lease.as_ref().and_then(|l| l.gateway)),
             routes: applied.routes,
             dhcp: applied.dhcp,
+            owner: None,
             dry_run,
             steps: plan.steps.iter().map(|s| s.name).collect(),
             plan: if dry_run {

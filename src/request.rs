@@ -9,6 +9,8 @@ use crate::error::Error;
 use crate::guest::GuestSpec;
 use crate::mac::MacAddr;
 use crate::naming::validate_ifname;
+use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// How the host interface is named: `br1`, or `mac:<MAC>` (found by its address).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,19 @@ pub enum Addressing {
         gateway: Option<IpAddr>,
     },
     Dhcp(DhcpSpec),
+    /// Addresses and routes decided elsewhere (a CNI IPAM plugin's result): all of them put
+    /// on the interface, then the routes, in order.
+    List {
+        addresses: Vec<IpNet>,
+        routes: Vec<RouteSpec>,
+    },
+}
+
+/// A route the guest gets: via a gateway, or on-link when `via` is None.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub dst: IpNet,
+    pub via: Option<IpAddr>,
 }
 
 /// Which DHCP client obtains the address.
@@ -254,7 +269,7 @@ impl Addressing {
         match self {
             Addressing::None => None,
             Addressing::Dhcp(d) if d.v6 => Some(Family::V6),
-            Addressing::Dhcp(_) => None,
+            Addressing::Dhcp(_) | Addressing::List { .. } => None,
             Addressing::Static { address, .. } => Some(Family::of(&address.addr())),
         }
     }
@@ -366,6 +381,66 @@ pub struct AttachRequest {
     pub dhcp_timeout: std::time::Duration,
     /// `--dns-resolv`: write the lease's DNS servers to the guest's resolv.conf.
     pub dns_resolv: bool,
+    /// The kind, when the front end says it (CNI) instead of the host interface's name and
+    /// type deciding: a missing `cni0` is then a bridge to create.
+    pub kind: Option<Kind>,
+    /// The CNI bridge plugin's options of a Linux bridge attachment.
+    pub bridge: Box<BridgeOptions>,
+    /// Leave the guest interface down, without addresses (CNI `disableContainerInterface`).
+    pub guest_link_down: bool,
+    /// Keep IPv6 duplicate address detection on the guest interface (CNI `enabledad`);
+    /// otherwise addresses from a list are usable at once.
+    pub dad: bool,
+    /// Who the attachment belongs to when a runtime asks (CNI): recorded, and what DEL, CHECK
+    /// and GC find it by.
+    pub owner: Option<Owner>,
+}
+
+/// A CNI runtime's names for an attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub container_id: String,
+    pub network: String,
+}
+
+/// What the CNI bridge plugin does to the bridge and the port beyond plugging the veth in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeOptions {
+    /// Put on the bridge (`isGateway`): the gateway with its subnet's prefix, and IP
+    /// forwarding on for its family.
+    pub gateways: Vec<IpNet>,
+    /// Replace a different address of the same subnet on the bridge (`forceAddress`).
+    pub force_address: bool,
+    pub hairpin: bool,
+    /// The bridge itself promiscuous (`promiscMode`).
+    pub promisc: bool,
+    /// `portIsolation`: isolated ports do not talk to each other.
+    pub isolated: bool,
+    /// The port's untagged VLAN (PVID) and its tagged trunk VLANs, with the bridge's VLAN
+    /// filtering on; the default VLAN 1 is removed from the port unless `preserve_default_vlan`.
+    pub vlan: Option<u16>,
+    pub trunk: Vec<u16>,
+    pub preserve_default_vlan: bool,
+    /// Drop frames from the guest whose source MAC is not its own (`macspoofchk`).
+    pub mac_spoof_check: bool,
+    /// Masquerade what the guest's addresses send outside their subnets (`ipMasq`).
+    pub masquerade: Option<Masquerade>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallBackend {
+    Iptables,
+    Nftables,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masquerade {
+    pub backend: FirewallBackend,
+    /// Names the rules (a chain or table of their own) and is written in their comment: the
+    /// network and the container, as the reference plugin does.
+    pub network: String,
+    pub container_id: String,
 }
 
 impl AttachRequest {
@@ -456,7 +531,7 @@ pub enum Target {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Attach(AttachRequest),
+    Attach(Box<AttachRequest>),
     Exec(ExecRequest),
     Wait(WaitRequest),
     /// `pipework ls`: the attachments pipework made (alive or stale) and their DHCP clients.
@@ -618,5 +693,42 @@ mod tests {
         assert_eq!(Family::parse("4").unwrap(), Family::V4);
         assert_eq!(Family::parse("6").unwrap(), Family::V6);
         assert!(Family::parse("5").is_err());
+    }
+}
+
+/// What kind of attachment a plan makes (the `kind` of `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// veth pair, host end on a Linux bridge.
+    Bridge,
+    /// veth pair, host end a port of an Open vSwitch bridge.
+    Ovs,
+    /// macvlan child of a host interface, created inside the guest.
+    Macvlan,
+    /// The host interface itself, moved into the guest (`--direct-phys`).
+    Phys,
+    /// IPoIB child of an InfiniBand interface, created inside the guest.
+    Ipoib,
+    /// A dummy interface inside the guest.
+    Dummy,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bridge => "bridge",
+            Kind::Ovs => "ovs",
+            Kind::Macvlan => "macvlan",
+            Kind::Phys => "phys",
+            Kind::Ipoib => "ipoib",
+            Kind::Dummy => "dummy",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }

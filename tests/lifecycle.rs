@@ -50,7 +50,12 @@ impl World {
         if let Some(o) = &self.ovs {
             env.push(("OVS_RUNDIR", o.rundir()));
         }
-        Opts { env, as_user, bin }
+        Opts {
+            env,
+            as_user,
+            bin,
+            stdin: None,
+        }
     }
 
     /// pipework in the host namespace, with this test's runtime directory.

@@ -817,6 +817,7 @@ fn json_error_permission() {
                 env: vec![("PIPEWORK_RUNTIME_DIR", w.rt.path())],
                 as_user: Some(65534),
                 bin: Some(bin.clone()),
+                stdin: None,
             },
             LIMIT,
         )

@@ -19,7 +19,16 @@ use crate::request::{Addressing, DhcpClient, DhcpSpec, Family};
 
 pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> {
     let ifname = plan.guest_ifname.clone();
+    if ctx.req.guest_link_down {
+        // CNI `disableContainerInterface`: the interface exists, down, with nothing on it.
+        plan.steps.extend(plan.ready.take());
+        return Ok(());
+    }
     let (address, gateway) = match &ctx.req.addressing {
+        Addressing::List { addresses, routes } => {
+            plan_list(ctx, plan, addresses, routes);
+            return Ok(());
+        }
         Addressing::None => {
             plan.steps
                 .push(Step::new("guest-link-up", Op::LinkUp { ifname }));
@@ -98,6 +107,103 @@ pub fn plan_static(ctx: &mut PlanCtx<'_>, plan: &mut Plan) -> Result<(), Error> 
             .push(Step::new("announce", Op::Announce { ifname }));
     }
     Ok(())
+}
+
+/// Addresses and routes given whole (a CNI IPAM result): every address, then each route —
+/// a default route through `AddDefaultRoute`, a gateway outside every subnet first reached by
+/// an on-link host route. The guest is a fresh namespace: nothing of its own is replaced.
+fn plan_list(
+    ctx: &PlanCtx<'_>,
+    plan: &mut Plan,
+    addresses: &[IpNet],
+    routes: &[crate::request::RouteSpec],
+) {
+    let ifname = plan.guest_ifname.clone();
+    let step = |name, op| Step::new(name, op);
+    if addresses.iter().any(|a| a.addr().is_ipv4()) {
+        plan.steps.push(step(
+            "guest-arp-notify",
+            Op::SetArpNotify {
+                ifname: ifname.clone(),
+            },
+        ));
+    }
+    if addresses.iter().any(|a| a.addr().is_ipv6()) {
+        plan.steps.push(enable_ipv6(&ifname));
+        plan.steps.push(step(
+            "guest-ndisc-notify",
+            Op::SetNdiscNotify {
+                ifname: ifname.clone(),
+            },
+        ));
+        if !ctx.req.dad {
+            plan.steps.push(step(
+                "guest-no-dad",
+                Op::DisableDad {
+                    ifname: ifname.clone(),
+                },
+            ));
+        }
+    }
+    plan.steps.push(step(
+        "guest-link-up",
+        Op::LinkUp {
+            ifname: ifname.clone(),
+        },
+    ));
+    for a in addresses {
+        plan.steps.push(step(
+            "add-address",
+            Op::AddAddress {
+                ifname: ifname.clone(),
+                address: *a,
+            },
+        ));
+        plan.addresses.push(*a);
+    }
+    for r in routes {
+        if let Some(gw) = r.via {
+            let on_link = addresses.iter().any(|a| a.contains(&gw))
+                || matches!(gw, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+            if !on_link {
+                plan.steps.push(step(
+                    "add-gateway-route",
+                    Op::AddHostRoute {
+                        gateway: gw,
+                        ifname: ifname.clone(),
+                    },
+                ));
+            }
+            if r.dst.prefix_len() == 0 {
+                plan.steps.push(step(
+                    "add-default-route",
+                    Op::AddDefaultRoute {
+                        gateway: gw,
+                        ifname: ifname.clone(),
+                    },
+                ));
+                plan.gateway.get_or_insert(gw);
+                continue;
+            }
+        }
+        plan.steps.push(step(
+            "add-route",
+            Op::AddRoute {
+                dst: r.dst,
+                via: r.via,
+                ifname: ifname.clone(),
+            },
+        ));
+    }
+    plan.steps.extend(plan.ready.take());
+    if plan.announce {
+        plan.steps.push(step(
+            "announce",
+            Op::Announce {
+                ifname: ifname.clone(),
+            },
+        ));
+    }
 }
 
 /// IPv6 on for the new interface alone (a guest may start interfaces with it off); first,

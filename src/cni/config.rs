@@ -56,6 +56,42 @@ pub struct NetConf {
     #[serde(default)]
     pub runtime_config: RuntimeConfig,
     pub prev_result: Option<serde_json::Value>,
+    /// pipework's own keys (docs/cni.md): every pipework kind, a stable MAC, the built-in
+    /// DHCP client.
+    pub pipework: Option<PipeworkKeys>,
+}
+
+/// The `pipework` object of a network configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipeworkKeys {
+    /// `bridge` (the default), `ovs` (an Open vSwitch bridge named by `bridge`), `macvlan`
+    /// (a child of `master`), `nic` (`master` itself moved in) or `ipoib` (a child of the
+    /// InfiniBand `master`).
+    pub kind: Option<String>,
+    pub master: Option<String>,
+    /// macvlan: bridge (default), private, vepa, passthru.
+    pub macvlan_mode: Option<String>,
+    /// IPoIB partition key, hexadecimal.
+    pub pkey: Option<String>,
+    /// A MAC derived from the container ID and interface name (the original's `U:` MAC):
+    /// the same pod gets the same MAC back.
+    #[serde(default)]
+    pub stable_mac: bool,
+    /// Open vSwitch datapath of a bridge pipework creates (`netdev` for the userspace one).
+    pub ovs_datapath: Option<String>,
+    /// pipework's own DHCP client instead of an IPAM plugin, kept renewing the lease until DEL.
+    pub dhcp: Option<DhcpKeys>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DhcpKeys {
+    /// DHCPv6 instead of DHCPv4.
+    #[serde(default)]
+    pub v6: bool,
+    /// Seconds to wait for the first lease (default 10).
+    pub timeout: Option<f64>,
 }
 
 fn default_bridge() -> String {
@@ -114,11 +150,21 @@ fn invalid(version: &str, why: impl Into<String>) -> CniError {
 /// Decodes stdin's configuration (error 6 when it is not one).
 pub fn decode(stdin: &[u8]) -> Result<NetConf, CniError> {
     serde_json::from_slice(stdin).map_err(|e| {
+        let why = e.to_string();
+        // Only pipework's own object refuses keys: the spec's code 2 names the field.
+        if why.starts_with("unknown field") {
+            return CniError::new(
+                super::version::CURRENT,
+                Code::UnsupportedField,
+                "unsupported field in the pipework object of the network configuration",
+                why,
+            );
+        }
         CniError::new(
             super::version::CURRENT,
             Code::Decode,
             "cannot decode the network configuration",
-            e.to_string(),
+            why,
         )
     })
 }

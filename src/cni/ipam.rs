@@ -232,6 +232,15 @@ pub fn delegate(
             format!("it speaks {}", theirs.join(", ")),
         )
     })?;
+    // GC and STATUS are 1.1.0's: a plugin that stops before it has neither.
+    if matches!(cmd, CniCommand::Gc | CniCommand::Status) && !theirs.iter().any(|t| t == "1.1.0") {
+        return Err(CniError::new(
+            version,
+            Code::IncompatibleVersion,
+            format!("IPAM plugin {kind} has no {}", command_name(cmd)),
+            format!("it speaks {}", theirs.join(", ")),
+        ));
+    }
     let mut conf = conf.clone();
     conf["cniVersion"] = speak.into();
     let out = run(&plugin, cmd, inv, conf.to_string().as_bytes(), version)?;

@@ -3,13 +3,14 @@
 //! like the CLI: it parses the environment and the configuration into engine requests, and
 //! renders the engine's reports and typed errors as CNI results and error objects.
 //!
-//! Work in progress (issue 10): the environment, errors and versions are here; ADD, DEL,
-//! CHECK, STATUS and GC over the engine are next.
+//! `plugin` runs the commands over the engine; the other modules are its pure parts (the
+//! environment, the configuration, versions, results, errors) and the IPAM delegation.
 
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod ipam;
+pub mod plugin;
 pub mod result;
 pub mod version;
 

@@ -42,6 +42,56 @@ impl Driver for Bridge {
         match op {
             Op::CreateBridge { name, mtu } => create_bridge(env, name, *mtu)?,
             Op::WaitPortReady { port } => wait_port_ready(env.host, env.log, port)?,
+            Op::BridgeAddress {
+                bridge,
+                address,
+                force,
+            } => bridge_address(env, bridge, address, *force)?,
+            Op::IpForward { v6 } => ip_forward(*v6)?,
+            Op::BridgePromisc { bridge } => {
+                let i = link_index(env.host, bridge, Side::Host)?;
+                env.host
+                    .request(msg::set_promisc(i), 0)
+                    .map_err(|e| Error::netlink(format!("cannot make {bridge} promiscuous"), e))?;
+            }
+            Op::BridgeVlanFiltering { bridge } => vlan_filtering(env, bridge)?,
+            Op::PortFlags {
+                port,
+                hairpin,
+                isolated,
+            } => {
+                let i = link_index(env.host, port, Side::Host)?;
+                env.host
+                    .request(msg::set_port_flags(i, *hairpin, *isolated), 0)
+                    .map_err(|e| {
+                        Error::netlink(
+                            format!("cannot set the hairpin and isolation flags of port {port}"),
+                            e,
+                        )
+                    })?;
+            }
+            Op::PortVlan {
+                port,
+                pvid,
+                trunk,
+                preserve_default,
+            } => port_vlans(env, port, *pvid, trunk, *preserve_default)?,
+            Op::MacSpoofCheck { port, table } => {
+                let mac = env.learned.applied.guest_mac.ok_or_else(|| {
+                    Error::Internal(format!("the MAC of the guest behind {port} is not known"))
+                })?;
+                env.journal.will(UndoEntry::DeleteNftTable {
+                    family: "bridge".into(),
+                    name: table.clone(),
+                })?;
+                crate::firewall::spoof_check(table, port, &mac)?;
+            }
+            Op::Masquerade(rules) => {
+                env.journal.will(UndoEntry::Unmasquerade {
+                    rules: (**rules).clone(),
+                })?;
+                crate::firewall::masquerade(rules)?;
+            }
             _ => return apply_veth(op, env),
         }
         Ok(true)
@@ -50,6 +100,17 @@ impl Driver for Bridge {
     fn undo(&self, entry: &UndoEntry, sys: &mut Sys<'_>) -> Option<Undone> {
         match entry {
             UndoEntry::DeleteBridge { name } => Some(delete_bridge_if_unused(sys, name)),
+            UndoEntry::Unmasquerade { rules } => Some(if sys.dry_run() {
+                Ok(Some(entry.to_string()))
+            } else {
+                crate::firewall::unmasquerade(rules).map(|done| done.then(|| entry.to_string()))
+            }),
+            UndoEntry::DeleteNftTable { family, name } => Some(if sys.dry_run() {
+                Ok(Some(entry.to_string()))
+            } else {
+                crate::firewall::delete_table(family, name)
+                    .map(|done| done.then(|| entry.to_string()))
+            }),
             _ => None,
         }
     }
@@ -149,6 +210,12 @@ fn delete_bridge_if_unused(sys: &mut Sys<'_>, name: &str) -> Undone {
 }
 
 pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
+    if host_if.found != Found::LinuxBridge && host_if.found != Found::Missing {
+        return Err(Error::HostInterface(format!(
+            "{:?} already exists but is not a bridge",
+            host_if.name
+        )));
+    }
     refuse_tag(ctx, &format!("Linux bridge {}", host_if.name))?;
     let guest = guest_ifname(ctx, DEFAULT_GUEST_IFNAME)?;
     let mut plan = new_plan(Kind::Bridge, &host_if.name, guest, ctx);
@@ -162,7 +229,91 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             },
         ));
     }
+    let o = &ctx.req.bridge;
+    let bridge = host_if.name.clone();
+    if o.promisc {
+        plan.steps.push(Step::new(
+            "bridge-promisc",
+            Op::BridgePromisc {
+                bridge: bridge.clone(),
+            },
+        ));
+    }
+    if o.vlan.is_some() || !o.trunk.is_empty() {
+        plan.steps.push(Step::new(
+            "bridge-vlan-filtering",
+            Op::BridgeVlanFiltering {
+                bridge: bridge.clone(),
+            },
+        ));
+    }
     let host = plan_veth(ctx, host_if, &mut plan, Some(host_if.name.clone()))?;
+    if o.hairpin || o.isolated {
+        plan.steps.push(Step::new(
+            "port-flags",
+            Op::PortFlags {
+                port: host.clone(),
+                hairpin: o.hairpin,
+                isolated: o.isolated,
+            },
+        ));
+    }
+    if o.vlan.is_some() || !o.trunk.is_empty() {
+        plan.steps.push(Step::new(
+            "port-vlan",
+            Op::PortVlan {
+                port: host.clone(),
+                pvid: o.vlan,
+                trunk: o.trunk.clone(),
+                preserve_default: o.preserve_default_vlan,
+            },
+        ));
+    }
+    for gw in &o.gateways {
+        plan.steps.push(Step::new(
+            "bridge-gateway",
+            Op::BridgeAddress {
+                bridge: bridge.clone(),
+                address: *gw,
+                force: o.force_address,
+            },
+        ));
+    }
+    for v6 in [false, true] {
+        if o.gateways.iter().any(|g| g.addr().is_ipv6() == v6) {
+            plan.steps
+                .push(Step::new("ip-forward", Op::IpForward { v6 }));
+        }
+    }
+    if let (Some(m), Some(container)) = (&o.masquerade, ctx.guest.id.as_deref()) {
+        let sources = match &ctx.req.addressing {
+            crate::request::Addressing::List { addresses, .. } => addresses.clone(),
+            crate::request::Addressing::Static { address, .. } => vec![*address],
+            _ => Vec::new(),
+        };
+        if !sources.is_empty() {
+            plan.steps.push(Step::new(
+                "masquerade",
+                Op::Masquerade(Box::new(crate::firewall::MasqRules::new(
+                    m.backend, &m.network, container, sources,
+                ))),
+            ));
+        }
+    }
+    if o.mac_spoof_check {
+        let network = o.masquerade.as_ref().map(|m| m.network.as_str());
+        plan.steps.push(Step::new(
+            "mac-spoof-check",
+            Op::MacSpoofCheck {
+                port: host.clone(),
+                table: crate::firewall::spoof_table(
+                    network.unwrap_or(""),
+                    ctx.guest.id.as_deref().unwrap_or(&ctx.guest.spec),
+                    &host,
+                ),
+            },
+        ));
+    }
     plan.ready = Some(Step::new(
         "wait-port-ready",
         Op::WaitPortReady { port: host },
@@ -215,4 +366,116 @@ pub fn wait_port_ready(host: &mut dyn Rtnl, log: Log, port: &str) -> Result<(), 
             .recv_events(deadline - now)
             .map_err(|e| Error::netlink("cannot read link events", e))?;
     }
+}
+
+/// The gateway on the bridge, as the reference plugin's `ensureAddr`: the same address is
+/// kept; another IPv4 address, or an IPv6 one of an overlapping subnet, is an error unless
+/// `force`, which replaces it.
+fn bridge_address(
+    env: &mut Env<'_>,
+    bridge: &str,
+    address: &ipnet::IpNet,
+    force: bool,
+) -> Result<(), Error> {
+    let i = link_index(env.host, bridge, Side::Host)?;
+    for a in links::link_addresses(env.host, i)? {
+        if a.addr() == address.addr() {
+            return Ok(());
+        }
+        if a.addr().is_ipv4() != address.addr().is_ipv4() {
+            continue;
+        }
+        if a.addr().is_ipv6() && !a.contains(&address.addr()) && !address.contains(&a.addr()) {
+            continue;
+        }
+        if !force {
+            return Err(Error::Invalid(format!(
+                "{bridge:?} already has an IP address different from {address}: set \
+                 forceAddress to replace it, or use another bridge"
+            )));
+        }
+        env.host
+            .request(msg::del_address(i, a.addr(), a.prefix_len()), 0)
+            .map_err(|e| Error::netlink(format!("cannot remove {a} from {bridge}"), e))?;
+    }
+    let brd = msg::v4_broadcast(address);
+    match env.host.request(
+        msg::new_address(i, address.addr(), address.prefix_len(), brd),
+        NLM_F_CREATE | NLM_F_EXCL,
+    ) {
+        // Another ADD put it there meanwhile.
+        Err(e) if e.errno != libc::EEXIST => Err(Error::netlink(
+            format!("cannot add gateway address {address} to {bridge}"),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn ip_forward(v6: bool) -> Result<(), Error> {
+    let path = if v6 {
+        "/proc/sys/net/ipv6/conf/all/forwarding"
+    } else {
+        "/proc/sys/net/ipv4/ip_forward"
+    };
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1").map_err(|e| Error::io(format!("cannot write 1 to {path}"), e))
+}
+
+/// The message when the kernel's bridge has no VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING).
+pub fn no_vlan_filtering(bridge: &str) -> String {
+    format!(
+        "cannot turn VLAN filtering on for bridge {bridge}: this kernel's bridge has no VLAN \
+         filtering (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan and vlanTrunk from the \
+         configuration, or use a kernel built with it"
+    )
+}
+
+fn vlan_filtering(env: &mut Env<'_>, bridge: &str) -> Result<(), Error> {
+    let i = link_index(env.host, bridge, Side::Host)?;
+    match env.host.request(msg::set_vlan_filtering(i), 0) {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno == libc::EOPNOTSUPP || e.errno == libc::EINVAL => {
+            Err(Error::netlink(no_vlan_filtering(bridge), e))
+        }
+        Err(e) => Err(Error::netlink(
+            format!("cannot turn VLAN filtering on for bridge {bridge}"),
+            e,
+        )),
+    }
+}
+
+fn port_vlans(
+    env: &mut Env<'_>,
+    port: &str,
+    pvid: Option<u16>,
+    trunk: &[u16],
+    preserve_default: bool,
+) -> Result<(), Error> {
+    let i = link_index(env.host, port, Side::Host)?;
+    let fail = |vid: u16, e| Error::netlink(format!("cannot put port {port} on VLAN {vid}"), e);
+    if !preserve_default && pvid != Some(1) {
+        match env.host.request(msg::port_vlan(i, 1, false, false), 0) {
+            Err(e) if e.errno != libc::ENOENT && e.errno != libc::EINVAL => {
+                return Err(Error::netlink(
+                    format!("cannot take port {port} off the default VLAN 1"),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+    }
+    if let Some(v) = pvid {
+        env.host
+            .request(msg::port_vlan(i, v, true, true), 0)
+            .map_err(|e| fail(v, e))?;
+    }
+    for v in trunk {
+        env.host
+            .request(msg::port_vlan(i, *v, false, true), 0)
+            .map_err(|e| fail(*v, e))?;
+    }
+    Ok(())
 }

@@ -97,6 +97,11 @@ fn classify(name: &str, link: Option<&LinkMessage>) -> Result<Found, Error> {
 /// Picks the driver that claims the host interface and lets it plan the link.
 pub fn plan_link(ctx: &mut PlanCtx<'_>) -> Result<Plan, Error> {
     let host_if = find_host_if(ctx.host, &ctx.req.host_if)?;
+    // The front end said which kind (CNI): that driver plans, and refuses an interface that
+    // is not of its kind.
+    if let Some(k) = ctx.req.kind {
+        return driver(k).plan(ctx, &host_if);
+    }
     match DRIVERS.iter().find(|d| d.claims(&host_if, ctx.req)) {
         Some(d) => d.plan(ctx, &host_if),
         None => Err(Error::HostInterface(format!(

@@ -3,8 +3,6 @@
 //! back if the attach is rolled back (the NIC then returns under its own name, MAC and state).
 //! A wireless interface cannot change namespace on its own: its phy is moved (by `iw`).
 
-use ipnet::IpNet;
-use netlink_packet_route::address::{AddressAttribute, AddressScope};
 use netlink_packet_route::link::LinkFlags;
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -217,7 +215,7 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             mac: msg::link_mac(&l),
             mtu: msg::link_mtu(&l),
             up: msg::link_is_up(&l),
-            addresses: host_addresses(ctx.host, l.header.index)?,
+            addresses: crate::links::link_addresses(ctx.host, l.header.index)?,
             phy: wireless_phy(&moved),
             index: Some(l.header.index),
             master: match msg::link_master(&l) {
@@ -258,29 +256,6 @@ pub fn plan(ctx: &mut PlanCtx<'_>, host_if: &HostIf) -> Result<Plan, Error> {
             .push(Step::new("set-mac", Op::SetMac { ifname: guest, mac }));
     }
     Ok(plan)
-}
-
-/// The NIC's own addresses (not the kernel's automatic IPv6 link-local ones).
-fn host_addresses(nl: &mut dyn Rtnl, index: u32) -> Result<Vec<IpNet>, Error> {
-    let all = nl
-        .dump(msg::dump_addresses())
-        .map_err(|e| Error::netlink("cannot list host addresses", e))?;
-    Ok(all
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewAddress(a)
-                if a.header.index == index && a.header.scope != AddressScope::Link =>
-            {
-                a.attributes.iter().find_map(|x| match x {
-                    AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => {
-                        IpNet::new(*ip, a.header.prefix_len).ok()
-                    }
-                    _ => None,
-                })
-            }
-            _ => None,
-        })
-        .collect())
 }
 
 /// The host's own routes through the NIC (not the kernel's: those come back with the

@@ -105,7 +105,10 @@ impl Session {
     /// Plumbs one interface into one guest; with `dry_run`, only plans.
     pub fn attach(&mut self, req: &AttachRequest, dry_run: bool) -> Result<AttachReport, Error> {
         crate::privilege::require_admin()?;
-        let guest = self.resolve(&req.guest)?;
+        let mut guest = self.resolve(&req.guest)?;
+        if let Some(o) = &req.owner {
+            guest.id = Some(o.container_id.clone());
+        }
         self.log.info(format_args!(
             "guest {}: {:?}{}, namespace {} (inode {})",
             guest.spec,
@@ -155,7 +158,8 @@ impl Session {
         };
         let applied = apply::apply(&plan, &mut env, self.fail_after.as_deref(), |env| {
             let applied = &env.learned.applied;
-            let rep = AttachReport::new(&guest, &plan, Some(applied.clone()));
+            let mut rep = AttachReport::new(&guest, &plan, Some(applied.clone()));
+            rep.owner = req.owner.clone();
             let value = serde_json::to_value(&rep)
                 .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;
             env.journal
@@ -172,6 +176,27 @@ impl Session {
             return Err(e);
         }
         report.ok_or_else(|| Error::Internal("the attach left no report".into()))
+    }
+
+    /// The MAC of a host link (what a CNI result shows for the bridge and the host end).
+    pub fn host_link_mac(&mut self, name: &str) -> Option<crate::mac::MacAddr> {
+        crate::links::get_link(&mut self.host, name)
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(crate::netlink::msg::link_mac)
+    }
+
+    /// Why a bridge of this name could not be used or created now, if it could not.
+    pub fn host_interface_problem(&mut self, name: &str) -> Option<String> {
+        match crate::links::get_link(&mut self.host, name) {
+            Err(e) => Some(e.to_string()),
+            Ok(None) => None,
+            Ok(Some(l)) => match crate::netlink::msg::link_kind(&l) {
+                Some(netlink_packet_route::link::InfoKind::Bridge) => None,
+                _ => Some(format!("{name:?} already exists but is not a bridge")),
+            },
+        }
     }
 
     /// `route|rule|tc GUEST ARGS…`: the tool's exit status.

@@ -347,27 +347,45 @@ impl Session {
             warnings: scan.warnings,
         };
         for r in chosen {
-            let (state, differences) = if !r.complete() {
-                (
-                    "incomplete",
-                    vec!["the attach did not finish: gc rolls it back".into()],
-                )
-            } else if !store::guest_alive(&r) {
-                ("stale", vec!["the guest is gone".into()])
-            } else {
-                let drv = driver::driver(r.header.kind);
-                let d = self.with_sys(&r, None, |sys| drv.check(&r, sys))?;
-                (if d.is_empty() { "ok" } else { "drift" }, d)
-            };
-            out.attachments.push(Checked {
-                guest: r.header.guest.spec.clone(),
-                ifname: r.header.ifname.clone(),
-                kind: r.header.kind,
-                state,
-                differences,
-            });
+            let c = self.check_one(&r)?;
+            out.attachments.push(c);
         }
         Ok(out)
+    }
+
+    /// One record against the live state.
+    pub fn check_one(&mut self, r: &Record) -> Result<Checked, Error> {
+        let (state, differences) = if !r.complete() {
+            (
+                "incomplete",
+                vec!["the attach did not finish: gc rolls it back".into()],
+            )
+        } else if !store::guest_alive(r) {
+            ("stale", vec!["the guest is gone".into()])
+        } else {
+            let drv = driver::driver(r.header.kind);
+            let d = self.with_sys(r, None, |sys| drv.check(r, sys))?;
+            (if d.is_empty() { "ok" } else { "drift" }, d)
+        };
+        Ok(Checked {
+            guest: r.header.guest.spec.clone(),
+            ifname: r.header.ifname.clone(),
+            kind: r.header.kind,
+            state,
+            differences,
+        })
+    }
+
+    /// Tears down the records a front end found itself (CNI DEL and GC), under the store's
+    /// exclusive lock; each is read again under it, so one another DEL removed is skipped.
+    pub fn remove(&mut self, records: &[Record]) -> Result<ActionsReport, Error> {
+        crate::privilege::require_admin()?;
+        let _lock = store::lock(true)?;
+        let fresh: Vec<Record> = records
+            .iter()
+            .filter_map(|r| store::read_record(&r.path).ok())
+            .collect();
+        self.teardown_many(&fresh, false)
     }
 }
 

@@ -307,7 +307,7 @@ fn request(argv: &[&str]) -> AttachRequest {
         .collect();
     match grammar::parse(&argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}")) {
         Invocation::Run(cmd, _) => match *cmd {
-            Command::Attach(r) => r,
+            Command::Attach(r) => *r,
             _ => panic!("{argv:?} is not an attach"),
         },
         Invocation::Print(_) => panic!("{argv:?} is not an attach"),

@@ -2133,7 +2133,7 @@ mod tests {
             .unwrap();
         let r = msg::new_route(
             "172.16.0.0/12".parse().unwrap(),
-            "10.0.0.1".parse().unwrap(),
+            Some("10.0.0.1".parse().unwrap()),
             i,
         );
         guest.request(r.clone(), CREATE).unwrap();

@@ -6,8 +6,9 @@ use std::os::fd::RawFd;
 
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, BridgePortState, InetDevConf, InfoBridgePort, InfoData, InfoIpoib,
-    InfoKind, InfoMacVlan, InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo,
+    AfSpecBridge, AfSpecInet, AfSpecUnspec, BridgePortState, BridgeVlanInfo, BridgeVlanInfoFlags,
+    InetDevConf, InfoBridge, InfoBridgePort, InfoData, InfoIpoib, InfoKind, InfoMacVlan,
+    InfoPortData, InfoPortKind, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
@@ -58,6 +59,63 @@ pub fn new_bridge(name: &str, mtu: Option<u32>) -> RouteNetlinkMessage {
             InfoKind::Bridge,
         )]));
     RouteNetlinkMessage::NewLink(m)
+}
+
+/// A bridge port's hairpin and isolation flags (`ip link set PORT type bridge_slave hairpin
+/// on isolated on`): RTM_NEWLINK on the existing port with its slave data.
+pub fn set_port_flags(index: u32, hairpin: bool, isolated: bool) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![
+            InfoBridgePort::HairpinMode(hairpin),
+            InfoBridgePort::Isolated(isolated),
+        ])),
+    ]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// Turns a bridge's VLAN filtering on (`ip link set BR type bridge vlan_filtering 1`).
+pub fn set_vlan_filtering(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Bridge),
+        LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(true)])),
+    ]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// A link's promiscuous flag on.
+pub fn set_promisc(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.header.flags = LinkFlags::Promisc;
+    m.header.change_mask = LinkFlags::Promisc;
+    RouteNetlinkMessage::SetLink(m)
+}
+
+/// A VLAN of a bridge port (`bridge vlan add|del dev PORT vid V [pvid untagged]`): AF_BRIDGE
+/// RTM_SETLINK to add, RTM_DELLINK to remove.
+pub fn port_vlan(index: u32, vid: u16, pvid: bool, add: bool) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.interface_family = AddressFamily::Bridge;
+    m.header.index = index;
+    let flags = if pvid {
+        BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged
+    } else {
+        BridgeVlanInfoFlags::empty()
+    };
+    m.attributes
+        .push(LinkAttribute::AfSpecBridge(vec![AfSpecBridge::VlanInfo(
+            BridgeVlanInfo { flags, vid },
+        )]));
+    if add {
+        RouteNetlinkMessage::SetLink(m)
+    } else {
+        RouteNetlinkMessage::DelLink(m)
+    }
 }
 
 /// What the guest end of a veth (or any link created straight into a namespace) gets.
@@ -421,11 +479,19 @@ pub fn new_default_route(gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
     RouteNetlinkMessage::NewRoute(m)
 }
 
-/// A route to `dst` via `gateway` out of `oif` (a DHCP classless static route).
-pub fn new_route(dst: ipnet::IpNet, gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
-    let mut m = unicast_route(family_of(&gateway), Some((dst.network(), dst.prefix_len())));
-    m.attributes
-        .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+/// A route to `dst` via `gateway` out of `oif` (a DHCP classless static route), or on-link
+/// (scope link) without a gateway.
+pub fn new_route(dst: ipnet::IpNet, gateway: Option<IpAddr>, oif: u32) -> RouteNetlinkMessage {
+    let mut m = unicast_route(
+        family_of(&dst.addr()),
+        Some((dst.network(), dst.prefix_len())),
+    );
+    match gateway {
+        Some(gw) => m
+            .attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gw))),
+        None => m.header.scope = RouteScope::Link,
+    }
     m.attributes.push(RouteAttribute::Oif(oif));
     RouteNetlinkMessage::NewRoute(m)
 }

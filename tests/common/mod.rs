@@ -525,7 +525,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn show(&self) -> String {
+    pub fn show(&self) -> String {
         format!(
             "$ pipework {}\nexit code: {}\n--- stdout ---\n{}--- stderr ---\n{}",
             self.args.join(" "),
@@ -618,6 +618,8 @@ pub struct Opts<'a> {
     pub as_user: Option<u32>,
     /// Use this binary instead of BIN.
     pub bin: Option<PathBuf>,
+    /// Fed to its stdin (a CNI configuration), instead of /dev/null.
+    pub stdin: Option<Vec<u8>>,
 }
 
 /// Runs pipework inside the network namespace `host` with `args`.
@@ -2850,8 +2852,18 @@ pub fn pipework_detached(host: &dyn Ns, args: &[&str], opts: &Opts) -> (Run, Opt
 pub fn pipework_within(host: &dyn Ns, args: &[&str], opts: &Opts, limit: Duration) -> Run {
     let mut cmd = pipework_command(host, args, opts);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if opts.stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let start = Instant::now();
-    let child = cmd.spawn().expect("spawn pipework");
+    let mut child = cmd.spawn().expect("spawn pipework");
+    if let (Some(data), Some(mut w)) = (opts.stdin.clone(), child.stdin.take()) {
+        // A plugin that fails early may not read it all: a broken pipe is its answer.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&data);
+        });
+    }
     let out = wait_timeout(child, limit).unwrap_or_else(|(o, _)| {
         panic!(
             "pipework {} did not finish within {limit:?} (killed: it blocks)\nstdout: {}\nstderr: {}",

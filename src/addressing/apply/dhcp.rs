@@ -149,7 +149,7 @@ fn apply_lease(env: &mut Env<'_>, ifname: &str, lease: &Lease) -> Result<(), Err
     for (dst, via) in &lease.routes {
         steps.push(Op::AddRoute {
             dst: *dst,
-            via: *via,
+            via: Some(*via),
             ifname: ifname.to_string(),
         });
     }

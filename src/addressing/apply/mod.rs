@@ -139,15 +139,16 @@ pub fn apply(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
                 Ok(()) => {}
                 Err(e) if e.errno == libc::EEXIST => {}
                 Err(e) => {
+                    let how = via.map(|v| format!(" via {v}")).unwrap_or_default();
                     return Err(Error::netlink(
-                        format!("cannot add route {dst} via {via}"),
+                        format!("cannot add route {dst}{how} dev {ifname}"),
                         e,
-                    ))
+                    ));
                 }
             }
             env.learned.applied.routes.push(RouteReport {
                 dst: dst.to_string(),
-                via: Some(*via),
+                via: *via,
                 dev: ifname.clone(),
             });
         }

@@ -1,0 +1,424 @@
+//! The host-side packet filter rules a CNI bridge attachment may ask for: masquerading of the
+//! guest's addresses (`ipMasq`, with iptables or nftables) and the MAC spoof check
+//! (`macspoofchk`, nftables). Each attachment's rules live in a chain or table of their own,
+//! named from the network and container (so a DEL removes exactly them, with or without the
+//! guest's namespace), and run by argv: `iptables`/`ip6tables` one rule per call, `nft` one
+//! atomic transaction on stdin.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+use ipnet::IpNet;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::mac::MacAddr;
+use crate::request::FirewallBackend;
+
+/// One attachment's masquerading: what the undo entry keeps to take it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasqRules {
+    pub backend: FirewallBackend,
+    /// The iptables chain (`PWM-` + 16 hex digits) or nftables table (`pipework-masq-…`).
+    pub name: String,
+    /// `name: NETWORK id: CONTAINER`, as the reference plugin comments its rules.
+    pub comment: String,
+    /// The guest's addresses with their subnets' prefixes.
+    pub sources: Vec<IpNet>,
+}
+
+fn tag(network: &str, container: &str, what: &str) -> String {
+    let mut h = Md5::new();
+    for part in [what, network, container] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl MasqRules {
+    pub fn new(
+        backend: FirewallBackend,
+        network: &str,
+        container: &str,
+        sources: Vec<IpNet>,
+    ) -> MasqRules {
+        let t = tag(network, container, "masq");
+        MasqRules {
+            backend,
+            name: match backend {
+                FirewallBackend::Iptables => format!("PWM-{t}"),
+                FirewallBackend::Nftables => format!("pipework-masq-{t}"),
+            },
+            comment: format!("name: {network} id: {container}"),
+            sources,
+        }
+    }
+}
+
+/// The nftables table of one port's MAC spoof check.
+pub fn spoof_table(network: &str, container: &str, port: &str) -> String {
+    format!("pipework-mac-{}", tag(network, container, port))
+}
+
+/// The default backend: iptables when it is installed (as the reference plugin), else
+/// nftables.
+pub fn default_backend() -> FirewallBackend {
+    if find_program("iptables").is_some() || find_program("nft").is_none() {
+        FirewallBackend::Iptables
+    } else {
+        FirewallBackend::Nftables
+    }
+}
+
+fn find_program(p: &str) -> Option<std::path::PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(p))
+        .find(|p| p.is_file())
+}
+
+/// The most a rule tool may print: its errors are a line or two.
+const MAX_OUTPUT: usize = 64 << 10;
+
+/// Runs `program args…` (stdin fed when given). `Ok(Err(stderr))` when it ran and failed.
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Result<(), String>, Error> {
+    let path = find_program(program).ok_or_else(|| {
+        Error::Invalid(format!(
+            "`{program}` is not installed: install it ({}) or choose the other ipMasqBackend",
+            if program == "nft" {
+                "package nftables"
+            } else {
+                "package iptables"
+            }
+        ))
+    })?;
+    let mut cmd = Command::new(&path);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot run {}", path.display()), e))?;
+    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+        w.write_all(text.as_bytes())
+            .map_err(|e| Error::io(format!("cannot write to {program}"), e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io(format!("cannot wait for {program}"), e))?;
+    if out.status.success() {
+        return Ok(Ok(()));
+    }
+    let err = &out.stderr[..out.stderr.len().min(MAX_OUTPUT)];
+    Ok(Err(String::from_utf8_lossy(err).trim().to_string()))
+}
+
+fn failed(what: &str, program: &str, args: &[&str], why: String) -> Error {
+    Error::Engine(format!(
+        "cannot {what}: {program} {}: {why}",
+        args.join(" ")
+    ))
+}
+
+fn must(what: &str, program: &str, args: &[&str]) -> Result<(), Error> {
+    run(program, args, None)?.map_err(|why| failed(what, program, args, why))
+}
+
+fn nft(what: &str, script: &str) -> Result<(), Error> {
+    run("nft", &["-f", "-"], Some(script))?
+        .map_err(|why| Error::Engine(format!("cannot {what}: nft: {why}")))
+}
+
+fn multicast_of(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "224.0.0.0/4"
+    } else {
+        "ff00::/8"
+    }
+}
+
+/// The nftables transaction that creates the masquerade table (also what the unit tests read).
+pub fn masq_script(m: &MasqRules) -> String {
+    let mut s = format!(
+        "add table inet {t}\nadd chain inet {t} postrouting {{ type nat hook postrouting \
+         priority srcnat; policy accept; }}\n",
+        t = m.name
+    );
+    for src in &m.sources {
+        let (fam, ip) = if src.addr().is_ipv4() {
+            ("ip", src.addr())
+        } else {
+            ("ip6", src.addr())
+        };
+        s.push_str(&format!(
+            "add rule inet {t} postrouting {fam} saddr {ip} {fam} daddr != {net} {fam} daddr != \
+             {mc} masquerade comment \"{c}\"\n",
+            t = m.name,
+            net = src.trunc(),
+            mc = multicast_of(&ip),
+            c = m.comment,
+        ));
+    }
+    s
+}
+
+/// The iptables calls that create the masquerade chain, one argv each.
+pub fn masq_argv(m: &MasqRules) -> Vec<(&'static str, Vec<String>)> {
+    let mut v = Vec::new();
+    for src in &m.sources {
+        let tool = tool_of(src);
+        let base = |rest: &[&str]| -> Vec<String> {
+            ["-w", "-t", "nat"]
+                .iter()
+                .chain(rest)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let net = src.trunc().to_string();
+        let ip = src.addr().to_string();
+        let c = m.comment.as_str();
+        v.push((tool, base(&["-N", &m.name])));
+        v.push((
+            tool,
+            base(&[
+                "-A",
+                &m.name,
+                "-d",
+                &net,
+                "-j",
+                "ACCEPT",
+                "-m",
+                "comment",
+                "--comment",
+                c,
+            ]),
+        ));
+        v.push((
+            tool,
+            base(&[
+                "-A",
+                &m.name,
+                "!",
+                "-d",
+                multicast_of(&src.addr()),
+                "-j",
+                "MASQUERADE",
+                "-m",
+                "comment",
+                "--comment",
+                c,
+            ]),
+        ));
+        v.push((
+            tool,
+            base(&[
+                "-A",
+                "POSTROUTING",
+                "-s",
+                &ip,
+                "-j",
+                &m.name,
+                "-m",
+                "comment",
+                "--comment",
+                c,
+            ]),
+        ));
+    }
+    v
+}
+
+/// Puts the masquerade rules in place.
+pub fn masquerade(m: &MasqRules) -> Result<(), Error> {
+    match m.backend {
+        FirewallBackend::Nftables => nft("set up masquerading", &masq_script(m)),
+        FirewallBackend::Iptables => {
+            for (tool, args) in masq_argv(m) {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                match run(tool, &args, None)? {
+                    Ok(()) => {}
+                    // A chain left by a crash between its creation and the journal's
+                    // completion: emptied and reused.
+                    Err(why) if args.contains(&"-N") && why.contains("exists") => {
+                        must(
+                            "set up masquerading",
+                            tool,
+                            &["-w", "-t", "nat", "-F", &m.name],
+                        )?;
+                    }
+                    Err(why) => return Err(failed("set up masquerading", tool, &args, why)),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Takes the masquerade rules out; `Ok(false)` when none were there.
+pub fn unmasquerade(m: &MasqRules) -> Result<bool, Error> {
+    match m.backend {
+        FirewallBackend::Nftables => delete_table("inet", &m.name),
+        FirewallBackend::Iptables => {
+            let mut any = false;
+            for src in &m.sources {
+                let ip = src.addr().to_string();
+                let jump = [
+                    "-w",
+                    "-t",
+                    "nat",
+                    "-D",
+                    "POSTROUTING",
+                    "-s",
+                    &ip,
+                    "-j",
+                    &m.name,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &m.comment,
+                ];
+                any |= run(tool_of(src), &jump, None)?.is_ok();
+            }
+            for src in &m.sources {
+                let tool = tool_of(src);
+                for op in ["-F", "-X"] {
+                    match run(tool, &["-w", "-t", "nat", op, &m.name], None)? {
+                        Ok(()) => any = true,
+                        Err(why) if absent(&why) => {}
+                        Err(why) => {
+                            return Err(failed(
+                                "remove masquerading",
+                                tool,
+                                &["-t", "nat", op, &m.name],
+                                why,
+                            ))
+                        }
+                    }
+                }
+            }
+            Ok(any)
+        }
+    }
+}
+
+fn tool_of(src: &IpNet) -> &'static str {
+    if src.addr().is_ipv4() {
+        "iptables"
+    } else {
+        "ip6tables"
+    }
+}
+
+fn absent(why: &str) -> bool {
+    why.contains("No chain") || why.contains("does not exist") || why.contains("No such file")
+}
+
+/// The transaction of a port's MAC spoof check: frames entering the bridge from `port` with
+/// any other source MAC are dropped.
+pub fn spoof_script(table: &str, port: &str, mac: &MacAddr) -> String {
+    format!(
+        "add table bridge {table}\nadd chain bridge {table} prerouting {{ type filter hook \
+         prerouting priority -300; policy accept; }}\nadd rule bridge {table} prerouting iifname \
+         \"{port}\" ether saddr != {mac} drop\n"
+    )
+}
+
+pub fn spoof_check(table: &str, port: &str, mac: &MacAddr) -> Result<(), Error> {
+    nft(
+        &format!("set up the MAC spoof check of {port}"),
+        &spoof_script(table, port, mac),
+    )
+}
+
+/// Deletes an nftables table of ours; `Ok(false)` when it was not there.
+pub fn delete_table(family: &str, table: &str) -> Result<bool, Error> {
+    match run("nft", &["delete", "table", family, table], None)? {
+        Ok(()) => Ok(true),
+        Err(why) if absent(&why) => Ok(false),
+        Err(why) => Err(failed(
+            &format!("delete nftables table {family} {table}"),
+            "nft",
+            &["delete", "table", family, table],
+            why,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stable_per_network_and_container_and_fit() {
+        let a = MasqRules::new(FirewallBackend::Iptables, "net1", "c1", vec![]);
+        let b = MasqRules::new(FirewallBackend::Iptables, "net1", "c1", vec![]);
+        let c = MasqRules::new(FirewallBackend::Iptables, "net1", "c2", vec![]);
+        assert_eq!(a.name, b.name);
+        assert_ne!(a.name, c.name);
+        // iptables chain names are at most 28 bytes.
+        assert!(a.name.len() <= 28, "{}", a.name);
+        assert_eq!(a.comment, "name: net1 id: c1");
+        assert_ne!(spoof_table("n", "c", "p1"), spoof_table("n", "c", "p2"));
+    }
+
+    #[test]
+    fn masquerade_rules_skip_the_subnet_and_multicast() {
+        let m = MasqRules::new(
+            FirewallBackend::Nftables,
+            "net1",
+            "c1",
+            vec![
+                "10.1.2.5/24".parse().unwrap(),
+                "fd00::5/64".parse().unwrap(),
+            ],
+        );
+        let s = masq_script(&m);
+        assert!(
+            s.contains(
+                "ip saddr 10.1.2.5 ip daddr != 10.1.2.0/24 ip daddr != 224.0.0.0/4 masquerade"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip6 saddr fd00::5 ip6 daddr != fd00::/64 ip6 daddr != ff00::/8"),
+            "{s}"
+        );
+        assert!(s.contains("type nat hook postrouting"));
+        let m = MasqRules {
+            backend: FirewallBackend::Iptables,
+            ..m
+        };
+        let v = masq_argv(&m);
+        assert_eq!(v.len(), 8);
+        assert_eq!(v[0].0, "iptables");
+        assert_eq!(v[4].0, "ip6tables");
+        assert_eq!(
+            v[3].1[3..9],
+            ["-A", "POSTROUTING", "-s", "10.1.2.5", "-j", m.name.as_str()]
+        );
+    }
+
+    #[test]
+    fn spoof_rule_drops_other_source_macs_from_the_port() {
+        let mac: MacAddr = "02:00:00:00:00:05".parse().unwrap();
+        let s = spoof_script("pipework-mac-x", "pwc0", &mac);
+        assert!(
+            s.contains("iifname \"pwc0\" ether saddr != 02:00:00:00:00:05 drop"),
+            "{s}"
+        );
+        assert!(s.contains("add table bridge pipework-mac-x"));
+    }
+}
