@@ -23,13 +23,14 @@
 //! Sections, for each N of PIPEWORK_BENCH_CNI_N (default "20,200"):
 //! * ADD: for each of N guests, one ADD of each plugin (bridge `cni-bench`, `isGateway`,
 //!   host-local with a private dataDir, a default route, no ipMasq), the order rotated guest by
-//!   guest so both see the same bridge sizes and background load; beside them the kernel's
-//!   own cost of creating one veth (one RTM_NEWLINK from the bench, peer in a guest netns,
-//!   host end on a bridge) as context;
+//!   guest so both see the same bridge sizes and background load; beside them, as context,
+//!   host-local alone (the same ipam section exec'd by the bench: the floor under a plugin that
+//!   delegates to it) and the kernel's own cost of creating one veth (one RTM_NEWLINK from the
+//!   bench, peer in a guest netns, host end on a bridge);
 //! * DEL: the same guests, again rotated: each plugin's DEL; the kernel's own cost of deleting
 //!   a veth (one RTM_DELLINK sent by the bench over netlink, in-process: the baseline of the
-//!   "nothing on top" target); `ip link del` (one process doing only that delete); and the
-//!   spawn floor (`pipework --version`: exec and loading, no netlink);
+//!   "nothing on top" target); `ip link del` (one process doing only that delete); host-local
+//!   DEL alone; and the spawn floor (`pipework --version`: exec and loading, no netlink);
 //! * the same two with `ipMasq: true`, when iptables is installed and both plugins take it
 //!   (PIPEWORK_BENCH_CNI_MASQ=0 skips them).
 //!
@@ -903,19 +904,10 @@ fn check_deleted(
     if dirty > 0 {
         problems.push(format!("{what}: {dirty} guests still have links after DEL"));
     }
-    let reserved: Vec<String> = std::fs::read_dir(net.data_dir.join(NET_NAME))
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.parse::<IpAddr>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    if !reserved.is_empty() {
+    let reserved = reservations(&net.data_dir);
+    if reserved > 0 {
         problems.push(format!(
-            "{what}: {} host-local reservations left after DEL (e.g. {})",
-            reserved.len(),
-            reserved[0]
+            "{what}: {reserved} host-local reservations left after DEL"
         ));
     }
     let records = files_under(&net.run_dir)
@@ -939,6 +931,18 @@ fn check_deleted(
         }
     }
     Ok(())
+}
+
+/// host-local's reservations in `data_dir`: one file per address, named by it.
+fn reservations(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir.join(NET_NAME))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.parse::<IpAddr>().is_ok())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -1077,11 +1081,13 @@ impl KernelBaseline {
 enum AddStep {
     Plugin(usize),
     KernelVeth,
+    HostLocal,
 }
 
 #[derive(Clone, Copy)]
 enum DelStep {
     Plugin(usize),
+    HostLocal,
     KernelDel,
     IpLinkDel,
     SpawnFloor,
@@ -1121,6 +1127,20 @@ fn add_del_section(
         .map(|p| Net::new(world, &tag, p, env, masq))
         .collect::<R<_>>()?;
     let mut kernel = KernelBaseline::new()?;
+    // host-local alone, exec'd as both plugins exec it (same ipam section, its own dataDir):
+    // the floor under any plugin that delegates to it.
+    let hl_plugin = Plugin {
+        label: "host-local alone",
+        kind: "host-local",
+        exe: env.cni_path.join("host-local"),
+    };
+    let hl = Net::new(world, &tag, &hl_plugin, env, masq)?;
+    let hl_ids: Vec<String> = (0..n)
+        .map(|i| format!("pwb{}-{tag}-host-local-{i}", std::process::id()))
+        .collect();
+    let mut add_hl = Stats::default();
+    let mut del_hl = Stats::default();
+    let mut hl_results = Vec::with_capacity(n);
     let ids: Vec<Vec<String>> = plugins
         .iter()
         .map(|p| {
@@ -1136,7 +1156,7 @@ fn add_del_section(
     let mut addrs: Vec<Vec<IpNet>> = plugins.iter().map(|_| Vec::with_capacity(n)).collect();
     let mut kernel_idx = Vec::with_capacity(n);
     let mut add_steps: Vec<AddStep> = (0..plugins.len()).map(AddStep::Plugin).collect();
-    add_steps.push(AddStep::KernelVeth);
+    add_steps.extend([AddStep::HostLocal, AddStep::KernelVeth]);
     for i in 0..n {
         check_stop()?;
         for step in rotated(&add_steps, i) {
@@ -1151,6 +1171,13 @@ fn add_del_section(
                     add[p].push(r.ms, Some(r.cpu_ms));
                     results[p].push(v);
                     addrs[p].push(a);
+                }
+                AddStep::HostLocal => {
+                    let job = hl.job(env, "ADD", &hl_ids[i], &base_pool[i], None);
+                    let r = run_one(job.cmd, job.stdin)?;
+                    expect_ok(&r, &format!("[{title}] host-local ADD #{i}"))?;
+                    add_hl.push(r.ms, Some(r.cpu_ms));
+                    hl_results.push(serde_json::from_slice::<Value>(&r.stdout).ok());
                 }
                 AddStep::KernelVeth => {
                     let g = &base_pool[i];
@@ -1173,7 +1200,12 @@ fn add_del_section(
     let mut del_ip = Stats::default();
     let mut floor = Stats::default();
     let mut del_steps: Vec<DelStep> = (0..plugins.len()).map(DelStep::Plugin).collect();
-    del_steps.extend([DelStep::KernelDel, DelStep::IpLinkDel, DelStep::SpawnFloor]);
+    del_steps.extend([
+        DelStep::HostLocal,
+        DelStep::KernelDel,
+        DelStep::IpLinkDel,
+        DelStep::SpawnFloor,
+    ]);
     let pipework_exe = env.cni_path.join("pipework");
     for i in 0..n {
         check_stop()?;
@@ -1186,6 +1218,13 @@ fn add_del_section(
                     let r = run_one(job.cmd, job.stdin)?;
                     expect_ok(&r, &what)?;
                     del[p].push(r.ms, Some(r.cpu_ms));
+                }
+                DelStep::HostLocal => {
+                    let prev = hl_results[i].as_ref();
+                    let job = hl.job(env, "DEL", &hl_ids[i], &base_pool[i], prev);
+                    let r = run_one(job.cmd, job.stdin)?;
+                    expect_ok(&r, &format!("[{title}] host-local DEL #{i}"))?;
+                    del_hl.push(r.ms, Some(r.cpu_ms));
                 }
                 DelStep::KernelDel => {
                     del_kernel.push(kernel.del(kernel_idx[i])?, None);
@@ -1211,20 +1250,28 @@ fn add_del_section(
         let what = format!("[{title}] {}", plugins[p].label);
         check_deleted(net, &pools[p][..n], masq, &what, problems)?;
     }
+    if reservations(&hl.data_dir) > 0 {
+        problems.push(format!(
+            "[{title}] host-local alone: reservations left after DEL"
+        ));
+    }
     drop(kernel);
     drop(nets);
+    drop(hl);
 
     let mut add_rows: Vec<(String, Stats)> = plugins
         .iter()
         .zip(add)
         .map(|(p, s)| (format!("ADD {}", p.label), s))
         .collect();
+    add_rows.push(("host-local ADD alone".into(), add_hl));
     add_rows.push(("kernel: veth create (netlink)".into(), add_kernel));
     let mut del_rows: Vec<(String, Stats)> = plugins
         .iter()
         .zip(del)
         .map(|(p, s)| (format!("DEL {}", p.label), s))
         .collect();
+    del_rows.push(("host-local DEL alone".into(), del_hl));
     del_rows.push(("kernel: veth delete (netlink)".into(), del_kernel));
     del_rows.push(("ip link del (a process)".into(), del_ip));
     del_rows.push(("spawn floor (pipework -V)".into(), floor));
@@ -1522,6 +1569,11 @@ fn print_section(s: &SectionResult, version: &str) {
         let p50 = st.p50();
         let (vs, t) = if label.starts_with("kernel") {
             (None, "(context: the RTM_NEWLINK alone)".to_string())
+        } else if label.starts_with("host-local") {
+            (
+                Some(p50 / ref_add),
+                "(context: the IPAM process both run)".to_string(),
+            )
         } else if k == 0 {
             (Some(1.0), "(reference)".to_string())
         } else {
@@ -1535,11 +1587,14 @@ fn print_section(s: &SectionResult, version: &str) {
         };
         row(label, st, vs, None, t);
     }
-    let plugins = s.add.len() - 1;
+    // The context rows (host-local, kernel) follow the plugins' rows.
+    let plugins = s.add.len() - 2;
     for (k, (label, st)) in s.del.iter().enumerate() {
         let p50 = st.p50();
         let (vs, t) = if k >= plugins {
-            let t = if label.starts_with("kernel") {
+            let t = if label.starts_with("host-local") {
+                "(context: the IPAM process both run)"
+            } else if label.starts_with("kernel") {
                 "(baseline: the RTM_DELLINK alone, in-process)"
             } else if label.starts_with("ip link") {
                 "(the kernel's delete as a process)"
