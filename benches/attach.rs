@@ -3531,10 +3531,14 @@ fn run() -> R<()> {
     }
     match std::env::var("PIPEWORK_BENCH_ONLY").as_deref() {
         Ok("dhcp") => return dhcp_only(&bin),
+        Ok("cni") => {
+            println!("attach bench: skipped (PIPEWORK_BENCH_ONLY=cni runs benches/cni.rs alone)");
+            return Ok(());
+        }
         Ok("") | Err(_) => {}
         Ok(other) => {
             return Err(format!(
-                "PIPEWORK_BENCH_ONLY={other:?}: the only section that runs alone is \"dhcp\""
+                "PIPEWORK_BENCH_ONLY={other:?}: the only sections that run alone are \"dhcp\" and \"cni\" (benches/cni.rs)"
             ))
         }
     }

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Attach benchmark (benches/attach.rs). Run as root.
+# Attach benchmark (benches/attach.rs), then the CNI benchmark (benches/cni.rs). Run as root.
 #   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker rows with min(N,50)
 #   PIPEWORK_BENCH_DOCKER_N=200           containers of the Docker rows (their targets are for 200 guests)
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
 #   PIPEWORK_BENCH_OVS_N=20               guests of the Open vSwitch row (default min(N,50))
 #   PIPEWORK_BENCH_DHCP_N=20              fresh guests per time-to-lease row (default 20, max 60, 0 skips)
 #   PIPEWORK_BENCH_ONLY=dhcp              only the time-to-lease section (no static build, no Docker)
+#   PIPEWORK_BENCH_ONLY=cni               only the CNI bench: ADD/DEL beside the reference bridge +
+#                                         host-local, and the parallel burst (no Docker)
+#   PIPEWORK_BENCH_CNI_N=20,200           guests per CNI section (each N its own ADD and DEL tables)
+#   PIPEWORK_BENCH_CNI_MASQ=0             skip the CNI ipMasq sections
+#   PIPEWORK_BENCH_CNI_BURST=20 PIPEWORK_BENCH_CNI_ROUNDS=3   the parallel burst's size and rounds
 #   PIPEWORK_BENCH_STATIC=0               skip the static-binary build and the "ns path A/B" rows
 #   PIPEWORK_BENCH_STATIC_BIN=PATH        use this binary as the static one (no build)
 # Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
 # not already running -- and stops it again on exit only if this script started it -- then runs
-# `cargo bench --bench attach`. Extra arguments are passed to the bench binary.
+# `cargo bench --bench attach` and `cargo bench --bench cni`. Extra arguments are passed to the
+# attach bench binary (to the CNI one with PIPEWORK_BENCH_ONLY=cni).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,8 +77,8 @@ docker_up() { timeout -k 5 10 docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/d
 TEST_DIR=${PIPEWORK_TEST_DIR:-/run/pipework-test}
 daemon_pid=$(cat "$TEST_DIR/docker.pid" 2>/dev/null || true)
 daemon_alive() { [ -n "$daemon_pid" ] && [ "$(cat "/proc/$daemon_pid/comm" 2>/dev/null)" = dockerd ]; }
-if [ "$ONLY" = dhcp ]; then
-  echo "bench: PIPEWORK_BENCH_ONLY=dhcp: the Docker test daemon is not needed"
+if [ "$ONLY" = dhcp ] || [ "$ONLY" = cni ]; then
+  echo "bench: PIPEWORK_BENCH_ONLY=$ONLY: the Docker test daemon is not needed"
 elif command -v docker >/dev/null && docker_up; then
   echo "bench: test dockerd already running at $PIPEWORK_TEST_DOCKER_HOST"
   # make sure the image is there (idempotent, no daemon restart)
@@ -103,12 +109,19 @@ for p in ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl; do
   command -v "$p" >/dev/null || ovs_missing=1
 done
 [ -f /usr/share/openvswitch/vswitch.ovsschema ] || ovs_missing=1
-if [ "$ovs_missing" = 1 ] && [ "$ONLY" != dhcp ]; then pkgs+=(openvswitch-switch); fi
-has dnsmasq || pkgs+=(dnsmasq-base)
-has udhcpc || pkgs+=(udhcpc)
-has dhclient || pkgs+=(isc-dhcp-client)
+if [ "$ONLY" != cni ]; then
+  if [ "$ovs_missing" = 1 ] && [ "$ONLY" != dhcp ]; then pkgs+=(openvswitch-switch); fi
+  has dnsmasq || pkgs+=(dnsmasq-base)
+  has udhcpc || pkgs+=(udhcpc)
+  has dhclient || pkgs+=(isc-dhcp-client)
+fi
+# CNI bench: the reference plugins it compares with, and iptables for its ipMasq sections.
+if [ "$ONLY" != dhcp ]; then
+  [ -x "${PIPEWORK_BENCH_CNI_REF_DIR:-/usr/lib/cni}/bridge" ] || pkgs+=(containernetworking-plugins)
+  has iptables || pkgs+=(iptables)
+fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
-  echo "bench: installing ${pkgs[*]} (for the ovs row / the time-to-lease section)"
+  echo "bench: installing ${pkgs[*]} (for the ovs row / the time-to-lease section / the CNI bench)"
   if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; }; then
     echo "bench: warning: could not install ${pkgs[*]}; the rows that need them will be skipped" >&2
@@ -119,5 +132,15 @@ fi
 export PIPEWORK_BIN="${PIPEWORK_BIN:-$TARGET_DIR/release/pipework}"
 case "$PIPEWORK_BIN" in /*) ;; *) PIPEWORK_BIN="$ROOT/$PIPEWORK_BIN" ;; esac
 
-# Not exec: the EXIT trap must run afterwards.
-cargo bench --bench attach -- "$@"
+# Not exec: the EXIT trap must run afterwards. The CNI bench runs after the attach bench (never
+# both at once: they would slow each other down), even if the attach bench failed.
+status=0
+if [ "$ONLY" = cni ]; then
+  cargo bench --bench cni -- "$@" || status=$?
+else
+  cargo bench --bench attach -- "$@" || status=$?
+  if [ -z "$ONLY" ]; then
+    cargo bench --bench cni || status=$?
+  fi
+fi
+exit "$status"

@@ -42,18 +42,19 @@ impl FromStr for MacAddr {
         }
         let mut a = [0u8; 6];
         for (i, p) in parts.iter().enumerate() {
-            if p.is_empty() || p.len() > 2 {
+            // Digits only: from_str_radix alone also takes a sign ("+0").
+            if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             a[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
         }
         let mac = MacAddr(a);
         if mac.is_multicast() {
+            // The suggestion is written out from the bytes: the first part may be one digit.
+            let unicast = MacAddr([a[0] & 0xfe, a[1], a[2], a[3], a[4], a[5]]);
             return Err(Error::Invalid(format!(
                 "MAC address {s} is a multicast address (lowest bit of the first byte is 1): \
-                 use e.g. {:02x}{}",
-                a[0] & 0xfe,
-                &s[2..]
+                 use e.g. {unicast}"
             )));
         }
         if a == [0; 6] {
@@ -115,6 +116,11 @@ mod tests {
             "26:2e:71:98:60:8f:00",
             "zz:2e:71:98:60:8f",
             "262e:71:98:60:8f:1",
+            // A sign is no hex digit (found by fuzz/cni_config:
+            // fuzz/corpus/cni_config/regress-mac-sign).
+            "02:00:00:00:+0:09",
+            "+2:00:00:00:00:01",
+            "02:00:00:00:-0:01",
         ] {
             let e = s.parse::<MacAddr>().unwrap_err();
             assert!(e.to_string().contains("invalid MAC address"), "{s}: {e}");
@@ -125,6 +131,10 @@ mod tests {
     fn rejects_multicast_and_zero() {
         let e = "01:00:5e:00:00:01".parse::<MacAddr>().unwrap_err();
         assert!(e.to_string().contains("multicast"), "{e}");
+        assert!(e.to_string().ends_with("use e.g. 00:00:5e:00:00:01"), "{e}");
+        // A one-digit first part: the suggestion is still a whole address.
+        let e = "3:2:1:0:a:b".parse::<MacAddr>().unwrap_err();
+        assert!(e.to_string().ends_with("use e.g. 02:02:01:00:0a:0b"), "{e}");
         let e = "00:00:00:00:00:00".parse::<MacAddr>().unwrap_err();
         assert!(e.to_string().contains("all zeros"), "{e}");
     }

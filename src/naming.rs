@@ -26,7 +26,7 @@ pub fn validate_ifname(name: &str, what: &str) -> Result<(), Error> {
     }
     if let Some(c) = name
         .chars()
-        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+        .find(|c| *c == '/' || *c == ':' || *c == '\0' || c.is_whitespace())
     {
         return Err(Error::Invalid(format!(
             "{what} name '{name}' contains '{}', which Linux does not allow in interface names",
@@ -85,6 +85,10 @@ mod tests {
         assert!(e.to_string().contains("'/'"), "{e}");
         assert!(validate_ifname("", "x").is_err());
         assert!(validate_ifname("..", "x").is_err());
+        assert!(
+            validate_ifname("eth\x001", "x").is_err(),
+            "a NUL would cut the name short"
+        );
         assert!(validate_ifname("a b", "x").is_err());
     }
 }

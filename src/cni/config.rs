@@ -369,6 +369,7 @@ mod tests {
         assert!(err(r#"{"ipMasqBackend":"ipfw"}"#).contains("iptables"));
         assert!(err(r#"{"mtu":10}"#).contains("between 68"));
         assert!(err(r#"{"bridge":"a23456789012345x"}"#).contains("longer than 15"));
+        assert!(err(r#"{"bridge":"br\u0000x"}"#).contains("NUL"));
         assert!(err(r#"{"name":"-x"}"#).contains("network name"));
         let e = decode(b"{not json").unwrap_err();
         assert_eq!(e.code, 6);

@@ -71,8 +71,9 @@ pub fn valid_container_id(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-/// An interface name the kernel takes: 1–15 bytes, not `.` or `..`, no `/`, `:` or
-/// whitespace.
+/// An interface name the kernel takes: 1–15 bytes, not `.` or `..`, no `/`, `:`, NUL or
+/// whitespace (a NUL would cut the name short in the kernel's C string: JSON and a test's
+/// environment can carry one).
 pub fn ifname_problem(s: &str) -> Option<&'static str> {
     if s.is_empty() {
         Some("is empty")
@@ -80,8 +81,11 @@ pub fn ifname_problem(s: &str) -> Option<&'static str> {
         Some("is longer than 15 bytes")
     } else if s == "." || s == ".." {
         Some("may not be . or ..")
-    } else if s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
-        Some("may not contain /, : or whitespace")
+    } else if s
+        .chars()
+        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+    {
+        Some("may not contain /, :, NUL or whitespace")
     } else {
         None
     }
@@ -253,7 +257,18 @@ mod tests {
             names(set("CNI_CONTAINERID", id).unwrap_err(), "CNI_CONTAINERID");
         }
         set("CNI_CONTAINERID", "a_b.c-9").unwrap();
-        for n in ["a23456789012345x", ".", "..", "e/1", "e:1", "e 1", "e\t1"] {
+        // "\0\0\0eth0": found by fuzz/cni_env (fuzz/corpus/cni_env/regress-nul-ifname).
+        for n in [
+            "a23456789012345x",
+            ".",
+            "..",
+            "e/1",
+            "e:1",
+            "e 1",
+            "e\t1",
+            "\0\0\0eth0",
+            "eth\x000",
+        ] {
             names(set("CNI_IFNAME", n).unwrap_err(), "CNI_IFNAME");
         }
         set("CNI_IFNAME", "a23456789012345").unwrap();
