@@ -41,6 +41,15 @@ pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 }
 
 impl Held {
+    /// A child of ours not yet waited for: its PID cannot be reused until it is reaped, so
+    /// it needs no verification.
+    pub fn own_child(child: &std::process::Child) -> Option<Held> {
+        Some(Held {
+            fd: pidfd_open(child.id())?,
+            pid: child.id(),
+        })
+    }
+
     /// The process `pid` if it is the one that started at `start` (clock ticks since boot).
     pub fn verified(pid: u32, start: u64) -> Option<Held> {
         let fd = pidfd_open(pid)?;

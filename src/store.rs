@@ -514,19 +514,28 @@ pub fn lock(exclusive: bool) -> Result<File, Error> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    // Released when the file is closed.
+    relock(&f, exclusive)?;
+    Ok(f)
+}
+
+/// Changes a held lock between shared and exclusive. flock(2) drops the old lock before
+/// taking the new one, so two holders upgrading at once do not deadlock (whoever waits sees
+/// the other's work done when it gets the lock).
+pub fn relock(f: &File, exclusive: bool) -> Result<(), Error> {
     let op = if exclusive {
         libc::LOCK_EX
     } else {
         libc::LOCK_SH
     };
-    // SAFETY: flock on an fd we own; released when the file is closed.
+    // SAFETY: flock on an fd the caller owns.
     if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
         return Err(Error::io(
-            format!("cannot lock {}", path.display()),
+            format!("cannot lock {}", runtime_dir().join("lock").display()),
             std::io::Error::last_os_error(),
         ));
     }
-    Ok(f)
+    Ok(())
 }
 
 /// Open vSwitch bridges pipework created, remembered apart from the attachment that created

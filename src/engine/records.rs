@@ -201,6 +201,18 @@ impl Session {
         records: &[Record],
         dry_run: bool,
     ) -> Result<ActionsReport, Error> {
+        self.teardown_then(records, dry_run, &mut || Ok(()))
+    }
+
+    /// `teardown_many`, with `before_later` run between the deletes of the attachments' own
+    /// links and what waits for them (a bridge deleted once unused), e.g. to take the store's
+    /// lock exclusively only for that.
+    fn teardown_then(
+        &mut self,
+        records: &[Record],
+        dry_run: bool,
+        before_later: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<ActionsReport, Error> {
         let mut batch = Batch {
             dry_run,
             group: batch_group(),
@@ -257,6 +269,9 @@ impl Session {
                     Error::netlink("cannot delete them", e)
                 ));
             }
+        }
+        if !later.is_empty() {
+            before_later()?;
         }
         let mut seen = HashSet::new();
         for (kind, e, r) in later {
@@ -376,16 +391,19 @@ impl Session {
         })
     }
 
-    /// Tears down the records a front end found itself (CNI DEL and GC), under the store's
-    /// exclusive lock; each is read again under it, so one another DEL removed is skipped.
+    /// Tears down the records a front end found itself (CNI DEL and GC); each is read again
+    /// under the store's lock, so one another DEL removed is skipped. The attachments' own
+    /// links go under the lock shared (DELs of many containers run side by side, as attaches
+    /// do); it is taken exclusively only to delete what waits for them (a bridge pipework
+    /// created, once unused), so no attach is adding a port to it meanwhile.
     pub fn remove(&mut self, records: &[Record]) -> Result<ActionsReport, Error> {
         crate::privilege::require_admin()?;
-        let _lock = store::lock(true)?;
+        let lock = store::lock(false)?;
         let fresh: Vec<Record> = records
             .iter()
             .filter_map(|r| store::read_record(&r.path).ok())
             .collect();
-        self.teardown_many(&fresh, false)
+        self.teardown_then(&fresh, false, &mut || store::relock(&lock, true))
     }
 }
 
