@@ -77,6 +77,9 @@ pub struct Batch {
     pub host_links: HashSet<String>,
     /// Records torn down in this run (their attachments no longer count as users).
     pub records: HashSet<std::path::PathBuf>,
+    /// One attachment: its host links are deleted at once (one message), not grouped for a
+    /// group delete (two).
+    pub direct: bool,
 }
 
 impl Sys<'_> {

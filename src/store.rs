@@ -519,6 +519,37 @@ pub fn lock(exclusive: bool) -> Result<File, Error> {
     Ok(f)
 }
 
+/// `<runtime>/owners/NETWORK@CONTAINER@IFNAME`: holds the path of the record of an
+/// attachment a runtime names (CNI), so its DEL finds it without reading every record. `@`
+/// is in none of the three names' alphabets.
+pub fn owner_index(owner: &crate::request::Owner, ifname: &str) -> PathBuf {
+    runtime_dir()
+        .join("owners")
+        .join(format!("{}@{}@{ifname}", owner.network, owner.container_id))
+}
+
+/// The owner a record's completion line names, if any.
+pub fn owner_of(r: &Record) -> Option<crate::request::Owner> {
+    let v = r.header.attachment.as_ref()?.get("owner")?;
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// The record an owner index points at, if it is a record of that owner (an index is only a
+/// hint: it is checked against the record it names).
+pub fn read_owner_index(owner: &crate::request::Owner, ifname: &str) -> Option<Record> {
+    let f = owner_index(owner, ifname);
+    let m = std::fs::symlink_metadata(&f).ok()?;
+    if !m.is_file() || m.len() > 4096 {
+        return None;
+    }
+    let path = PathBuf::from(std::fs::read_to_string(&f).ok()?);
+    if path.parent() != Some(dir().as_path()) {
+        return None;
+    }
+    let r = read_record(&path).ok()?;
+    (owner_of(&r).as_ref() == Some(owner) && r.header.ifname == ifname).then_some(r)
+}
+
 /// Changes a held lock between shared and exclusive. flock(2) drops the old lock before
 /// taking the new one, so two holders upgrading at once do not deadlock (whoever waits sees
 /// the other's work done when it gets the lock).

@@ -160,6 +160,14 @@ impl World {
             Vec::<String>::new(),
             "{context}: IPAM reservations left"
         );
+        let owners: Vec<PathBuf> = std::fs::read_dir(self.rt.dir.join("owners"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            owners,
+            Vec::<PathBuf>::new(),
+            "{context}: owner index entries left"
+        );
     }
 }
 

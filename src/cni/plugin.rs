@@ -579,18 +579,11 @@ fn add_staged(c: &Call, kind: &str) -> Result<serde_json::Value, CniError> {
 
 /// This network's records of the container's interface.
 fn records_of(c: &Call, id: &str, ifname: &str) -> Vec<Record> {
-    records::find_by_container(id, ifname)
-        .into_iter()
-        .filter(|r| network_of(r).is_none_or(|n| n == conf(c).name))
-        .collect()
-}
-
-/// The runtime's network name of a record (None for one made by the CLI).
-pub fn network_of(r: &Record) -> Option<String> {
-    r.header
-        .attachment
-        .as_ref()
-        .and_then(|a| a["owner"]["network"].as_str().map(String::from))
+    let owner = Owner {
+        container_id: id.to_string(),
+        network: conf(c).name.clone(),
+    };
+    records::find_by_owner(&owner, ifname)
 }
 
 fn del(c: &Call) -> Result<(), CniError> {
@@ -709,7 +702,7 @@ fn gc(c: &Call) -> Result<(), CniError> {
     let stale: Vec<Record> = crate::store::scan()
         .records
         .into_iter()
-        .filter(|r| network_of(r).as_deref() == Some(name.as_str()))
+        .filter(|r| crate::store::owner_of(r).is_some_and(|o| o.network == *name))
         .filter(|r| {
             let id = r.header.guest.id.clone().unwrap_or_default();
             !valid.contains(&(id, r.header.ifname.clone()))

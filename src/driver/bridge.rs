@@ -205,7 +205,7 @@ fn delete_bridge_if_unused(sys: &mut Sys<'_>, name: &str) -> Undone {
     }
     if let Some(b) = sys.batch.as_deref_mut() {
         // Its ports go with the batch's group delete: the bridge must wait for that.
-        if !ports.is_empty() {
+        if !ports.is_empty() && !b.direct {
             b.host_links.insert(name.to_string());
             sys.host
                 .request(msg::set_link_group(l.header.index, b.group), 0)

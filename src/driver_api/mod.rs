@@ -279,7 +279,10 @@ fn delete_our_link(sys: &mut Sys<'_>, side: Side, name: &str, kind: LinkKind) ->
         return Ok(None);
     }
     if let (Side::Host, Some(batch)) = (side, sys.batch.as_deref_mut()) {
-        if !batch.dry_run {
+        if batch.dry_run {
+        } else if batch.direct {
+            links::delete_link(nl, l.header.index, name)?;
+        } else {
             nl.request(msg::set_link_group(l.header.index, batch.group), 0)
                 .map_err(|e| Error::netlink(format!("cannot queue {name} for deletion"), e))?;
         }

@@ -229,6 +229,13 @@ impl Session {
             }
             return Err(e);
         }
+        if let Some(o) = &req.owner {
+            // Best effort: without it, a DEL finds the record by reading them all.
+            let _ = store::write_atomic(
+                &store::owner_index(o, &plan.guest_ifname),
+                path.display().to_string().as_bytes(),
+            );
+        }
         report.ok_or_else(|| Error::Internal("the attach left no report".into()))
     }
 

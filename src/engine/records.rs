@@ -216,6 +216,7 @@ impl Session {
         let mut batch = Batch {
             dry_run,
             group: batch_group(),
+            direct: records.len() == 1,
             ..Batch::default()
         };
         let mut rep = ActionsReport {
@@ -261,7 +262,7 @@ impl Session {
             left.extend(l);
             later.extend(wait.into_iter().map(|e| (kind, e, r.clone())));
         }
-        if !dry_run && !batch.host_links.is_empty() {
+        if !dry_run && !batch.direct && !batch.host_links.is_empty() {
             if let Err(e) = self.host.request(msg::del_link_group(batch.group), 0) {
                 left.push(format!(
                     "host links {:?}: {}",
@@ -288,6 +289,9 @@ impl Session {
         for r in records {
             if !dry_run && left.is_empty() {
                 let _ = std::fs::remove_file(&r.path);
+                if let Some(o) = store::owner_of(r) {
+                    let _ = std::fs::remove_file(store::owner_index(&o, &r.header.ifname));
+                }
                 self.forget_guest(r.header.netns.inode);
             }
             rep.actions
@@ -452,6 +456,18 @@ pub fn find_by_container(id: &str, ifname: &str) -> Vec<Record> {
         .records
         .into_iter()
         .filter(|r| r.header.guest.id.as_deref() == Some(id) && r.header.ifname == ifname)
+        .collect()
+}
+
+/// The records of an attachment a runtime names: through its owner index, else (an index
+/// lost, a record of an older version) by reading every record.
+pub fn find_by_owner(owner: &crate::request::Owner, ifname: &str) -> Vec<Record> {
+    if let Some(r) = store::read_owner_index(owner, ifname) {
+        return vec![r];
+    }
+    find_by_container(&owner.container_id, ifname)
+        .into_iter()
+        .filter(|r| store::owner_of(r).is_none_or(|o| o.network == owner.network))
         .collect()
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::cni::plugin::{host_ifname, network_of, stable_mac, Outcome};
+use crate::cni::plugin::{host_ifname, stable_mac, Outcome};
 use crate::engine::{records, Session, SessionOptions};
 use crate::guest::GuestSpec;
 use crate::mac::MacAddr;
@@ -240,10 +240,11 @@ fn setup(netns: &Path, x: &PluginExec) -> Result<StatusBlock, String> {
 
 /// This network's records of the container's interface.
 fn records_of(x: &PluginExec) -> Vec<Record> {
-    records::find_by_container(&x.container_id, &x.network_options.interface_name)
-        .into_iter()
-        .filter(|r| network_of(r).is_none_or(|n| n == x.network.name))
-        .collect()
+    let owner = crate::request::Owner {
+        container_id: x.container_id.clone(),
+        network: x.network.name.clone(),
+    };
+    records::find_by_owner(&owner, &x.network_options.interface_name)
 }
 
 /// Removes the attachment from its record; nothing to remove is a success.

@@ -43,6 +43,14 @@ pub fn dump_links() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetLink(LinkMessage::default())
 }
 
+/// A dump of the ports of one bridge only (IFLA_MASTER as the kernel's dump filter, as `ip link
+/// show master BR`): its size does not grow with the host's other links.
+pub fn dump_ports_of(master: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::Controller(master));
+    RouteNetlinkMessage::GetLink(m)
+}
+
 /// RTM_NEWLINK for a Linux bridge, up from birth (IFF_UP in the creating message works for
 /// the device being created).
 pub fn new_bridge(name: &str, mtu: Option<u32>) -> RouteNetlinkMessage {
