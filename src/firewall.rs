@@ -5,9 +5,8 @@
 //! guest's namespace), and run by argv: `iptables`/`ip6tables` one rule per call, `nft` one
 //! atomic transaction on stdin.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ipnet::IpNet;
 use md5::{Digest, Md5};
@@ -85,6 +84,8 @@ fn find_program(p: &str) -> Option<std::path::PathBuf> {
 
 /// The most a rule tool may print: its errors are a line or two.
 const MAX_OUTPUT: usize = 64 << 10;
+/// iptables waits for the xtables lock (`-w`); a stuck holder must not hang an ADD forever.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs `program args…` (stdin fed when given). `Ok(Err(stderr))` when it ran and failed.
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Result<(), String>, Error> {
@@ -101,28 +102,21 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Result<(), S
     let mut cmd = Command::new(&path);
     cmd.args(args)
         .env_clear()
-        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io(format!("cannot run {}", path.display()), e))?;
-    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
-        w.write_all(text.as_bytes())
-            .map_err(|e| Error::io(format!("cannot write to {program}"), e))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::io(format!("cannot wait for {program}"), e))?;
-    if out.status.success() {
+        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin");
+    let ran = crate::process::run_bounded(
+        &mut cmd,
+        stdin.map(str::as_bytes),
+        MAX_OUTPUT as u64,
+        TIMEOUT,
+    )
+    .map_err(|e| Error::io(format!("cannot run {}", path.display()), e))?;
+    let crate::process::Ran::Exited { status, stderr, .. } = ran else {
+        return Ok(Err(format!("no answer within {} s", TIMEOUT.as_secs())));
+    };
+    if status.success() {
         return Ok(Ok(()));
     }
-    let err = &out.stderr[..out.stderr.len().min(MAX_OUTPUT)];
+    let err = &stderr[..stderr.len().min(MAX_OUTPUT)];
     Ok(Err(String::from_utf8_lossy(err).trim().to_string()))
 }
 

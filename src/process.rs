@@ -176,3 +176,75 @@ mod tests {
         let _ = child.wait();
     }
 }
+
+/// How a bounded run of a tool ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// It exited: its status and at most `limit + 1` bytes of each output (one more than the
+    /// limit says it printed too much).
+    Exited {
+        status: std::process::ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// Still running at the deadline: killed and reaped.
+    TimedOut,
+}
+
+/// Runs a prepared command: `stdin` written to it (else /dev/null), its outputs read on
+/// their own threads (a chatty tool never blocks on a full pipe) and bounded, its end awaited
+/// on a pidfd (woken the moment it exits, no polling interval), killed after `timeout`.
+pub fn run_bounded(
+    cmd: &mut std::process::Command,
+    stdin: Option<&[u8]>,
+    limit: u64,
+    timeout: Duration,
+) -> std::io::Result<Ran> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
+        // A tool that exits without reading it all closes the pipe: its answer says why.
+        let _ = w.write_all(data);
+    }
+    let reader = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(r) = r {
+                let _ = r.take(limit + 1).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let ended = Held::own_child(&child).is_none_or(|h| h.exited_within(timeout));
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(Ran::TimedOut);
+    }
+    let status = child.wait()?;
+    Ok(Ran::Exited {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}

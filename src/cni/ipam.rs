@@ -4,9 +4,8 @@
 //! an older spec than the configuration (the reference plugins 1.1 stop at 1.0.0) is given the
 //! newest version both speak, and its result is read as that version.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use super::env::{Command as CniCommand, Invocation};
@@ -78,10 +77,7 @@ pub fn run(
     let mut c = Command::new(plugin);
     c.env_clear()
         .env("CNI_COMMAND", command_name(cmd))
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     c.env("CNI_CONTAINERID", opt(&inv.container_id))
         .env("CNI_IFNAME", opt(&inv.ifname))
@@ -104,48 +100,19 @@ pub fn run(
             "CNI_PATH",
             std::env::join_paths(&inv.path).unwrap_or_default(),
         );
-    let mut child = c
-        .spawn()
+    let ran = crate::process::run_bounded(&mut c, Some(stdin), MAX_OUTPUT, TIMEOUT)
         .map_err(|e| unreachable(format!("cannot run it: {e}")))?;
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(stdin);
-    }
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(r) = r {
-                let _ = r.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    // Woken by the pidfd the moment it exits (no polling interval added to every call).
-    let ended = crate::process::Held::own_child(&child).is_none_or(|h| h.exited_within(TIMEOUT));
-    if !ended {
-        let _ = child.kill();
-        let _ = child.wait();
+    let crate::process::Ran::Exited {
+        status,
+        stdout: out,
+        stderr: err,
+    } = ran
+    else {
         return Err(unreachable(format!(
             "no answer within {} s",
             TIMEOUT.as_secs()
         )));
-    }
-    let status = child
-        .wait()
-        .map_err(|e| unreachable(format!("cannot wait for it: {e}")))?;
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
+    };
     if out.len() as u64 > MAX_OUTPUT {
         return Err(unreachable(format!(
             "it printed more than {MAX_OUTPUT} bytes"

@@ -2,10 +2,9 @@
 //! shell, with a deadline. Callers look a tool up on PATH first ([`find`]) so an engine that is
 //! not installed costs a few `stat`s and no process.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::error::Error;
 
@@ -58,56 +57,29 @@ pub fn run(program: &Path, args: &[&str]) -> Result<Output, Error> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(format!("cannot run `{}`", shown()), e))?;
-    // Readers on their own threads: a chatty tool never blocks on a full pipe while we wait.
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(r) = r {
-                // Bounded: a tool's answer is a few lines; never hold more than 16 MiB of it.
-                let _ = r.take(MAX_OUTPUT).read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
+    let ran =
+        crate::process::run_bounded(Command::new(program).args(args), None, MAX_OUTPUT, DEADLINE)
+            .map_err(|e| Error::io(format!("cannot run `{}`", shown()), e))?;
+    let crate::process::Ran::Exited {
+        status,
+        stdout,
+        stderr,
+    } = ran
+    else {
+        return Err(Error::Timeout(format!(
+            "`{}` did not answer within {}s (is the engine hung?)",
+            shown(),
+            DEADLINE.as_secs()
+        )));
     };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Timeout(format!(
-                    "`{}` did not answer within {}s (is the engine hung?)",
-                    shown(),
-                    DEADLINE.as_secs()
-                )));
-            }
-            Err(e) => return Err(Error::io(format!("waiting for `{}`", shown()), e)),
-        }
+    // Bounded: a tool's answer is a few lines; never hold more than 16 MiB of it.
+    let text = |mut b: Vec<u8>| {
+        b.truncate(MAX_OUTPUT as usize);
+        String::from_utf8_lossy(&b).into_owned()
     };
     Ok(Output {
         success: status.success(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: text(stdout),
+        stderr: text(stderr),
     })
 }
