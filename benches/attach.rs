@@ -83,6 +83,8 @@
 //! row's p50 and p90 against dhclient's and udhcpc's, with issue 9's targets (whole attach
 //! p50 <= 30 ms, <= 1.7x dhclient) marked met or not, never asserted.
 
+#[path = "support/mod.rs"]
+mod support;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
@@ -91,14 +93,13 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::*;
 
 use pipework::engine::{Session, SessionOptions};
 use pipework::grammar::{self, Invocation};
 use pipework::request::Command as PwCommand;
-
-type R<T> = Result<T, String>;
 
 const BRIDGE: &str = "br-bench";
 const DEFAULT_N: usize = 200;
@@ -116,80 +117,7 @@ const TARGET_SESSION_PER_S: f64 = 1000.0;
 const TARGET_DETACH_ALL_MS: f64 = 1000.0;
 
 // ---------------------------------------------------------------------------------------------
-// Interruption: SIGINT/SIGTERM set a flag; loops check it and unwind through the Drop guards.
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-fn check_stop() -> R<()> {
-    if STOP.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
-
-fn os_err(what: &str) -> String {
-    format!("{what}: {}", io::Error::last_os_error())
-}
-
-// ---------------------------------------------------------------------------------------------
 // Namespaces and processes.
-
-/// A private, unnamed network namespace held only by this file descriptor. Dropping it (once
-/// no child process is inside any more) lets the kernel destroy the namespace and every link in
-/// it in one batch.
-struct HostNs {
-    fd: File,
-}
-
-impl HostNs {
-    fn new() -> R<Self> {
-        let fd = std::thread::spawn(|| -> R<File> {
-            // Only this short-lived thread moves; the main thread stays where it was.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(os_err("unshare(CLONE_NEWNET)"));
-            }
-            File::open("/proc/thread-self/ns/net").map_err(|e| format!("open own netns: {e}"))
-        })
-        .join()
-        .map_err(|_| "netns thread panicked".to_string())??;
-        Ok(HostNs { fd })
-    }
-    fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-/// A command whose child process joins the network namespace `ns` before exec.
-fn cmd_in(ns: RawFd, prog: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new(prog);
-    unsafe {
-        c.pre_exec(move || {
-            if libc::setns(ns, libc::CLONE_NEWNET) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
-    c
-}
 
 struct Run {
     ms: f64,
@@ -232,10 +160,6 @@ fn timed_err_file(mut c: Command, err: &std::path::Path) -> R<Run> {
     let mut run = reap_timed(child, t0, String::new())?;
     run.stderr = std::fs::read_to_string(err).unwrap_or_default();
     Ok(run)
-}
-
-fn tv_ms(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3
 }
 
 /// wait4 for `child` (retrying on EINTR); the elapsed time since `t0`, its rusage and status.
@@ -508,58 +432,6 @@ fn create_containers(host: &str, image: &str, n: usize) -> R<Containers> {
 // Checks, done from a throwaway thread that enters each guest netns (sockets belong to the netns
 // of the thread that creates them, so getifaddrs() there dumps the guest's links over netlink).
 
-struct IfInfo {
-    name: String,
-    up: bool,
-    v4: Option<(Ipv4Addr, Ipv4Addr)>,
-}
-
-fn list_ifaces() -> R<Vec<IfInfo>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(os_err("getifaddrs"));
-    }
-    let mut out: Vec<IfInfo> = Vec::new();
-    let mut p = head;
-    while !p.is_null() {
-        let ifa = unsafe { &*p };
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
-        let idx = match out.iter().position(|i| i.name == name) {
-            Some(i) => i,
-            None => {
-                out.push(IfInfo {
-                    name,
-                    up: false,
-                    v4: None,
-                });
-                out.len() - 1
-            }
-        };
-        out[idx].up |= ifa.ifa_flags & libc::IFF_UP as u32 != 0;
-        if !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
-            let a = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            let m = if ifa.ifa_netmask.is_null() {
-                0
-            } else {
-                unsafe {
-                    (*(ifa.ifa_netmask as *const libc::sockaddr_in))
-                        .sin_addr
-                        .s_addr
-                }
-            };
-            out[idx].v4 = Some((
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                Ipv4Addr::from(u32::from_be(m)),
-            ));
-        }
-        p = ifa.ifa_next;
-    }
-    unsafe { libc::freeifaddrs(head) };
-    Ok(out)
-}
-
 /// Run `f` once per guest netns, on a dedicated thread that is discarded afterwards.
 fn in_each_guest<T: Send>(guests: &[Guest], f: impl Fn(usize, &Guest) -> R<T> + Sync) -> R<Vec<T>> {
     std::thread::scope(|s| {
@@ -602,11 +474,7 @@ fn verify_guests(guests: &[Guest]) -> R<()> {
         let want = guest_addr(i);
         let ifs = list_ifaces()?;
         match ifs.iter().find(|f| f.name == "eth1") {
-            Some(IfInfo {
-                up: true,
-                v4: Some((a, m)),
-                ..
-            }) if *a == want && *m == Ipv4Addr::new(255, 255, 0, 0) => Ok(()),
+            Some(f) if f.up && f.v4 == [(want, 16)] => Ok(()),
             Some(f) => Err(format!(
                 "guest {} (pid {}): eth1 is up={} with {:?}, expected {want}/16",
                 i, g.pid, f.up, f.v4
@@ -3356,31 +3224,6 @@ fn print_dhcp_targets(rows: &[Stats]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-fn env_usize(name: &str, default: usize) -> R<usize> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a number")),
-        _ => Ok(default),
-    }
-}
-
-fn pipework_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("PIPEWORK_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let target = if target.is_relative() {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(target)
-    } else {
-        target
-    };
-    target.join("release").join("pipework")
-}
 
 /// Docker row preconditions; Err(reason) means "skip the row".
 fn docker_ready() -> Result<(String, String), String> {

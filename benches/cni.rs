@@ -58,25 +58,24 @@
 //! PIPEWORK_BENCH_CNI_REF_DIR (the reference plugins, default /usr/lib/cni),
 //! PIPEWORK_BENCH_ONLY (when set, this bench runs only for "cni").
 
+#[path = "support/mod.rs"]
+mod support;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use support::*;
 
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use pipework::netlink::{msg, Netlink};
 use serde_json::{json, Value};
-
-type R<T> = Result<T, String>;
 
 const BRIDGE: &str = "cni-bench";
 const NET_NAME: &str = "pwbench";
@@ -93,37 +92,7 @@ const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
 const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // ---------------------------------------------------------------------------------------------
-// Interruption: SIGINT/SIGTERM set a flag; loops check it and unwind through the Drop guards.
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-fn check_stop() -> R<()> {
-    if STOP.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
-
-fn os_err(what: &str) -> String {
-    format!("{what}: {}", io::Error::last_os_error())
-}
+// Small helpers.
 
 fn cstr(p: &Path) -> R<CString> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("NUL in {}", p.display()))
@@ -228,30 +197,6 @@ fn sweep_stale_worlds() {
 // ---------------------------------------------------------------------------------------------
 // Namespaces.
 
-/// A private, unnamed network namespace held only by this file descriptor: closing it lets
-/// the kernel destroy the namespace and every link in it.
-struct HostNs {
-    fd: File,
-}
-
-impl HostNs {
-    fn new() -> R<Self> {
-        let fd = std::thread::spawn(|| -> R<File> {
-            // Only this short-lived thread moves; the main thread stays where it was.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(os_err("unshare(CLONE_NEWNET)"));
-            }
-            File::open("/proc/thread-self/ns/net").map_err(|e| format!("open own netns: {e}"))
-        })
-        .join()
-        .map_err(|_| "netns thread panicked".to_string())??;
-        Ok(HostNs { fd })
-    }
-    fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 /// A guest: a network namespace bind-mounted on a file (as `ip netns add` does), no process.
 struct Guest {
     path: PathBuf,
@@ -335,21 +280,6 @@ fn netlink_in(ns: RawFd) -> R<Netlink> {
     })
 }
 
-/// A command whose child process joins the network namespace `ns` before exec.
-fn cmd_in(ns: RawFd, prog: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new(prog);
-    unsafe {
-        c.pre_exec(move || {
-            if libc::setns(ns, libc::CLONE_NEWNET) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
-    c
-}
-
 /// Runs an untimed helper in `ns`; its stdout, or an error with its stderr.
 fn run_in(ns: RawFd, prog: &str, args: &[&str]) -> R<String> {
     let out = cmd_in(ns, prog)
@@ -423,10 +353,6 @@ struct Running {
     /// Still open: stdout, stderr.
     open: [bool; 2],
     t_end: Option<Instant>,
-}
-
-fn tv_ms(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3
 }
 
 /// Spawns every job at once, feeds its stdin, collects its output, reaps it. A child still
@@ -759,60 +685,6 @@ fn check_add_result(
 
 // ---------------------------------------------------------------------------------------------
 // State checks (untimed, after each phase).
-
-struct IfInfo {
-    name: String,
-    up: bool,
-    v4: Vec<(Ipv4Addr, u32)>,
-}
-
-/// The calling thread's netns' links and IPv4 addresses (getifaddrs dumps over a netlink
-/// socket of that netns).
-fn list_ifaces() -> R<Vec<IfInfo>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(os_err("getifaddrs"));
-    }
-    let mut out: Vec<IfInfo> = Vec::new();
-    let mut p = head;
-    while !p.is_null() {
-        let ifa = unsafe { &*p };
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
-        let idx = match out.iter().position(|i| i.name == name) {
-            Some(i) => i,
-            None => {
-                out.push(IfInfo {
-                    name,
-                    up: false,
-                    v4: Vec::new(),
-                });
-                out.len() - 1
-            }
-        };
-        out[idx].up |= ifa.ifa_flags & libc::IFF_UP as u32 != 0;
-        if !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
-            let a = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            let m = if ifa.ifa_netmask.is_null() {
-                0
-            } else {
-                unsafe {
-                    (*(ifa.ifa_netmask as *const libc::sockaddr_in))
-                        .sin_addr
-                        .s_addr
-                }
-            };
-            out[idx].v4.push((
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u32::from_be(m).count_ones(),
-            ));
-        }
-        p = ifa.ifa_next;
-    }
-    unsafe { libc::freeifaddrs(head) };
-    Ok(out)
-}
 
 fn ifaces_of(ns: RawFd) -> R<Vec<IfInfo>> {
     in_ns(ns, list_ifaces)
@@ -1667,32 +1539,6 @@ fn print_burst(rows: &[Burst], b: usize, rounds: usize) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-fn env_usize(name: &str, default: usize) -> R<usize> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a number")),
-        _ => Ok(default),
-    }
-}
-
-fn pipework_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("PIPEWORK_BIN") {
-        return PathBuf::from(p);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
-    let target = if target.is_relative() {
-        manifest.join(target)
-    } else {
-        target
-    };
-    target.join("release").join("pipework")
-}
 
 fn run() -> R<()> {
     if unsafe { libc::geteuid() } != 0 {

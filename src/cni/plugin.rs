@@ -39,46 +39,45 @@ pub struct Outcome {
     pub code: i32,
 }
 
-/// Runs one plugin invocation: `get` reads the environment, `stdin` the configuration.
-pub fn main(get: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Outcome {
-    match run(get, stdin) {
-        Ok(Some(v)) => Outcome {
-            stdout: v.to_string(),
-            code: 0,
-        },
-        Ok(None) => Outcome {
-            stdout: String::new(),
-            code: 0,
-        },
-        Err(e) => Outcome {
-            stdout: e.to_json(),
-            code: 1,
-        },
+impl Outcome {
+    /// A plugin's answer: the result (or nothing) and status 0, else the error object and 1.
+    pub fn answer(r: Result<Option<serde_json::Value>, String>) -> Outcome {
+        match r {
+            Ok(v) => Outcome {
+                stdout: v.map(|v| v.to_string()).unwrap_or_default(),
+                code: 0,
+            },
+            Err(error) => Outcome {
+                stdout: error,
+                code: 1,
+            },
+        }
     }
 }
 
-fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>, CniError> {
+/// At most `max` bytes of input (a runtime's is a few KiB); `Ok(None)` when there is more.
+pub fn read_at_most(r: &mut dyn Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
-    stdin
-        .take(MAX_STDIN as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| {
-            CniError::new(
-                version::CURRENT,
-                Code::Io,
-                "cannot read the configuration",
-                e.to_string(),
+    r.take(max as u64 + 1).read_to_end(&mut buf)?;
+    Ok((buf.len() <= max).then_some(buf))
+}
+
+/// Runs one plugin invocation: `get` reads the environment, `stdin` the configuration.
+pub fn main(get: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Outcome {
+    Outcome::answer(run(get, stdin).map_err(|e| e.to_json()))
+}
+
+fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>, CniError> {
+    let fail = |code, msg: &str, why: String| CniError::new(version::CURRENT, code, msg, why);
+    read_at_most(stdin, MAX_STDIN)
+        .map_err(|e| fail(Code::Io, "cannot read the configuration", e.to_string()))?
+        .ok_or_else(|| {
+            fail(
+                Code::Decode,
+                "the network configuration is too big",
+                format!("more than {MAX_STDIN} bytes on stdin"),
             )
-        })?;
-    if buf.len() > MAX_STDIN {
-        return Err(CniError::new(
-            version::CURRENT,
-            Code::Decode,
-            "the network configuration is too big",
-            format!("more than {MAX_STDIN} bytes on stdin"),
-        ));
-    }
-    Ok(buf)
+        })
 }
 
 /// Everything one command needs, checked before anything changes.

@@ -39,35 +39,18 @@ pub fn invoked_as_plugin(argv0: Option<&OsStr>) -> bool {
 
 /// Runs one invocation: `args` are the arguments after argv[0], `stdin` the JSON input.
 pub fn main(args: &[String], stdin: &mut dyn Read) -> Outcome {
-    match run(args, stdin) {
-        Ok(Some(v)) => Outcome {
-            stdout: v.to_string(),
-            code: 0,
-        },
-        Ok(None) => Outcome {
-            stdout: String::new(),
-            code: 0,
-        },
-        Err(msg) => Outcome {
-            stdout: proto::error_json(&format!("pipework: {msg}")),
-            code: 1,
-        },
-    }
+    Outcome::answer(run(args, stdin).map_err(|msg| proto::error_json(&format!("pipework: {msg}"))))
 }
 
 fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    stdin
-        .take(proto::MAX_STDIN as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read stdin: {e}"))?;
-    if buf.len() > proto::MAX_STDIN {
-        return Err(format!(
-            "the input is too big: more than {} bytes on stdin",
-            proto::MAX_STDIN
-        ));
-    }
-    Ok(buf)
+    crate::cni::plugin::read_at_most(stdin, proto::MAX_STDIN)
+        .map_err(|e| format!("cannot read stdin: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "the input is too big: more than {} bytes on stdin",
+                proto::MAX_STDIN
+            )
+        })
 }
 
 fn run(args: &[String], stdin: &mut dyn Read) -> Result<Option<serde_json::Value>, String> {

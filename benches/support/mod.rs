@@ -1,0 +1,170 @@
+//! What the benchmarks share: interruption (a signal sets a flag the loops check, so they
+//! unwind through their Drop guards), commands entered into a namespace, and the knobs.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub type R<T> = Result<T, String>;
+
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+pub extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+pub fn check_stop() -> R<()> {
+    if STOP.load(Ordering::SeqCst) {
+        Err("interrupted".into())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn os_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// A command whose child process joins the network namespace `ns` before exec.
+pub fn cmd_in(ns: RawFd, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(prog);
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setns(ns, libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    c
+}
+
+pub fn tv_ms(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3
+}
+
+pub fn env_usize(name: &str, default: usize) -> R<usize> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a number")),
+        _ => Ok(default),
+    }
+}
+
+pub fn pipework_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PIPEWORK_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let target = if target.is_relative() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(target)
+    } else {
+        target
+    };
+    target.join("release").join("pipework")
+}
+
+/// A link of the calling thread's namespace: up or not, its IPv4 addresses and prefixes.
+pub struct IfInfo {
+    pub name: String,
+    pub up: bool,
+    pub v4: Vec<(Ipv4Addr, u32)>,
+}
+
+/// The calling thread's netns' links and IPv4 addresses (getifaddrs dumps over a netlink
+/// socket of that netns).
+pub fn list_ifaces() -> R<Vec<IfInfo>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(os_err("getifaddrs"));
+    }
+    let mut out: Vec<IfInfo> = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        let ifa = unsafe { &*p };
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        let idx = match out.iter().position(|i| i.name == name) {
+            Some(i) => i,
+            None => {
+                out.push(IfInfo {
+                    name,
+                    up: false,
+                    v4: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        out[idx].up |= ifa.ifa_flags & libc::IFF_UP as u32 != 0;
+        if !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
+            let a = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            let m = if ifa.ifa_netmask.is_null() {
+                0
+            } else {
+                unsafe {
+                    (*(ifa.ifa_netmask as *const libc::sockaddr_in))
+                        .sin_addr
+                        .s_addr
+                }
+            };
+            out[idx].v4.push((
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u32::from_be(m).count_ones(),
+            ));
+        }
+        p = ifa.ifa_next;
+    }
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// A private, unnamed network namespace held only by this file descriptor: dropping it (once
+/// no child process is inside any more) lets the kernel destroy the namespace and every link
+/// in it in one batch.
+pub struct HostNs {
+    pub fd: File,
+}
+
+impl HostNs {
+    pub fn new() -> R<Self> {
+        let fd = std::thread::spawn(|| -> R<File> {
+            // Only this short-lived thread moves; the main thread stays where it was.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(os_err("unshare(CLONE_NEWNET)"));
+            }
+            File::open("/proc/thread-self/ns/net").map_err(|e| format!("open own netns: {e}"))
+        })
+        .join()
+        .map_err(|_| "netns thread panicked".to_string())??;
+        Ok(HostNs { fd })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
