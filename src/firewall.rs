@@ -127,10 +127,6 @@ fn failed(what: &str, program: &str, args: &[&str], why: String) -> Error {
     ))
 }
 
-fn must(what: &str, program: &str, args: &[&str]) -> Result<(), Error> {
-    run(program, args, None)?.map_err(|why| failed(what, program, args, why))
-}
-
 fn nft(what: &str, script: &str) -> Result<(), Error> {
     run("nft", &["-f", "-"], Some(script))?
         .map_err(|why| Error::Engine(format!("cannot {what}: nft: {why}")))
@@ -169,68 +165,61 @@ pub fn masq_script(m: &MasqRules) -> String {
     s
 }
 
-/// The iptables calls that create the masquerade chain, one argv each.
-pub fn masq_argv(m: &MasqRules) -> Vec<(&'static str, Vec<String>)> {
+/// The iptables-restore transactions (one per family present) that create the masquerade
+/// chain and the jump to it: one process and one atomic commit per family instead of a call
+/// per rule. `--noflush` leaves every other rule alone; `:CHAIN` creates the chain (or empties
+/// one a crash left).
+pub fn masq_restore(m: &MasqRules) -> Vec<(&'static str, String)> {
+    per_family(m, |src, out| {
+        out.push_str(&format!(
+            "-A {n} -d {net} -j ACCEPT -m comment --comment \"{c}\"\n\
+             -A {n} ! -d {mc} -j MASQUERADE -m comment --comment \"{c}\"\n\
+             -A POSTROUTING -s {ip} -j {n} -m comment --comment \"{c}\"\n",
+            n = m.name,
+            net = src.trunc(),
+            mc = multicast_of(&src.addr()),
+            ip = src.addr(),
+            c = m.comment,
+        ))
+    })
+}
+
+/// The transactions that take the jumps and the chain out again.
+pub fn unmasq_restore(m: &MasqRules) -> Vec<(&'static str, String)> {
+    let mut v = per_family(m, |src, out| {
+        out.push_str(&format!(
+            "-D POSTROUTING -s {ip} -j {n} -m comment --comment \"{c}\"\n",
+            ip = src.addr(),
+            n = m.name,
+            c = m.comment,
+        ))
+    });
+    for (_, text) in &mut v {
+        *text = text.replace(&format!(":{} - [0:0]\n", m.name), "");
+        let commit = text.rfind("COMMIT").unwrap_or(text.len());
+        text.insert_str(commit, &format!(":{n} - [0:0]\n-X {n}\n", n = m.name));
+    }
+    v
+}
+
+/// `*nat`, the chain, `rules` of each source of the family, `COMMIT`: one text per family.
+fn per_family(m: &MasqRules, rules: impl Fn(&IpNet, &mut String)) -> Vec<(&'static str, String)> {
     let mut v = Vec::new();
-    for src in &m.sources {
-        let tool = tool_of(src);
-        let base = |rest: &[&str]| -> Vec<String> {
-            ["-w", "-t", "nat"]
-                .iter()
-                .chain(rest)
-                .map(|s| s.to_string())
-                .collect()
-        };
-        let net = src.trunc().to_string();
-        let ip = src.addr().to_string();
-        let c = m.comment.as_str();
-        v.push((tool, base(&["-N", &m.name])));
-        v.push((
-            tool,
-            base(&[
-                "-A",
-                &m.name,
-                "-d",
-                &net,
-                "-j",
-                "ACCEPT",
-                "-m",
-                "comment",
-                "--comment",
-                c,
-            ]),
-        ));
-        v.push((
-            tool,
-            base(&[
-                "-A",
-                &m.name,
-                "!",
-                "-d",
-                multicast_of(&src.addr()),
-                "-j",
-                "MASQUERADE",
-                "-m",
-                "comment",
-                "--comment",
-                c,
-            ]),
-        ));
-        v.push((
-            tool,
-            base(&[
-                "-A",
-                "POSTROUTING",
-                "-s",
-                &ip,
-                "-j",
-                &m.name,
-                "-m",
-                "comment",
-                "--comment",
-                c,
-            ]),
-        ));
+    for (tool, v4) in [("iptables-restore", true), ("ip6tables-restore", false)] {
+        let mine: Vec<&IpNet> = m
+            .sources
+            .iter()
+            .filter(|s| s.addr().is_ipv4() == v4)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut t = format!("*nat\n:{} - [0:0]\n", m.name);
+        for src in mine {
+            rules(src, &mut t);
+        }
+        t.push_str("COMMIT\n");
+        v.push((tool, t));
     }
     v
 }
@@ -240,21 +229,10 @@ pub fn masquerade(m: &MasqRules) -> Result<(), Error> {
     match m.backend {
         FirewallBackend::Nftables => nft("set up masquerading", &masq_script(m)),
         FirewallBackend::Iptables => {
-            for (tool, args) in masq_argv(m) {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                match run(tool, &args, None)? {
-                    Ok(()) => {}
-                    // A chain left by a crash between its creation and the journal's
-                    // completion: emptied and reused.
-                    Err(why) if args.contains(&"-N") && why.contains("exists") => {
-                        must(
-                            "set up masquerading",
-                            tool,
-                            &["-w", "-t", "nat", "-F", &m.name],
-                        )?;
-                    }
-                    Err(why) => return Err(failed("set up masquerading", tool, &args, why)),
-                }
+            for (tool, text) in masq_restore(m) {
+                run(tool, &["-w", "--noflush"], Some(&text))?.map_err(|why| {
+                    Error::Engine(format!("cannot set up masquerading: {tool}: {why}"))
+                })?;
             }
             Ok(())
         }
@@ -266,6 +244,15 @@ pub fn unmasquerade(m: &MasqRules) -> Result<bool, Error> {
     match m.backend {
         FirewallBackend::Nftables => delete_table("inet", &m.name),
         FirewallBackend::Iptables => {
+            // One transaction per family when all of it is there (the usual case)...
+            let mut all = true;
+            for (tool, text) in unmasq_restore(m) {
+                all &= run(tool, &["-w", "--noflush"], Some(&text))?.is_ok();
+            }
+            if all {
+                return Ok(true);
+            }
+            // ...else rule by rule, whatever is left (a crash between the changes).
             let mut any = false;
             for src in &m.sources {
                 let ip = src.addr().to_string();
@@ -395,14 +382,28 @@ mod tests {
             backend: FirewallBackend::Iptables,
             ..m
         };
-        let v = masq_argv(&m);
-        assert_eq!(v.len(), 8);
-        assert_eq!(v[0].0, "iptables");
-        assert_eq!(v[4].0, "ip6tables");
-        assert_eq!(
-            v[3].1[3..9],
-            ["-A", "POSTROUTING", "-s", "10.1.2.5", "-j", m.name.as_str()]
+        let v = masq_restore(&m);
+        assert_eq!(v.len(), 2, "one transaction per family");
+        assert_eq!(v[0].0, "iptables-restore");
+        assert_eq!(v[1].0, "ip6tables-restore");
+        let n = &m.name;
+        let t = &v[0].1;
+        assert!(t.starts_with(&format!("*nat\n:{n} - [0:0]\n")), "{t}");
+        let jump =
+            format!("-A POSTROUTING -s 10.1.2.5 -j {n} -m comment --comment \"name: net1 id: c1\"");
+        assert!(t.contains(&jump), "{t}");
+        assert!(t.contains("-d 10.1.2.0/24 -j ACCEPT"), "{t}");
+        assert!(t.ends_with("COMMIT\n"), "{t}");
+        let u = &unmasq_restore(&m)[0].1;
+        assert!(
+            u.contains(&format!("-D POSTROUTING -s 10.1.2.5 -j {n}")),
+            "{u}"
         );
+        assert!(
+            u.ends_with(&format!(":{n} - [0:0]\n-X {n}\nCOMMIT\n")),
+            "{u}"
+        );
+        assert!(!u.contains("-A "), "{u}");
     }
 
     #[test]

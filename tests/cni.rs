@@ -489,6 +489,31 @@ fn ip_masq_rules_come_and_go_with_the_attachment_iptables() {
     let rules = nat_rules(&w.host);
     assert!(!rules.contains("PWM-"), "{rules}");
     w.assert_clean("after DEL");
+    // Half of it already gone (someone removed the jump): DEL removes the rest.
+    let g2 = Netns::new("cnig");
+    ok(&w.cmd("ADD", "c2", Some(&g2), "eth0", &conf));
+    let jump = nat_rules(&w.host)
+        .lines()
+        .find(|l| l.starts_with("-A POSTROUTING") && l.contains("PWM-"))
+        .expect("the jump")
+        .replacen("-A ", "-D ", 1);
+    let mut del = cmd_in(&w.host, "iptables");
+    del.args(["-w", "-t", "nat"]);
+    // The rule as iptables -S prints it: its comment is quoted.
+    let (head, comment) = jump.split_once(" -m comment --comment ").unwrap();
+    del.args(head.split_whitespace()).args([
+        "-m",
+        "comment",
+        "--comment",
+        comment.split('"').nth(1).unwrap(),
+    ]);
+    let rest = comment.split('"').nth(2).unwrap_or_default().to_string();
+    del.args(rest.split_whitespace());
+    assert!(del.status().unwrap().success(), "iptables {jump}");
+    ok(&w.cmd("DEL", "c2", None, "eth0", &conf));
+    let rules = nat_rules(&w.host);
+    assert!(!rules.contains("PWM-"), "{rules}");
+    w.assert_clean("after the second DEL");
 }
 
 fn nft_ruleset(host: &Netns) -> String {
