@@ -110,6 +110,10 @@ pub struct Header {
     /// The attach's `--json` report, once complete.
     #[serde(default)]
     pub attachment: Option<serde_json::Value>,
+    /// The runtime's names for it (CNI), from the start: a GC finds an attach that died
+    /// half-way by them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::request::Owner>,
 }
 
 /// The parts of the attach report `ls` shows (the report has more).
@@ -528,8 +532,12 @@ pub fn owner_index(owner: &crate::request::Owner, ifname: &str) -> PathBuf {
         .join(format!("{}@{}@{ifname}", owner.network, owner.container_id))
 }
 
-/// The owner a record's completion line names, if any.
+/// The owner a record names: in its header, or (records written before the header had it)
+/// in its completion line.
 pub fn owner_of(r: &Record) -> Option<crate::request::Owner> {
+    if let Some(o) = &r.header.owner {
+        return Some(o.clone());
+    }
     let v = r.header.attachment.as_ref()?.get("owner")?;
     serde_json::from_value(v.clone()).ok()
 }
@@ -628,6 +636,7 @@ mod tests {
             writer: 7,
             identity: None,
             attachment: None,
+            owner: None,
         }
     }
 

@@ -1179,3 +1179,31 @@ fn reference_dhcp_ipam_gets_the_interface_before_it_is_asked() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+/// An ADD killed half-way (test builds: PIPEWORK_TEST_KILL_AFTER_MSG) leaves an incomplete
+/// record that already names its owner: the runtime's GC, not listing that container, rolls
+/// it back and releases its address.
+#[test]
+fn gc_rolls_back_an_add_that_died_half_way() {
+    let Some(w) = world("cni_gc_crash") else {
+        return;
+    };
+    let g = Netns::new("cnig");
+    let conf = w.conf("1.1.0", "10.251.0.0/24", json!({}));
+    // The 2nd kernel change of the ADD: the bridge and the veth exist, nothing more.
+    let r = w.cmd_env(
+        "ADD",
+        "k1",
+        Some(&g),
+        "eth0",
+        &conf,
+        &[("PIPEWORK_TEST_KILL_AFTER_MSG", "2")],
+    );
+    assert_ne!(r.code, 0, "killed: {}", r.show());
+    assert_eq!(w.records().len(), 1, "the journal of the dead ADD is there");
+    assert!(!w.veths().is_empty(), "it got as far as the veth");
+    assert_eq!(w.reservations().len(), 1, "IPAM gave it an address");
+    ok(&w.run(&[("CNI_COMMAND", "GC")], &conf));
+    assert!(link(&g, "eth0").is_none());
+    w.assert_clean("after GC");
+}

@@ -702,6 +702,8 @@ fn gc(c: &Call) -> Result<(), CniError> {
         .records
         .into_iter()
         .filter(|r| crate::store::owner_of(r).is_some_and(|o| o.network == *name))
+        // An ADD still running holds its record: not for GC to take from under it.
+        .filter(|r| r.complete() || !crate::store::being_written(r))
         .filter(|r| {
             let id = r.header.guest.id.clone().unwrap_or_default();
             !valid.contains(&(id, r.header.ifname.clone()))

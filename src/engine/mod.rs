@@ -175,7 +175,9 @@ impl Session {
             return Ok(AttachReport::new(&guest, &plan, None));
         }
         let path = store::path_for(guest.netns.inode, &plan.guest_ifname);
-        let mut record = RecordFile::create(&path, header_of(&self.home, &guest, &plan))?;
+        let mut header = header_of(&self.home, &guest, &plan);
+        header.owner = req.owner.clone();
+        let mut record = RecordFile::create(&path, header)?;
         // The record's completion is apply's last step (`record`): a failure there rolls the
         // whole attach back like any other.
         let mut report = None;
@@ -345,6 +347,7 @@ fn header_of(home: &NetNs, guest: &Guest, plan: &Plan) -> Header {
         writer: 0,
         identity: None,
         attachment: None,
+        owner: None,
     }
 }
 

@@ -508,6 +508,7 @@ mod tests {
                 writer: 0,
                 identity: None,
                 attachment: None,
+                owner: None,
             },
             undo: Vec::new(),
         }

@@ -332,6 +332,7 @@ fn other_record_on_vlan(r: &Rig) -> PathBuf {
         writer: 0,
         identity: None,
         attachment: None,
+        owner: None,
     };
     h.attachment = Some(serde_json::json!({ "vlan": 10, "addresses": [] }));
     let path = store::dir().join(format!("{}-eth9.json", r.guest.netns.inode));
