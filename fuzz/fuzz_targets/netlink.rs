@@ -76,12 +76,15 @@ fn route(r: &netlink_packet_route::route::RouteMessage) {
     let _ = msg::is_main_default(r);
     let _ = msg::del_route(r);
     let _ = msg::readd_route(r);
-    // What the journal stores must read back as the same route (an undo re-adds it).
-    let bytes = msg::route_to_bytes(r);
+    // What the journal stores must read back as the same route (an undo re-adds it); a route
+    // pipework could not write back is refused, never encoded.
+    let Some(bytes) = msg::route_to_bytes(r) else {
+        return;
+    };
     let back = msg::route_from_bytes(&bytes).expect("a route's own bytes parse");
     assert_eq!(
         msg::route_to_bytes(&back),
-        bytes,
+        Some(bytes),
         "route bytes are not a fixed point"
     );
 }

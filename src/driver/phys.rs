@@ -276,7 +276,8 @@ fn host_routes(nl: &mut dyn Rtnl, index: u32) -> Result<Vec<RouteBytes>, Error> 
                     && r.header.protocol != RouteProtocol::Kernel
                     && msg::route_table(&r) == 254
                 {
-                    out.push(RouteBytes(msg::route_to_bytes(&r)));
+                    // One pipework cannot write back (a tunnel encap) is not kept.
+                    out.extend(msg::route_to_bytes(&r).map(RouteBytes));
                 }
             }
         }

@@ -71,8 +71,15 @@ pub fn apply(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
                 })?;
         }
         Op::DeleteRoute { route, text } => {
+            // Deleted only if it can be put back.
+            let bytes = msg::route_to_bytes(route).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the guest's route {text} uses a lightweight tunnel or MPLS attributes that \
+                     pipework cannot restore; remove it first, or attach without a gateway"
+                ))
+            })?;
             env.journal.will(UndoEntry::ReAddRoute {
-                route: RouteBytes(msg::route_to_bytes(route)),
+                route: RouteBytes(bytes),
                 text: text.clone(),
             })?;
             match env.guest.request(msg::del_route(route), 0) {
@@ -111,8 +118,10 @@ pub fn apply(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
             if let RouteNetlinkMessage::NewRoute(r) = &route {
                 // Taken out first on undo, so the original default can be restored in its
                 // place (the veth's deletion would take it too, but later).
+                let bytes = msg::route_to_bytes(r)
+                    .ok_or_else(|| Error::Internal("a default route of pipework's own".into()))?;
                 env.journal.will(UndoEntry::DeleteRoute {
-                    route: RouteBytes(msg::route_to_bytes(r)),
+                    route: RouteBytes(bytes),
                     text: format!("default via {gateway} dev {ifname}"),
                 })?;
             }
