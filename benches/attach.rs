@@ -201,30 +201,6 @@ fn reap_timed(child: Child, t0: Instant, stderr: String) -> R<Run> {
     })
 }
 
-/// Run an untimed helper command in `ns`; error with its stderr if it fails.
-fn run_in(ns: RawFd, prog: &str, args: &[&str]) -> R<String> {
-    let mut cmd = cmd_in(ns, prog);
-    cmd.args(args);
-    output_of(cmd, prog, args)
-}
-
-/// Runs `cmd` (already given `args`) to completion; its stdout, or an error with its stderr.
-fn output_of(mut cmd: Command, prog: &str, args: &[&str]) -> R<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("spawn {prog}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{prog} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// One guest: a process (or container) with its own netns, plus an fd on that netns.
 struct Guest {
     /// What to pass to pipework as <guest> for the pid row / ns path row.
@@ -3585,15 +3561,5 @@ fn run() -> R<()> {
 }
 
 fn main() {
-    install_signal_handlers();
-    let t0 = Instant::now();
-    let code = match run() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("attach bench: error: {e}");
-            1
-        }
-    };
-    println!("total bench time {:.1} s", t0.elapsed().as_secs_f64());
-    std::process::exit(code);
+    bench_main("attach", run);
 }

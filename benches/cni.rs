@@ -280,24 +280,6 @@ fn netlink_in(ns: RawFd) -> R<Netlink> {
     })
 }
 
-/// Runs an untimed helper in `ns`; its stdout, or an error with its stderr.
-fn run_in(ns: RawFd, prog: &str, args: &[&str]) -> R<String> {
-    let out = cmd_in(ns, prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("spawn {prog}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{prog} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Processes: spawned (one or many at once), their stdout and stderr read through poll, reaped
 // with wait4 for their own rusage.
@@ -1733,15 +1715,5 @@ fn run() -> R<()> {
 }
 
 fn main() {
-    install_signal_handlers();
-    let t0 = Instant::now();
-    let code = match run() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("cni bench: error: {e}");
-            1
-        }
-    };
-    println!("total bench time {:.1} s", t0.elapsed().as_secs_f64());
-    std::process::exit(code);
+    bench_main("cni", run);
 }

@@ -471,24 +471,11 @@ fn podman_failed_add(plugin: Plugin, subnet: u8) {
     let hend_a = host_end_of(&pm.host, &a, "eth0");
 
     let name = unique("c");
-    let out = pm.output(&[
-        "run",
-        "-d",
-        "--name",
+    let out = pm.output(&pm.run_args(
         &name,
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "--network",
-        &net.name,
-        "--ip",
-        &addr_a,
-        "--rootfs",
-        pm.rootfs.to_str().unwrap(),
-        "/bin/sleep",
-        "300",
-    ]);
+        &["--network", &net.name, "--ip", &addr_a],
+        &["/bin/sleep", "300"],
+    ));
     let said = format!(
         "podman run --ip {addr_a} ({}):\n{}{}",
         out.status,

@@ -18,7 +18,7 @@ use common::*;
 
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -76,20 +76,7 @@ impl Plugin {
 
     /// Every record file under the runtime directory.
     fn records(&self) -> Vec<PathBuf> {
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(rd) = std::fs::read_dir(d) else { return };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "json") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut v = vec![];
-        walk(&self.rt.dir, &mut v);
-        v
+        files_below(&self.rt.dir, Some("json"))
     }
 }
 

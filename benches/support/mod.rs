@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub type R<T> = Result<T, String>;
@@ -167,4 +167,43 @@ impl HostNs {
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// Run an untimed helper command in `ns`; error with its stderr if it fails.
+pub fn run_in(ns: RawFd, prog: &str, args: &[&str]) -> R<String> {
+    let mut cmd = cmd_in(ns, prog);
+    cmd.args(args);
+    output_of(cmd, prog, args)
+}
+
+/// Runs `cmd` (already given `args`) to completion; its stdout, or an error with its stderr.
+pub fn output_of(mut cmd: Command, prog: &str, args: &[&str]) -> R<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("spawn {prog}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{prog} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A benchmark's `main`: signals handled, `run` timed, its error printed, the exit status.
+pub fn bench_main(name: &str, run: fn() -> R<()>) -> ! {
+    install_signal_handlers();
+    let t0 = std::time::Instant::now();
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{name} bench: error: {e}");
+            1
+        }
+    };
+    println!("total bench time {:.1} s", t0.elapsed().as_secs_f64());
+    std::process::exit(code);
 }

@@ -450,21 +450,7 @@ impl Drop for RuntimeHost {
 
 /// Files under `dir/attachments/` (pipework's records), recursively.
 pub fn records_in(runtime_dir: &Path) -> Vec<PathBuf> {
-    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    let mut v = vec![];
-    walk(&runtime_dir.join("attachments"), &mut v);
-    v.sort();
-    v
+    files_below(&runtime_dir.join("attachments"), None)
 }
 
 /// Firewall rules in `ns` (iptables-save and nft, as installed) whose line names any of
@@ -726,23 +712,32 @@ network_config_dir = "{n}"
     /// needs added): the container, running.
     pub fn run(&self, options: &[&str], cmd: &[&str]) -> PodmanCtr {
         let name = unique("c");
-        let rootfs = self.rootfs.to_str().unwrap();
+        let id = self.ok(&self.run_args(&name, options, cmd));
+        let pid = self.pid(&name);
+        PodmanCtr { name, id, pid }
+    }
+
+    /// `podman run`'s arguments for container `name` (for a run expected to fail, too).
+    pub fn run_args<'a>(
+        &'a self,
+        name: &'a str,
+        options: &[&'a str],
+        cmd: &[&'a str],
+    ) -> Vec<&'a str> {
         let mut args = vec![
             "run",
             "-d",
             "--name",
-            &name,
+            name,
             "--ulimit",
             "nofile=1024:1024",
             "--ulimit",
             "nproc=1024:1024",
         ];
         args.extend_from_slice(options);
-        args.extend_from_slice(&["--rootfs", rootfs]);
+        args.extend_from_slice(&["--rootfs", self.rootfs.to_str().unwrap()]);
         args.extend_from_slice(cmd);
-        let id = self.ok(&args);
-        let pid = self.pid(&name);
-        PodmanCtr { name, id, pid }
+        args
     }
 
     /// The PID of a running container.
@@ -833,25 +828,10 @@ impl CniContainerd {
         host.bind_over(&plugins, "/opt/cni/bin");
         host.bind_over(&plugins, REFERENCE_DIR);
         let d = dir.to_str().unwrap();
-        std::fs::write(
-            dir.join("config.toml"),
-            format!(
-                r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{d}/containerd.sock"
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-[debug]
-  address = "{d}/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-"#
-            ),
-        )
-        .unwrap();
+        write_containerd_config(
+            &dir,
+            &format!("[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"),
+        );
         let ns = unique("ns");
         // The cgroup parents ctr's tasks get (`/NAMESPACE/ID` in every hierarchy): the
         // machine's own cgroup tree, bound into the host.

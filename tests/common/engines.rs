@@ -455,24 +455,7 @@ pub struct Containerd {
 impl Containerd {
     pub fn start() -> Containerd {
         let dir = TempDir::new("ctrd");
-        let d = dir.str().to_string();
-        std::fs::write(
-            dir.join("config.toml"),
-            format!(
-                r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{d}/containerd.sock"
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-[debug]
-  address = "{d}/debug.sock"
-"#
-            ),
-        )
-        .unwrap();
+        write_containerd_config(Path::new(dir.str()), "");
         busybox_rootfs(&dir.join("rootfs"));
         let mut cmd = Command::new("containerd");
         cmd.arg("--config")

@@ -2136,21 +2136,7 @@ impl RuntimeDir {
 
     /// Every `*.pid` file below the directory.
     pub fn pidfiles(&self) -> Vec<PathBuf> {
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(rd) = std::fs::read_dir(d) else { return };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "pid") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut v = vec![];
-        walk(&self.dir, &mut v);
-        v.sort();
-        v
+        files_below(&self.dir, Some("pid"))
     }
 
     /// Live processes of this test's pipework runs: those naming the directory, plus live
@@ -3036,4 +3022,43 @@ pub fn busybox_rootfs(dir: &Path) {
             let _ = std::os::unix::fs::symlink("busybox", bin.join(a));
         }
     }
+}
+
+/// A private containerd's config.toml in `dir` (root, state and sockets under it, no CRI),
+/// then `extra` TOML.
+pub fn write_containerd_config(dir: &Path, extra: &str) {
+    let d = dir.display();
+    let text = format!(
+        r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[debug]
+  address = "{d}/debug.sock"
+"#
+    );
+    std::fs::write(dir.join("config.toml"), text + extra).unwrap();
+}
+
+/// Every file below `dir` (with extension `ext`, when given), sorted.
+pub fn files_below(dir: &Path, ext: Option<&str>) -> Vec<PathBuf> {
+    fn walk(d: &Path, ext: Option<&str>, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, ext, out);
+            } else if ext.is_none_or(|x| p.extension().is_some_and(|y| y == x)) {
+                out.push(p);
+            }
+        }
+    }
+    let mut v = vec![];
+    walk(dir, ext, &mut v);
+    v.sort();
+    v
 }
