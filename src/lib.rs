@@ -37,5 +37,6 @@ pub mod report;
 pub mod request;
 pub mod store;
 pub mod testhook;
+pub mod topology;
 pub mod wait;
 pub mod watch;
