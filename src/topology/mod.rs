@@ -4,3 +4,4 @@
 //! model, parse and checks (`file`).
 
 pub mod file;
+pub mod graph;
