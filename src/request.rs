@@ -542,10 +542,24 @@ pub enum Command {
     Check(Target),
     /// `pipework gc [--dry-run]`.
     Gc,
-    /// `pipework watch [--rules FILE]`.
+    /// `pipework watch [--rules FILE] [--lab FILE]`.
     Watch {
         rules: Option<std::path::PathBuf>,
+        lab: Option<std::path::PathBuf>,
     },
+    /// `pipework plan FILE`.
+    LabPlan { file: std::path::PathBuf },
+    /// `pipework apply FILE`.
+    LabApply { file: std::path::PathBuf },
+    /// `pipework destroy LAB|FILE`.
+    LabDestroy { target: String },
+    /// `pipework graph FILE --format dot|mermaid|svg`.
+    LabGraph {
+        file: std::path::PathBuf,
+        format: String,
+    },
+    /// `pipework ls --lab LAB|FILE`.
+    LabList { target: String },
 }
 
 #[cfg(test)]

@@ -30,6 +30,40 @@ pub fn valid_name(name: &str) -> bool {
         && !name.contains('\0')
 }
 
+/// The outermost mount namespace we may enter: PID 1's, else that of the highest ancestor
+/// whose namespace can be opened (in a sandbox PID 1 may be out of reach), else our own. An
+/// `ip netns exec` in between (its private mount namespace) is thereby skipped.
+fn machine_mount_ns() -> Result<std::fs::File, Error> {
+    let mut chain = vec![std::process::id()];
+    while let Some(&p) = chain.last() {
+        if p <= 1 || chain.len() > 4096 {
+            break;
+        }
+        match parent_of(p) {
+            Some(pp) if pp > 0 => chain.push(pp),
+            _ => break,
+        }
+    }
+    for pid in chain.iter().rev() {
+        if let Ok(f) = std::fs::File::open(format!("/proc/{pid}/ns/mnt")) {
+            return Ok(f);
+        }
+    }
+    std::fs::File::open("/proc/self/ns/mnt")
+        .map_err(|e| Error::io("cannot open our own mount namespace", e))
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_ppid(&stat)
+}
+
+/// The PPID field of /proc/PID/stat (after the command, which may hold spaces and parens).
+fn parse_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// What a child step failed at (the first word of its report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChildStep {
@@ -62,7 +96,7 @@ impl ChildStep {
 
     fn what(self) -> &'static str {
         match self {
-            ChildStep::EnterMountNs => "enter the machine's mount namespace (/proc/1/ns/mnt)",
+            ChildStep::EnterMountNs => "enter the machine's mount namespace",
             ChildStep::MakeDir => "create /run/netns",
             ChildStep::Share => "make /run/netns a shared mount",
             ChildStep::CreateFile => "create the namespace's file",
@@ -111,8 +145,7 @@ fn run_child(name: &str, create: bool) -> Result<(), Error> {
     let file = cstr(format!("{NETNS_DIR}/{name}"))?;
     let self_net = cstr("/proc/self/ns/net".to_string())?;
     let none = cstr("none".to_string())?;
-    let mnt = std::fs::File::open("/proc/1/ns/mnt")
-        .map_err(|e| Error::io("cannot open the machine's mount namespace /proc/1/ns/mnt", e))?;
+    let mnt = machine_mount_ns()?;
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills the two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -268,6 +301,14 @@ mod tests {
         );
         let e = child_error("r1", 99, libc::EIO);
         assert!(e.to_string().contains("cannot finish"), "{e}");
+    }
+
+    #[test]
+    fn ppid_after_the_command() {
+        assert_eq!(parse_ppid("42 (a b) c) S 17 42 42"), Some(17));
+        assert_eq!(parse_ppid("42 (x) R 1 0"), Some(1));
+        assert_eq!(parse_ppid("garbage"), None);
+        assert_eq!(parse_ppid("1 (x)"), None);
     }
 
     #[test]

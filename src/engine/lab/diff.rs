@@ -66,7 +66,14 @@ pub enum Change {
     BridgeMtu { name: String, from: Option<u32>, to: u32 },
     Attach { i: usize },
     Reattach { i: usize, s: usize, why: String },
-    AttachAddresses { i: usize, s: usize, del: Vec<IpNet>, add: Vec<IpNet> },
+    /// `drops`: the default route through it now, which the kernel drops with the address.
+    AttachAddresses {
+        i: usize,
+        s: usize,
+        del: Vec<IpNet>,
+        add: Vec<IpNet>,
+        drops: Option<IpAddr>,
+    },
     AttachMtu { i: usize, s: usize, from: Option<u32>, to: u32 },
     AttachGateway { i: usize, s: usize, from: Option<IpAddr>, to: Option<IpAddr> },
     AttachUp { i: usize, s: usize },
@@ -355,12 +362,29 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
         if let Some(want_a) = want_addresses(&a.request) {
             let (want_a, have) = (sorted(want_a), sorted(l.addresses.clone()));
             let (del, add) = (minus(&have, &want_a), minus(&want_a, &have));
+            let mut dropped = BTreeSet::new();
             if !del.is_empty() || !add.is_empty() {
-                out.push(Change::AttachAddresses { i, s, del, add });
+                let drops = [false, true]
+                    .into_iter()
+                    .filter_map(|v6| gateway_through(&g.routes, l.index, v6))
+                    .find(|gw| del.iter().any(|d| d.addr().is_ipv6() == gw.is_ipv6()));
+                if let Some(gw) = drops {
+                    dropped.insert(gw.is_ipv6());
+                }
+                out.push(Change::AttachAddresses {
+                    i,
+                    s,
+                    del,
+                    add,
+                    drops,
+                });
             }
             for v6 in [false, true] {
                 let to = want_gateway(&a.request).filter(|g| g.is_ipv6() == v6);
-                let from = gateway_through(&g.routes, l.index, v6);
+                let mut from = gateway_through(&g.routes, l.index, v6);
+                if dropped.contains(&v6) {
+                    from = None; // gone with the old address: added back after the new one
+                }
                 let was = want_gateway(&m.attach.request).filter(|g| g.is_ipv6() == v6);
                 // A gateway nobody asked for, then or now, is not the lab's to remove.
                 if to != from && (to.is_some() || was.is_some()) {

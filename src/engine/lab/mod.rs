@@ -702,8 +702,25 @@ impl Session {
                 }
                 self.lab_attach(*i, run, j)?;
             }
-            Change::AttachAddresses { i, del, add, .. } => {
+            Change::AttachAddresses {
+                i, del, add, drops, ..
+            } => {
                 let a = &want.attach[*i];
+                if let Some(gw) = drops {
+                    // The kernel drops the default route with the address it goes through:
+                    // journalled, so a rollback puts it back after the old address.
+                    let (ns, nl) = guest_nl(self, run, &a.guest)?;
+                    let index = links::link_index(nl, a.ifname(), crate::plan::Side::Guest)?;
+                    let bytes = msg::route_to_bytes(&default_route(*gw, index)).ok_or_else(|| {
+                        Error::Internal("cannot encode a default route".into())
+                    })?;
+                    j.will(LabUndo::Route {
+                        ns,
+                        route: crate::plan::RouteBytes(bytes),
+                        text: format!("default via {gw}"),
+                        added: false,
+                    })?;
+                }
                 self.lab_addresses(run, &a.guest, a.ifname(), del, add, j)?;
             }
             Change::AttachGateway { i, from, to, .. } => {
