@@ -265,10 +265,14 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             ))
         }
         ("plan" | "apply" | "graph", _) => {
-            return Err(syntax(&format!("{first} takes one lab file: pipework {first} FILE")))
+            return Err(syntax(&format!(
+                "{first} takes one lab file: pipework {first} FILE"
+            )))
         }
         ("destroy", _) => {
-            return Err(syntax("destroy takes one lab name or file: pipework destroy LAB|FILE"))
+            return Err(syntax(
+                "destroy takes one lab name or file: pipework destroy LAB|FILE",
+            ))
         }
         ("check", rest) if rest.len() <= 1 => {
             let t = match rest.first() {

@@ -112,7 +112,8 @@ impl fmt::Display for LabRoute {
 impl LabRoute {
     /// `DST via GW [dev IF] [metric N]` (or `DST dev IF …`), ip route's order.
     pub fn parse(guest: &str, s: &str) -> Result<LabRoute, crate::error::Error> {
-        let bad = |why: String| crate::error::Error::Invalid(format!("route '{s}' of {guest}: {why}"));
+        let bad =
+            |why: String| crate::error::Error::Invalid(format!("route '{s}' of {guest}: {why}"));
         let mut w = s.split_whitespace();
         let dst = w.next().ok_or_else(|| bad("empty".into()))?;
         let dst: IpNet = if dst == "default" {
@@ -167,7 +168,9 @@ impl LabRoute {
             }
         }
         if r.via.is_none() && r.dev.is_none() {
-            return Err(bad("give a gateway (via GW) or an interface (dev IF)".into()));
+            return Err(bad(
+                "give a gateway (via GW) or an interface (dev IF)".into()
+            ));
         }
         Ok(r)
     }
@@ -197,7 +200,10 @@ mod tests {
             ("10.0.0.0/8 via x", "not an IP address"),
             ("10.0.0.0/8 via ::1", "families differ"),
             ("10.0.0.0/8", "give a gateway"),
-            ("10.0.0.0/8 via 1.2.3.4 table 5", "unknown or repeated word 'table'"),
+            (
+                "10.0.0.0/8 via 1.2.3.4 table 5",
+                "unknown or repeated word 'table'",
+            ),
             ("10.0.0.0/8 via 1.2.3.4 via 1.2.3.5", "repeated"),
             ("10.0.0.0/8 metric", "needs a value"),
             ("10.0.0.0/8 dev eth1 metric -1", "not a number"),

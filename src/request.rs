@@ -548,18 +548,26 @@ pub enum Command {
         lab: Option<std::path::PathBuf>,
     },
     /// `pipework plan FILE`.
-    LabPlan { file: std::path::PathBuf },
+    LabPlan {
+        file: std::path::PathBuf,
+    },
     /// `pipework apply FILE`.
-    LabApply { file: std::path::PathBuf },
+    LabApply {
+        file: std::path::PathBuf,
+    },
     /// `pipework destroy LAB|FILE`.
-    LabDestroy { target: String },
+    LabDestroy {
+        target: String,
+    },
     /// `pipework graph FILE --format dot|mermaid|svg`.
     LabGraph {
         file: std::path::PathBuf,
         format: String,
     },
     /// `pipework ls --lab LAB|FILE`.
-    LabList { target: String },
+    LabList {
+        target: String,
+    },
 }
 
 #[cfg(test)]

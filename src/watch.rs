@@ -459,7 +459,10 @@ fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => {
-                eprintln!("pipework watch: {}: lab {} guest {key}: {e}", c.name, req.lab);
+                eprintln!(
+                    "pipework watch: {}: lab {} guest {key}: {e}",
+                    c.name, req.lab
+                );
                 return;
             }
         }

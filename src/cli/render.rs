@@ -134,7 +134,10 @@ pub fn lab_list(l: &crate::engine::lab::LabListing, json: bool) -> String {
     if json {
         return serde_json::to_string(l).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     }
-    let mut s = format!("{:<10} {:<8} {:<32} {}\n", "STATE", "KIND", "OBJECT", "DETAIL");
+    let mut s = format!(
+        "{:<10} {:<8} {:<32} {}\n",
+        "STATE", "KIND", "OBJECT", "DETAIL"
+    );
     for o in &l.objects {
         s.push_str(&format!(
             "{:<10} {:<8} {:<32} {}\n",

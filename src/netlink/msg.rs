@@ -174,12 +174,7 @@ pub fn new_veth(
 
 /// A veth between two guests in one message: this end (in the sender's namespace) with its
 /// MAC, down; the peer created in its namespace with its final name and MAC.
-pub fn new_veth_pair(
-    name: &str,
-    mac: &MacAddr,
-    mtu: u32,
-    peer: &PeerSpec,
-) -> RouteNetlinkMessage {
+pub fn new_veth_pair(name: &str, mac: &MacAddr, mtu: u32, peer: &PeerSpec) -> RouteNetlinkMessage {
     let RouteNetlinkMessage::NewLink(mut m) = new_veth(name, mtu, None, peer) else {
         unreachable!("new_veth builds a NewLink")
     };

@@ -149,7 +149,10 @@ fn run_child(name: &str, create: bool) -> Result<(), Error> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills the two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::io("cannot make a pipe", std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "cannot make a pipe",
+            std::io::Error::last_os_error(),
+        ));
     }
     use std::os::fd::AsRawFd;
     let mnt_fd = mnt.as_raw_fd();
@@ -239,13 +242,24 @@ unsafe fn child(
     }
     // As `ip netns add`: /run/netns is a shared mount point, so later namespaces' mounts
     // propagate into mount namespaces made from this one.
-    if libc::mount(none, dir, std::ptr::null(), libc::MS_SHARED | libc::MS_REC, std::ptr::null())
-        != 0
+    if libc::mount(
+        none,
+        dir,
+        std::ptr::null(),
+        libc::MS_SHARED | libc::MS_REC,
+        std::ptr::null(),
+    ) != 0
     {
         if errno() != libc::EINVAL {
             return Err((ChildStep::Share, errno()));
         }
-        if libc::mount(dir, dir, none, libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0
+        if libc::mount(
+            dir,
+            dir,
+            none,
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) != 0
             || libc::mount(
                 none,
                 dir,

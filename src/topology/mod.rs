@@ -51,8 +51,7 @@ pub fn to_request(lab: &Lab) -> Result<LabRequest, Error> {
             },
             GuestDef::Pid(_) => return Err(bad(format!("guests.{key}: PID 0 is no process"))),
             GuestDef::Spec(s) => LabGuest {
-                spec: GuestSpec::parse(s)
-                    .map_err(|e| bad(format!("guests.{key}: '{s}': {e}")))?,
+                spec: GuestSpec::parse(s).map_err(|e| bad(format!("guests.{key}: '{s}': {e}")))?,
                 netns: None,
             },
             GuestDef::Netns(n) => {
@@ -175,7 +174,10 @@ pub fn to_request(lab: &Lab) -> Result<LabRequest, Error> {
 /// `destroy LAB|FILE`: a lab name, or a file naming one.
 pub fn lab_name_of(arg: &str) -> Result<String, Error> {
     let p = Path::new(arg);
-    if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") || arg.ends_with(".json")
+    if arg.contains('/')
+        || arg.ends_with(".yaml")
+        || arg.ends_with(".yml")
+        || arg.ends_with(".json")
     {
         return Ok(load(p)?.file.lab);
     }
@@ -233,8 +235,14 @@ routes:
         assert_eq!(r.guests["r1"].netns.as_deref(), Some("r1"));
         let web = &r.attach[0];
         assert_eq!(web.request.guest, GuestSpec::parse("docker:web1").unwrap());
-        assert_eq!(web.request.mac, Some(file::stable_mac("demo", "web1", "eth1")));
-        assert_eq!(r.attach[1].request.mac, Some(crate::mac::MacAddr::hashed("app")));
+        assert_eq!(
+            web.request.mac,
+            Some(file::stable_mac("demo", "web1", "eth1"))
+        );
+        assert_eq!(
+            r.attach[1].request.mac,
+            Some(crate::mac::MacAddr::hashed("app"))
+        );
         assert_eq!(r.attach[2].request.ovs_datapath.as_deref(), Some("netdev"));
         // r1:eth1 is the link's: the dhcp line gets r1's next free name.
         assert_eq!(r.attach[3].ifname(), "eth2");

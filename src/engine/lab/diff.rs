@@ -61,11 +61,27 @@ pub struct Observed {
 /// One change of an apply. Indexes are into the request (`i`) or the state (`s`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    MakeNetns { guest: String, name: String },
-    MakeBridge { name: String, bridge: LabBridge },
-    BridgeMtu { name: String, from: Option<u32>, to: u32 },
-    Attach { i: usize },
-    Reattach { i: usize, s: usize, why: String },
+    MakeNetns {
+        guest: String,
+        name: String,
+    },
+    MakeBridge {
+        name: String,
+        bridge: LabBridge,
+    },
+    BridgeMtu {
+        name: String,
+        from: Option<u32>,
+        to: u32,
+    },
+    Attach {
+        i: usize,
+    },
+    Reattach {
+        i: usize,
+        s: usize,
+        why: String,
+    },
     /// `drops`: the default route through it now, which the kernel drops with the address.
     AttachAddresses {
         i: usize,
@@ -74,21 +90,66 @@ pub enum Change {
         add: Vec<IpNet>,
         drops: Option<IpAddr>,
     },
-    AttachMtu { i: usize, s: usize, from: Option<u32>, to: u32 },
-    AttachGateway { i: usize, s: usize, from: Option<IpAddr>, to: Option<IpAddr> },
-    AttachUp { i: usize, s: usize },
-    Link { i: usize },
-    Relink { i: usize, s: usize, why: String },
-    LinkAddresses { i: usize, end: usize, del: Vec<IpNet>, add: Vec<IpNet> },
-    LinkMtu { i: usize, from: Option<u32>, to: u32 },
-    LinkQdisc { i: usize, from: Qdisc, to: Qdisc },
+    AttachMtu {
+        i: usize,
+        s: usize,
+        from: Option<u32>,
+        to: u32,
+    },
+    AttachGateway {
+        i: usize,
+        s: usize,
+        from: Option<IpAddr>,
+        to: Option<IpAddr>,
+    },
+    AttachUp {
+        i: usize,
+        s: usize,
+    },
+    Link {
+        i: usize,
+    },
+    Relink {
+        i: usize,
+        s: usize,
+        why: String,
+    },
+    LinkAddresses {
+        i: usize,
+        end: usize,
+        del: Vec<IpNet>,
+        add: Vec<IpNet>,
+    },
+    LinkMtu {
+        i: usize,
+        from: Option<u32>,
+        to: u32,
+    },
+    LinkQdisc {
+        i: usize,
+        from: Qdisc,
+        to: Qdisc,
+    },
     /// `again`: present now, but its interface is re-created by this apply.
-    Route { i: usize, again: bool },
-    Unroute { s: usize },
-    Unlink { s: usize },
-    Detach { s: usize },
-    Unbridge { s: usize },
-    Unnetns { name: String },
+    Route {
+        i: usize,
+        again: bool,
+    },
+    Unroute {
+        s: usize,
+    },
+    Unlink {
+        s: usize,
+    },
+    Detach {
+        s: usize,
+    },
+    Unbridge {
+        s: usize,
+    },
+    Unnetns {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -214,7 +275,10 @@ fn list(v: &[IpNet]) -> String {
     if v.is_empty() {
         return "none".into();
     }
-    v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn sorted(mut v: Vec<IpNet>) -> Vec<IpNet> {
@@ -240,7 +304,11 @@ fn gateway_through(routes: &[RouteSeen], oif: u32, v6: bool) -> Option<IpAddr> {
 }
 
 fn route_present(seen: &GuestSeen, r: &crate::lab::LabRoute) -> bool {
-    let oif = r.dev.as_ref().and_then(|d| seen.links.get(d)).map(|l| l.index);
+    let oif = r
+        .dev
+        .as_ref()
+        .and_then(|d| seen.links.get(d))
+        .map(|l| l.index);
     seen.routes.iter().any(|k| {
         k.dst == r.dst
             && k.via == r.via
@@ -253,7 +321,9 @@ fn bridge_exists(seen: &Observed, name: &str, b: &LabBridge) -> bool {
     if b.ovs {
         seen.ovs.contains(name)
     } else {
-        seen.host.get(name).is_some_and(|l| l.kind.as_deref() == Some("bridge"))
+        seen.host
+            .get(name)
+            .is_some_and(|l| l.kind.as_deref() == Some("bridge"))
     }
 }
 
@@ -524,19 +594,36 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
             out.push(Change::Unroute { s });
         }
     }
-    for (s, _) in state.links.iter().enumerate().filter(|(s, _)| !lmatched[*s]) {
+    for (s, _) in state
+        .links
+        .iter()
+        .enumerate()
+        .filter(|(s, _)| !lmatched[*s])
+    {
         out.push(Change::Unlink { s });
     }
-    for (s, _) in state.attach.iter().enumerate().filter(|(s, _)| !matched[*s]) {
+    for (s, _) in state
+        .attach
+        .iter()
+        .enumerate()
+        .filter(|(s, _)| !matched[*s])
+    {
         out.push(Change::Detach { s });
     }
     for (s, b) in state.bridges.iter().enumerate() {
-        let wanted = want.bridges.get(&b.name).is_some_and(|w| !w.external && w.ovs == b.ovs);
+        let wanted = want
+            .bridges
+            .get(&b.name)
+            .is_some_and(|w| !w.external && w.ovs == b.ovs);
         if !wanted {
             out.push(Change::Unbridge { s });
         }
     }
-    let wanted_ns: BTreeSet<&String> = want.guests.values().filter_map(|g| g.netns.as_ref()).collect();
+    let wanted_ns: BTreeSet<&String> = want
+        .guests
+        .values()
+        .filter_map(|g| g.netns.as_ref())
+        .collect();
     for n in &state.netns {
         if !wanted_ns.contains(n) {
             out.push(Change::Unnetns { name: n.clone() });
@@ -569,7 +656,11 @@ fn field(object: String, f: &str, old: String, new: String) -> PlanLine {
 pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> {
     let attach_obj = |guest: &str, ifname: &str| format!("attach {guest}:{ifname}");
     let attach_desc = |a: &crate::lab::LabAttach| {
-        let mut d = format!("on {}, {}", host_if(&a.request), addressing(&a.request.addressing));
+        let mut d = format!(
+            "on {}, {}",
+            host_if(&a.request),
+            addressing(&a.request.addressing)
+        );
         if let Some(m) = &a.request.mac {
             d.push_str(&format!(", mac {m}"));
         }
@@ -584,7 +675,13 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
     let link_desc = |l: &crate::lab::LabLink| {
         let mut d = Vec::new();
         for e in &l.ends {
-            d.push(format!("{}:{} {} mac {}", e.guest, e.ifname, list(&e.addresses), e.mac));
+            d.push(format!(
+                "{}:{} {} mac {}",
+                e.guest,
+                e.ifname,
+                list(&e.addresses),
+                e.mac
+            ));
         }
         d.push(format!("mtu {}", l.mtu.unwrap_or(DEFAULT_MTU)));
         if let Some(r) = &l.rate {
@@ -623,11 +720,19 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
             vec![with(line('+', format!("bridge {name}")), d)]
         }
         Change::BridgeMtu { name, from, to } => {
-            vec![field(format!("bridge {name}"), "mtu", opt(from), to.to_string())]
+            vec![field(
+                format!("bridge {name}"),
+                "mtu",
+                opt(from),
+                to.to_string(),
+            )]
         }
         Change::Attach { i } => {
             let a = &want.attach[*i];
-            vec![with(line('+', attach_obj(&a.guest, a.ifname())), attach_desc(a))]
+            vec![with(
+                line('+', attach_obj(&a.guest, a.ifname())),
+                attach_desc(a),
+            )]
         }
         Change::Reattach { i, s, why } => {
             let a = &want.attach[*i];
@@ -651,15 +756,30 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         }
         Change::AttachMtu { i, from, to, .. } => {
             let a = &want.attach[*i];
-            vec![field(attach_obj(&a.guest, a.ifname()), "mtu", opt(from), to.to_string())]
+            vec![field(
+                attach_obj(&a.guest, a.ifname()),
+                "mtu",
+                opt(from),
+                to.to_string(),
+            )]
         }
         Change::AttachGateway { i, from, to, .. } => {
             let a = &want.attach[*i];
-            vec![field(attach_obj(&a.guest, a.ifname()), "gateway", opt(from), opt(to))]
+            vec![field(
+                attach_obj(&a.guest, a.ifname()),
+                "gateway",
+                opt(from),
+                opt(to),
+            )]
         }
         Change::AttachUp { i, .. } => {
             let a = &want.attach[*i];
-            vec![field(attach_obj(&a.guest, a.ifname()), "state", "down".into(), "up".into())]
+            vec![field(
+                attach_obj(&a.guest, a.ifname()),
+                "state",
+                "down".into(),
+                "up".into(),
+            )]
         }
         Change::Link { i } => {
             let l = &want.links[*i];
@@ -687,13 +807,23 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         }
         Change::LinkMtu { i, from, to } => {
             let l = &want.links[*i];
-            vec![field(format!("link {}", l.name()), "mtu", opt(from), to.to_string())]
+            vec![field(
+                format!("link {}", l.name()),
+                "mtu",
+                opt(from),
+                to.to_string(),
+            )]
         }
         Change::LinkQdisc { i, from, to } => {
             let l = &want.links[*i];
             let mut v = Vec::new();
             if from.rate != to.rate {
-                v.push(field(format!("link {}", l.name()), "rate", opt(&from.rate), opt(&to.rate)));
+                v.push(field(
+                    format!("link {}", l.name()),
+                    "rate",
+                    opt(&from.rate),
+                    opt(&to.rate),
+                ));
             }
             if from.netem != to.netem {
                 v.push(field(
@@ -732,7 +862,10 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         }
         Change::Detach { s } => {
             let a = &state.attach[*s].attach;
-            vec![with(line('-', attach_obj(&a.guest, a.ifname())), attach_desc(a))]
+            vec![with(
+                line('-', attach_obj(&a.guest, a.ifname())),
+                attach_desc(a),
+            )]
         }
         Change::Unbridge { s } => vec![line('-', format!("bridge {}", state.bridges[*s].name))],
         Change::Unnetns { name } => vec![line('-', format!("netns {name}"))],

@@ -164,8 +164,8 @@ fn seen_routes(all: Vec<RouteNetlinkMessage>) -> Vec<RouteSeen> {
     all.into_iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewRoute(r)
-                if msg::route_table(&r) == netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN
-                    as u32 =>
+                if msg::route_table(&r)
+                    == netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN as u32 =>
             {
                 let (ip, len) = msg::route_dst(&r).unwrap_or((
                     if r.header.address_family == AddressFamily::Inet6 {
@@ -209,9 +209,13 @@ fn tc_set(ns: &NetNs, ifname: &str, q: &Qdisc) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot run tc (is iproute2 installed?)", e))?;
     let err = match ran {
         crate::process::Ran::Exited { status, .. } if status.success() => return Ok(()),
-        crate::process::Ran::Exited { stderr, .. } => String::from_utf8_lossy(&stderr).trim().to_string(),
+        crate::process::Ran::Exited { stderr, .. } => {
+            String::from_utf8_lossy(&stderr).trim().to_string()
+        }
         crate::process::Ran::TimedOut => {
-            return Err(Error::Timeout(format!("tc on {ifname} did not finish within 10 s")))
+            return Err(Error::Timeout(format!(
+                "tc on {ifname} did not finish within 10 s"
+            )))
         }
     };
     if q.kind().is_none() {
@@ -222,7 +226,11 @@ fn tc_set(ns: &NetNs, ifname: &str, q: &Qdisc) -> Result<(), Error> {
 
 fn tc_error(ifname: &str, q: &Qdisc, err: &str) -> Error {
     let kind = q.kind().unwrap_or("qdisc");
-    let module = if kind == "netem" { "sch_netem" } else { "sch_tbf" };
+    let module = if kind == "netem" {
+        "sch_netem"
+    } else {
+        "sch_tbf"
+    };
     let lacks = err.contains("qdisc kind is unknown") || err.contains("Unknown qdisc");
     let what = if lacks {
         format!(
@@ -230,12 +238,19 @@ fn tc_error(ifname: &str, q: &Qdisc, err: &str) -> Error {
              not loaded or not built); load it with `modprobe {module}`"
         )
     } else {
-        format!("cannot put {kind} on {ifname}: tc {}", tc_args(ifname, q).unwrap_or_default().join(" "))
+        format!(
+            "cannot put {kind} on {ifname}: tc {}",
+            tc_args(ifname, q).unwrap_or_default().join(" ")
+        )
     };
     Error::netlink(
         what,
         NlError {
-            errno: if lacks { libc::EOPNOTSUPP } else { libc::EINVAL },
+            errno: if lacks {
+                libc::EOPNOTSUPP
+            } else {
+                libc::EINVAL
+            },
             ext_ack: Some(err.to_string()),
         },
     )
@@ -333,7 +348,11 @@ impl Session {
         }
         let mut needs_routes: BTreeSet<&str> = BTreeSet::new();
         let mut needs_qdisc: BTreeSet<&str> = BTreeSet::new();
-        for a in want.attach.iter().chain(old.attach.iter().map(|m| &m.attach)) {
+        for a in want
+            .attach
+            .iter()
+            .chain(old.attach.iter().map(|m| &m.attach))
+        {
             if matches!(
                 a.request.addressing,
                 crate::request::Addressing::Static {
@@ -344,7 +363,11 @@ impl Session {
                 needs_routes.insert(&a.guest);
             }
         }
-        for r in want.routes.iter().chain(old.routes.iter().map(|m| &m.route)) {
+        for r in want
+            .routes
+            .iter()
+            .chain(old.routes.iter().map(|m| &m.route))
+        {
             needs_routes.insert(&r.guest);
         }
         for l in want.links.iter().chain(old.links.iter().map(|m| &m.link)) {
@@ -711,9 +734,8 @@ impl Session {
                     // journalled, so a rollback puts it back after the old address.
                     let (ns, nl) = guest_nl(self, run, &a.guest)?;
                     let index = links::link_index(nl, a.ifname(), crate::plan::Side::Guest)?;
-                    let bytes = msg::route_to_bytes(&default_route(*gw, index)).ok_or_else(|| {
-                        Error::Internal("cannot encode a default route".into())
-                    })?;
+                    let bytes = msg::route_to_bytes(&default_route(*gw, index))
+                        .ok_or_else(|| Error::Internal("cannot encode a default route".into()))?;
                     j.will(LabUndo::Route {
                         ns,
                         route: crate::plan::RouteBytes(bytes),
@@ -729,9 +751,8 @@ impl Session {
                 let index = links::link_index(nl, a.ifname(), crate::plan::Side::Guest)?;
                 if let Some(gw) = from {
                     let m = default_route(*gw, index);
-                    let bytes = msg::route_to_bytes(&m).ok_or_else(|| {
-                        Error::Internal("cannot encode a default route".into())
-                    })?;
+                    let bytes = msg::route_to_bytes(&m)
+                        .ok_or_else(|| Error::Internal("cannot encode a default route".into()))?;
                     j.will(LabUndo::Route {
                         ns: ns.clone(),
                         route: crate::plan::RouteBytes(bytes),
@@ -750,20 +771,16 @@ impl Session {
                 }
                 if let Some(gw) = to {
                     let m = default_route(*gw, index);
-                    let bytes = msg::route_to_bytes(&m).ok_or_else(|| {
-                        Error::Internal("cannot encode a default route".into())
-                    })?;
+                    let bytes = msg::route_to_bytes(&m)
+                        .ok_or_else(|| Error::Internal("cannot encode a default route".into()))?;
                     j.will(LabUndo::Route {
                         ns,
                         route: crate::plan::RouteBytes(bytes),
                         text: format!("default via {gw}"),
                         added: true,
                     })?;
-                    nl.request(
-                        RouteNetlinkMessage::NewRoute(m),
-                        NLM_F_CREATE | NLM_F_EXCL,
-                    )
-                    .map_err(nl_err(format!("cannot add the default route via {gw}")))?;
+                    nl.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+                        .map_err(nl_err(format!("cannot add the default route via {gw}")))?;
                 }
             }
             Change::AttachMtu { i, s, from, to } => {
@@ -882,9 +899,10 @@ impl Session {
 
     fn lab_attach(&mut self, i: usize, run: &mut Run<'_>, j: &mut LabJournal) -> Result<(), Error> {
         let a = &run.want.attach[i];
-        let guest = run.guests.get(&a.guest).ok_or_else(|| {
-            Error::Internal(format!("guest {} was not resolved", a.guest))
-        })?;
+        let guest = run
+            .guests
+            .get(&a.guest)
+            .ok_or_else(|| Error::Internal(format!("guest {} was not resolved", a.guest)))?;
         let path = store::path_for(guest.netns.inode, a.ifname());
         j.will(LabUndo::Record { path: path.clone() })?;
         let host = match &a.request.host_if {
@@ -1007,10 +1025,18 @@ impl Session {
             let index = links::link_index(nl, &e.ifname, crate::plan::Side::Guest)?;
             for addr in &e.addresses {
                 nl.request(
-                    msg::new_address(index, addr.addr(), addr.prefix_len(), msg::v4_broadcast(addr)),
+                    msg::new_address(
+                        index,
+                        addr.addr(),
+                        addr.prefix_len(),
+                        msg::v4_broadcast(addr),
+                    ),
                     NLM_F_CREATE | NLM_F_EXCL,
                 )
-                .map_err(nl_err(format!("cannot add {addr} to {}:{}", e.guest, e.ifname)))?;
+                .map_err(nl_err(format!(
+                    "cannot add {addr} to {}:{}",
+                    e.guest, e.ifname
+                )))?;
             }
             nl.request(msg::set_link_up(index), 0)
                 .map_err(nl_err(format!("cannot bring {}:{} up", e.guest, e.ifname)))?;
@@ -1131,8 +1157,14 @@ impl Session {
                     )
                 };
                 match r {
-                    Err(e) if ![libc::EADDRNOTAVAIL, libc::EEXIST, libc::ENODEV].contains(&e.errno) => {
-                        Err(Error::netlink(format!("cannot restore {address} on {ifname}"), e))
+                    Err(e)
+                        if ![libc::EADDRNOTAVAIL, libc::EEXIST, libc::ENODEV]
+                            .contains(&e.errno) =>
+                    {
+                        Err(Error::netlink(
+                            format!("cannot restore {address} on {ifname}"),
+                            e,
+                        ))
                     }
                     _ => Ok(()),
                 }
@@ -1323,7 +1355,8 @@ impl Session {
                 if let Err(e) = del_route(nl, &m.netns, &m.route, None) {
                     left.push(e.to_string());
                 } else {
-                    rep.actions.push(format!("delete route {} {}", m.route.guest, m.route));
+                    rep.actions
+                        .push(format!("delete route {} {}", m.route.guest, m.route));
                 }
             }
         }
@@ -1394,13 +1427,21 @@ impl Session {
                     Ok(crate::driver::ovs::OvsBridge::Exists(_))
                 )
             } else {
-                links::get_link(&mut self.host, &b.name).ok().flatten().is_some()
+                links::get_link(&mut self.host, &b.name)
+                    .ok()
+                    .flatten()
+                    .is_some()
             };
             objects.push(LabObject {
                 state: alive(ok),
                 kind: "bridge",
                 name: b.name.clone(),
-                detail: if b.ovs { "Open vSwitch" } else { "Linux bridge" }.into(),
+                detail: if b.ovs {
+                    "Open vSwitch"
+                } else {
+                    "Linux bridge"
+                }
+                .into(),
             });
         }
         for m in &st.attach {
@@ -1457,8 +1498,7 @@ impl Session {
                     state: "incomplete",
                     kind: "journal",
                     name: undo_text(u),
-                    detail: "of a killed apply: the next apply, destroy or gc rolls it back"
-                        .into(),
+                    detail: "of a killed apply: the next apply, destroy or gc rolls it back".into(),
                 });
             }
         }
@@ -1505,7 +1545,10 @@ fn default_route(gw: IpAddr, oif: u32) -> netlink_packet_route::route::RouteMess
     }
 }
 
-fn route_msg(nl: &mut Netlink, r: &LabRoute) -> Result<netlink_packet_route::route::RouteMessage, Error> {
+fn route_msg(
+    nl: &mut Netlink,
+    r: &LabRoute,
+) -> Result<netlink_packet_route::route::RouteMessage, Error> {
     let oif = match &r.dev {
         Some(d) => Some(links::link_index(nl, d, crate::plan::Side::Guest)?),
         None => None,
@@ -1530,7 +1573,10 @@ fn add_route(nl: &mut Netlink, ns: &NsRef, r: &LabRoute, j: &mut LabJournal) -> 
         Ok(()) => Ok(()),
         // There already (it came back with its interface): nothing of ours to undo.
         Err(e) if e.errno == libc::EEXIST => j.cancel_last(),
-        Err(e) => Err(Error::netlink(format!("cannot add route {r} in {}", r.guest), e)),
+        Err(e) => Err(Error::netlink(
+            format!("cannot add route {r} in {}", r.guest),
+            e,
+        )),
     }
 }
 
@@ -1555,9 +1601,10 @@ fn del_route(
         })?;
     }
     match nl.request(msg::del_route(&m), 0) {
-        Err(e) if e.errno != libc::ESRCH => {
-            Err(Error::netlink(format!("cannot delete route {r} in {}", r.guest), e))
-        }
+        Err(e) if e.errno != libc::ESRCH => Err(Error::netlink(
+            format!("cannot delete route {r} in {}", r.guest),
+            e,
+        )),
         _ => Ok(()),
     }
 }
@@ -1592,7 +1639,9 @@ pub fn undo_text(u: &LabUndo) -> String {
         }
         LabUndo::Qdisc { ifname, .. } => format!("restore the qdisc of {ifname}"),
         LabUndo::Removed(r) => match &**r {
-            Removed::Attach(m) => format!("re-create attach {}:{}", m.attach.guest, m.attach.ifname()),
+            Removed::Attach(m) => {
+                format!("re-create attach {}:{}", m.attach.guest, m.attach.ifname())
+            }
             Removed::Link(m) => format!("re-create link {}", m.link.name()),
             Removed::Route(m) => format!("re-add route {} {}", m.route.guest, m.route),
             Removed::Bridge(b, _) => format!("re-create bridge {}", b.name),
@@ -1616,15 +1665,24 @@ mod tests {
             "qdisc replace dev eth1 root tbf rate 10mbit burst 12500 latency 50ms"
         );
         assert_eq!(
-            tc_args("eth1", &q(None, Some("delay 20ms loss 0.1%"))).unwrap().join(" "),
+            tc_args("eth1", &q(None, Some("delay 20ms loss 0.1%")))
+                .unwrap()
+                .join(" "),
             "qdisc replace dev eth1 root netem delay 20ms loss 0.1%"
         );
         assert_eq!(
-            tc_args("eth1", &q(Some("1mbit"), Some("delay 5ms"))).unwrap().join(" "),
+            tc_args("eth1", &q(Some("1mbit"), Some("delay 5ms")))
+                .unwrap()
+                .join(" "),
             "qdisc replace dev eth1 root netem delay 5ms rate 1mbit"
         );
-        assert_eq!(tc_args("eth1", &q(None, None)).unwrap().join(" "), "qdisc del dev eth1 root");
-        let e = tc_args("eth1", &q(Some("fast"), None)).unwrap_err().to_string();
+        assert_eq!(
+            tc_args("eth1", &q(None, None)).unwrap().join(" "),
+            "qdisc del dev eth1 root"
+        );
+        let e = tc_args("eth1", &q(Some("fast"), None))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'fast' is not a tc rate"), "{e}");
     }
 
@@ -1647,9 +1705,14 @@ mod tests {
         };
         let e = tc_error("eth1", &q, "Error: Specified qdisc kind is unknown.");
         let t = e.to_string();
-        assert!(t.contains("no netem support") && t.contains("modprobe sch_netem"), "{t}");
+        assert!(
+            t.contains("no netem support") && t.contains("modprobe sch_netem"),
+            "{t}"
+        );
         assert_eq!(e.kind(), crate::error::ErrorKind::Kernel);
         let e = tc_error("eth1", &q, "Error: bad args");
-        assert!(e.to_string().contains("tc qdisc replace dev eth1 root netem delay 20ms"));
+        assert!(e
+            .to_string()
+            .contains("tc qdisc replace dev eth1 root netem delay 20ms"));
     }
 }

@@ -109,7 +109,10 @@ impl LabState {
 pub fn parse_state(bytes: &[u8]) -> Result<LabState, String> {
     let s: LabState = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if s.version != VERSION {
-        return Err(format!("state version {} (this pipework reads {VERSION})", s.version));
+        return Err(format!(
+            "state version {} (this pipework reads {VERSION})",
+            s.version
+        ));
     }
     Ok(s)
 }
