@@ -563,6 +563,33 @@ fn reset_guests(guests: &Guests, label: &str, problems: &mut Vec<String>) -> R<(
     Ok(())
 }
 
+/// The lab makes a missing named netns in the machine's mount namespace (PID 1's), not in the
+/// bench's private one: if it ever missed the bench's guests and made its own, they would be on
+/// the machine. Any such `/run/netns/pwbt<id>-*` there is a problem, and is removed with
+/// `ip netns delete` run in that mount namespace (only names of this bench).
+fn sweep_machine_netns(names: &Names, problems: &mut Vec<String>) {
+    let dir = Path::new("/proc/1/root").join(NETNS_DIR.trim_start_matches('/'));
+    let mine = format!("{}-", names.prefix());
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&mine) {
+            continue;
+        }
+        let mut c = Command::new("nsenter");
+        c.args(["--mount=/proc/1/ns/mnt", "ip", "netns", "delete", &name]);
+        let how = match output_of(c, "nsenter", &["ip", "netns", "delete", &name]) {
+            Ok(_) => "removed".to_string(),
+            Err(e) => format!("could not remove it: {e}"),
+        };
+        problems.push(format!(
+            "the lab made {NETNS_DIR}/{name} in the machine's mount namespace ({how})"
+        ));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The host netns: its links as `ip -j -d link` reports them.
 
@@ -1354,6 +1381,7 @@ fn run() -> R<()> {
             None
         }
     };
+    sweep_machine_netns(&names, &mut problems);
     reset_guests(&guests, "lab", &mut problems)?;
 
     let t = Instant::now();
