@@ -22,6 +22,7 @@ pub mod firewall;
 pub mod grammar;
 pub mod guest;
 pub mod guestfs;
+pub mod lab;
 pub mod links;
 pub mod list;
 pub mod log;
