@@ -3350,14 +3350,16 @@ fn run() -> R<()> {
     }
     match std::env::var("PIPEWORK_BENCH_ONLY").as_deref() {
         Ok("dhcp") => return dhcp_only(&bin),
-        Ok("cni") => {
-            println!("attach bench: skipped (PIPEWORK_BENCH_ONLY=cni runs benches/cni.rs alone)");
+        Ok(only @ ("cni" | "topology")) => {
+            println!(
+                "attach bench: skipped (PIPEWORK_BENCH_ONLY={only} runs benches/{only}.rs alone)"
+            );
             return Ok(());
         }
         Ok("") | Err(_) => {}
         Ok(other) => {
             return Err(format!(
-                "PIPEWORK_BENCH_ONLY={other:?}: the only sections that run alone are \"dhcp\" and \"cni\" (benches/cni.rs)"
+                "PIPEWORK_BENCH_ONLY={other:?}: the only sections that run alone are \"dhcp\", \"cni\" (benches/cni.rs) and \"topology\" (benches/topology.rs)"
             ))
         }
     }

@@ -30,7 +30,11 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework check [<guest> [-i containerinterface]] [--json]
        pipework detach <guest> [-i containerinterface] | pipework detach --all
        pipework gc [--dry-run]
-       pipework watch [--rules FILE]
+       pipework watch [--rules FILE] [--lab FILE]
+       pipework plan|apply <labfile> [--json]
+       pipework destroy <lab>|<labfile> [--json]
+       pipework ls --lab <lab>|<labfile> [--json]
+       pipework graph <labfile> [--format dot|mermaid|svg]
        pipework route <guest> <route_command>
        pipework rule <guest> <rule_command>
        pipework tc <guest> <tc_command>
@@ -98,6 +102,12 @@ struct Cli {
     /// With watch: a JSON file of rules (match by name/label/image → attachments)
     #[arg(long, value_name = "FILE")]
     rules: Option<std::path::PathBuf>,
+    /// With ls: a lab's objects (LAB or FILE); with watch: re-converge a lab FILE's guests
+    #[arg(long, value_name = "LAB|FILE")]
+    lab: Option<String>,
+    /// With graph: dot, mermaid or svg (default dot)
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
     /// Wait (inside a guest) until the interface is up
     #[arg(long)]
     wait: bool,
@@ -124,8 +134,10 @@ pub enum Invocation {
 }
 
 /// Options of ours that take a value as the next word.
-const VALUE_OPTS: [&str; 9] = [
+const VALUE_OPTS: [&str; 11] = [
     "--rules",
+    "--lab",
+    "--format",
     "-i",
     "-l",
     "-a",
@@ -216,7 +228,52 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         .first()
         .ok_or_else(|| syntax("missing arguments"))?;
     match (first.as_str(), &cli.args[1..]) {
-        ("ls", []) => return Ok(Invocation::Run(Box::new(Command::List), opts)),
+        ("ls", []) => {
+            let cmd = match cli.lab {
+                Some(target) => Command::LabList { target },
+                None => Command::List,
+            };
+            return Ok(Invocation::Run(Box::new(cmd), opts));
+        }
+        ("plan", [file]) => {
+            return Ok(Invocation::Run(
+                Box::new(Command::LabPlan { file: file.into() }),
+                opts,
+            ))
+        }
+        ("apply", [file]) => {
+            return Ok(Invocation::Run(
+                Box::new(Command::LabApply { file: file.into() }),
+                opts,
+            ))
+        }
+        ("destroy", [target]) => {
+            return Ok(Invocation::Run(
+                Box::new(Command::LabDestroy {
+                    target: target.clone(),
+                }),
+                opts,
+            ))
+        }
+        ("graph", [file]) => {
+            return Ok(Invocation::Run(
+                Box::new(Command::LabGraph {
+                    file: file.into(),
+                    format: cli.format.unwrap_or_else(|| "dot".into()),
+                }),
+                opts,
+            ))
+        }
+        ("plan" | "apply" | "graph", _) => {
+            return Err(syntax(&format!(
+                "{first} takes one lab file: pipework {first} FILE"
+            )))
+        }
+        ("destroy", _) => {
+            return Err(syntax(
+                "destroy takes one lab name or file: pipework destroy LAB|FILE",
+            ))
+        }
         ("check", rest) if rest.len() <= 1 => {
             let t = match rest.first() {
                 None => crate::request::Target::All,
@@ -231,7 +288,10 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         ("gc", []) => return Ok(Invocation::Run(Box::new(Command::Gc), opts)),
         ("watch", []) => {
             return Ok(Invocation::Run(
-                Box::new(Command::Watch { rules: cli.rules }),
+                Box::new(Command::Watch {
+                    rules: cli.rules,
+                    lab: cli.lab.map(Into::into),
+                }),
                 opts,
             ))
         }
@@ -327,7 +387,10 @@ pub fn parse_attach_spec(spec: &str, guest: GuestSpec) -> Result<AttachRequest, 
         }
     };
     if Tool::from_word(&host_if).is_some()
-        || ["ls", "gc", "detach", "watch", "check"].contains(&host_if.as_str())
+        || [
+            "ls", "gc", "detach", "watch", "check", "plan", "apply", "destroy", "graph",
+        ]
+        .contains(&host_if.as_str())
     {
         return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
     }

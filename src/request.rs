@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How the host interface is named: `br1`, or `mac:<MAC>` (found by its address).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostIfSpec {
     Name(String),
     Mac(MacAddr),
@@ -29,7 +29,7 @@ impl HostIfSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub enum Family {
     #[serde(rename = "4")]
     V4,
@@ -58,7 +58,7 @@ impl Family {
 }
 
 /// What the guest interface gets as addressing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Addressing {
     /// `0/0`: no address, the link is only brought up.
     None,
@@ -76,14 +76,14 @@ pub enum Addressing {
 }
 
 /// A route the guest gets: via a gateway, or on-link when `via` is None.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteSpec {
     pub dst: IpNet,
     pub via: Option<IpAddr>,
 }
 
 /// Which DHCP client obtains the address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DhcpClient {
     /// pipework's own client (DHCPv4, or DHCPv6 with `dhcp6` / `-a 6`).
@@ -108,7 +108,7 @@ impl DhcpClient {
 }
 
 /// `dhcp`, `dhcp:-f`, `dhcp6`, `slaac`, `udhcpc[-f][:OPTIONS]`, `dhclient…`, `dhcpcd…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DhcpSpec {
     pub client: DhcpClient,
     /// `dhcp6`: the built-in client speaks DHCPv6 (also chosen by `-a 6`).
@@ -334,7 +334,7 @@ pub fn pkey(tag: &str) -> Result<u16, Error> {
 }
 
 /// `--macvlan-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MacvlanMode {
     #[default]
@@ -358,7 +358,7 @@ impl MacvlanMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachRequest {
     pub host_if: HostIfSpec,
     pub guest: GuestSpec,
@@ -404,7 +404,7 @@ pub struct Owner {
 }
 
 /// What the CNI bridge plugin does to the bridge and the port beyond plugging the veth in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BridgeOptions {
     /// Put on the bridge (`isGateway`): the gateway with its subnet's prefix, and IP
     /// forwarding on for its family.
@@ -434,7 +434,7 @@ pub enum FirewallBackend {
     Nftables,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Masquerade {
     pub backend: FirewallBackend,
     /// Names the rules (a chain or table of their own) and is written in their comment: the
@@ -542,9 +542,31 @@ pub enum Command {
     Check(Target),
     /// `pipework gc [--dry-run]`.
     Gc,
-    /// `pipework watch [--rules FILE]`.
+    /// `pipework watch [--rules FILE] [--lab FILE]`.
     Watch {
         rules: Option<std::path::PathBuf>,
+        lab: Option<std::path::PathBuf>,
+    },
+    /// `pipework plan FILE`.
+    LabPlan {
+        file: std::path::PathBuf,
+    },
+    /// `pipework apply FILE`.
+    LabApply {
+        file: std::path::PathBuf,
+    },
+    /// `pipework destroy LAB|FILE`.
+    LabDestroy {
+        target: String,
+    },
+    /// `pipework graph FILE --format dot|mermaid|svg`.
+    LabGraph {
+        file: std::path::PathBuf,
+        format: String,
+    },
+    /// `pipework ls --lab LAB|FILE`.
+    LabList {
+        target: String,
     },
 }
 

@@ -13,6 +13,8 @@
 pub const KILL_AFTER_MSG_ENV: &str = "PIPEWORK_TEST_KILL_AFTER_MSG";
 /// Fail an attach right after the step of this name.
 pub const FAIL_STEP_ENV: &str = "PIPEWORK_TEST_FAIL_STEP";
+/// Fail a lab's apply right after its Nth change (1-based), or after its `last`.
+pub const LAB_FAIL_ENV: &str = "PIPEWORK_TEST_LAB_FAIL_AFTER";
 
 /// The kill threshold from the value of [`KILL_AFTER_MSG_ENV`]: a positive count, or none
 /// (unset, empty, 0 or not a number: no crash is wanted, so none is simulated).
@@ -71,6 +73,19 @@ pub fn change_done() {
 #[cfg(not(feature = "test-hooks"))]
 #[inline]
 pub fn change_done() {}
+
+/// The lab change after which an apply must fail (`PIPEWORK_TEST_LAB_FAIL_AFTER`: N or
+/// `last`), with the `test-hooks` feature; always `None` without it.
+#[cfg(feature = "test-hooks")]
+pub fn lab_fail_after() -> Option<String> {
+    parse_fail_step(std::env::var(LAB_FAIL_ENV).ok())
+}
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline]
+pub fn lab_fail_after() -> Option<String> {
+    None
+}
 
 /// The step after which an attach must fail (`PIPEWORK_TEST_FAIL_STEP`), with the
 /// `test-hooks` feature; always `None` without it.

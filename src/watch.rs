@@ -290,6 +290,8 @@ pub fn engine_of_version(v: &Value) -> Engine {
 
 pub struct Watcher {
     pub rules_path: Option<PathBuf>,
+    /// `watch --lab FILE`: a guest of the lab that starts gets its part re-converged.
+    pub lab_path: Option<PathBuf>,
     pub verbose: bool,
 }
 
@@ -311,6 +313,7 @@ struct Workers {
 struct Ctx {
     sock: PathBuf,
     rules_path: Option<PathBuf>,
+    lab_path: Option<PathBuf>,
     verbose: bool,
     engine: Engine,
 }
@@ -399,6 +402,9 @@ fn plumb(s: &mut Session, ctx: &Ctx, id: &str) {
             return;
         }
     };
+    if let Some(p) = &ctx.lab_path {
+        plumb_lab(s, p, &c);
+    }
     for spec in specs_for(&c, &rules(&ctx.rules_path)) {
         let r = request_for(&c, &spec).and_then(|req| s.attach(&req, false));
         match r {
@@ -406,6 +412,59 @@ fn plumb(s: &mut Session, ctx: &Ctx, id: &str) {
             // Caught up with an attachment that is already there.
             Err(Error::InterfaceExists(_)) => {}
             Err(e) => eprintln!("pipework watch: {}: {spec}: {e}", c.name),
+        }
+    }
+}
+
+/// The key of the lab's guest that this container is (by name, `docker:`/`podman:` name, or
+/// an ID prefix of at least 4).
+pub fn lab_guest_of(c: &Container, req: &crate::lab::LabRequest) -> Option<String> {
+    use crate::guest::GuestSpec;
+    req.guests.iter().find_map(|(key, g)| {
+        let n = match &g.spec {
+            GuestSpec::Auto(n) | GuestSpec::Docker(n) | GuestSpec::Podman(n) => n,
+            _ => return None,
+        };
+        let hit = *n == c.name || (n.len() >= 4 && c.id.starts_with(n.as_str()));
+        hit.then(|| key.clone())
+    })
+}
+
+/// A lab guest started: the lab is applied again (everything else is already as the file
+/// says, so only that guest's part changes). The file is re-read each time: edits apply.
+fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
+    let req = match crate::topology::load(path).and_then(|l| crate::topology::to_request(&l)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pipework watch: lab {}: {e}", path.display());
+            return;
+        }
+    };
+    let Some(key) = lab_guest_of(c, &req) else {
+        return;
+    };
+    // Several guests may start at once: one apply at a time per lab.
+    for attempt in 0..50 {
+        match s.lab_apply(&req) {
+            Ok(rep) => {
+                eprintln!(
+                    "pipework watch: {}: lab {} guest {key}: {} changes",
+                    c.name,
+                    req.lab,
+                    rep.changes.len()
+                );
+                return;
+            }
+            Err(Error::Busy(_)) if attempt < 49 => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                eprintln!(
+                    "pipework watch: {}: lab {} guest {key}: {e}",
+                    c.name, req.lab
+                );
+                return;
+            }
         }
     }
 }
@@ -491,6 +550,7 @@ impl Watcher {
         let ctx = Ctx {
             sock: sock.to_path_buf(),
             rules_path: self.rules_path.clone(),
+            lab_path: self.lab_path.clone(),
             verbose: self.verbose,
             engine: api_engine(sock),
         };

@@ -71,3 +71,78 @@ pub fn warnings(w: &[String]) {
         eprintln!("pipework: warning: {line}");
     }
 }
+
+/// `pipework plan`: one line per object and field, then a summary.
+pub fn lab_plan(p: &crate::engine::lab::LabPlan, json: bool) -> String {
+    if json {
+        return serde_json::to_string(p).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    if let Some(n) = p.pending_rollback {
+        out.push(format!(
+            "! a killed apply left {n} changes: the next apply rolls them back first"
+        ));
+    }
+    out.extend(p.changes.iter().map(|l| l.to_string()));
+    out.push(summary(&p.lab, &p.changes, "to"));
+    out.join("\n")
+}
+
+/// `pipework apply`: what changed, and how long it took.
+pub fn lab_apply(r: &crate::engine::lab::LabReport, json: bool) -> String {
+    if json {
+        return serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    }
+    let mut out: Vec<String> = r
+        .recovered
+        .iter()
+        .map(|d| format!("rolled back (killed apply): {d}"))
+        .collect();
+    out.extend(r.changes.iter().map(|l| l.to_string()));
+    out.push(format!(
+        "{} in {:.1} ms ({} netlink writes)",
+        summary(&r.lab, &r.changes, "made"),
+        r.elapsed_ms,
+        r.netlink_writes
+    ));
+    out.join("\n")
+}
+
+fn summary(lab: &str, lines: &[crate::engine::lab::diff::PlanLine], verb: &str) -> String {
+    let n = |c: char| lines.iter().filter(|l| l.op == c).count();
+    if lines.is_empty() {
+        return format!("lab {lab}: no changes (the kernel is as the file says)");
+    }
+    let words: [&str; 3] = if verb == "to" {
+        ["to create", "to change", "to remove"]
+    } else {
+        ["created", "changed", "removed"]
+    };
+    format!(
+        "lab {lab}: {} {}, {} {}, {} {}",
+        n('+'),
+        words[0],
+        n('~'),
+        words[1],
+        n('-'),
+        words[2]
+    )
+}
+
+/// `pipework ls --lab LAB`.
+pub fn lab_list(l: &crate::engine::lab::LabListing, json: bool) -> String {
+    if json {
+        return serde_json::to_string(l).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    }
+    let mut s = format!(
+        "{:<10} {:<8} {:<32} {}\n",
+        "STATE", "KIND", "OBJECT", "DETAIL"
+    );
+    for o in &l.objects {
+        s.push_str(&format!(
+            "{:<10} {:<8} {:<32} {}\n",
+            o.state, o.kind, o.name, o.detail
+        ));
+    }
+    s.trim_end().to_string()
+}

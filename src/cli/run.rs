@@ -99,17 +99,51 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
             println!("{}", render::check(&rep, opts.json));
             return Ok(if rep.all_ok() { 0 } else { 1 });
         }
-        Command::Watch { rules } => {
+        Command::Watch { rules, lab } => {
             crate::privilege::require_admin()?;
             if let Some(r) = rules {
                 crate::watch::load_rules(r)?; // a broken file is an error now, not at the first start
             }
+            if let Some(l) = lab {
+                crate::topology::to_request(&crate::topology::load(l)?)?;
+            }
             drop(s);
             crate::watch::Watcher {
                 rules_path: rules.clone(),
+                lab_path: lab.clone(),
                 verbose: opts.verbose,
             }
             .run()?;
+            None
+        }
+        Command::LabPlan { file } => {
+            let req = crate::topology::to_request(&crate::topology::load(file)?)?;
+            let plan = s.lab_plan(&req)?;
+            Some(render::lab_plan(&plan, opts.json))
+        }
+        Command::LabApply { file } => {
+            let req = crate::topology::to_request(&crate::topology::load(file)?)?;
+            let rep = s.lab_apply(&req)?;
+            Some(render::lab_apply(&rep, opts.json))
+        }
+        Command::LabDestroy { target } => {
+            let lab = crate::topology::lab_name_of(target)?;
+            let rep = s.lab_destroy(&lab)?;
+            Some(render::actions(&rep, opts.json))
+        }
+        Command::LabList { target } => {
+            let lab = crate::topology::lab_name_of(target)?;
+            let rep = s.lab_list(&lab)?;
+            Some(render::lab_list(&rep, opts.json))
+        }
+        Command::LabGraph { file, format } => {
+            let f = crate::topology::graph::Format::parse(format)?;
+            let lab = crate::topology::load(file)?;
+            let out = crate::topology::graph::render(&lab, f)?;
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&out)
+                .map_err(|e| Error::io("cannot write the graph", e))?;
             None
         }
     };

@@ -7,6 +7,7 @@
 //! started (journal) → apply, each change journalled before it is made → record completed →
 //! report. Any failure replays the journal backwards; a crash leaves it for `gc`.
 
+pub mod lab;
 pub mod records;
 
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub struct Session {
     /// Which engine really serves the Docker API the `docker:` guests come from (watch on a
     /// Podman socket records its guests as Podman's).
     api_engine: Option<crate::guest::Engine>,
+    /// How many guests' sockets are kept (a lab's apply keeps one per guest of the lab).
+    max_sockets: usize,
 }
 
 impl Session {
@@ -61,6 +64,7 @@ impl Session {
             },
             fail_after: crate::testhook::fail_after_step(),
             api_engine: None,
+            max_sockets: GUEST_SOCKETS,
         })
     }
 
@@ -72,7 +76,7 @@ impl Session {
     /// The socket into a guest's namespace, opened once per namespace.
     fn guest_socket(&mut self, ns: &NetNs) -> Result<&mut Netlink, Error> {
         if !self.guests.contains_key(&ns.inode) {
-            if self.guests.len() >= GUEST_SOCKETS {
+            if self.guests.len() >= self.max_sockets {
                 self.guests.clear();
             }
             let nl = ns.run_in(&self.home, Netlink::open)?.map_err(|e| {
@@ -124,7 +128,7 @@ impl Session {
         &mut self,
         req: &AttachRequest,
         dry_run: bool,
-        mut stage2: Option<&mut dyn FnMut() -> Result<Stage2, Error>>,
+        stage2: Option<&mut dyn FnMut() -> Result<Stage2, Error>>,
     ) -> Result<AttachReport, Error> {
         let staged_first;
         let req = if stage2.is_some() {
@@ -145,6 +149,27 @@ impl Session {
         if let Some(o) = &req.owner {
             guest.id = Some(o.container_id.clone());
         }
+        // Shared with other attaches, exclusive of detach/gc (see store::lock).
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(store::lock(false)?)
+        };
+        self.attach_guest(req, &guest, dry_run, stage2, true)
+    }
+
+    /// An attach into a guest already resolved, the store's lock already held (a lab's apply
+    /// holds it once for all). Without `announce`, the plan's wait for the bridge port and its
+    /// gratuitous ARP are left out: on a bridge the caller has just created, no neighbour can
+    /// hold a stale entry.
+    pub(crate) fn attach_guest(
+        &mut self,
+        req: &AttachRequest,
+        guest: &Guest,
+        dry_run: bool,
+        mut stage2: Option<&mut dyn FnMut() -> Result<Stage2, Error>>,
+        announce: bool,
+    ) -> Result<AttachReport, Error> {
         self.log.info(format_args!(
             "guest {}: {:?}{}, namespace {} (inode {})",
             guest.spec,
@@ -153,29 +178,31 @@ impl Session {
             guest.netns.path.display(),
             guest.netns.inode
         ));
-        // Shared with other attaches, exclusive of detach/gc (see store::lock).
-        let _lock = if dry_run {
-            None
-        } else {
-            Some(store::lock(false)?)
-        };
         if !dry_run {
-            self.recover_interface(&guest, req)?;
+            self.recover_interface(guest, req)?;
         }
         self.guest_socket(&guest.netns)?;
         let Session { host, guests, .. } = self;
         let guest_nl = guests.get_mut(&guest.netns.inode).expect("opened above");
-        let plan = plan_attach(&mut PlanCtx {
+        let mut plan = plan_attach(&mut PlanCtx {
             req,
-            guest: &guest,
+            guest,
             host,
             guest_nl,
         })?;
+        if !announce {
+            plan.steps.retain(|s| {
+                !matches!(
+                    s.op,
+                    crate::plan::Op::WaitPortReady { .. } | crate::plan::Op::Announce { .. }
+                )
+            });
+        }
         if dry_run {
-            return Ok(AttachReport::new(&guest, &plan, None));
+            return Ok(AttachReport::new(guest, &plan, None));
         }
         let path = store::path_for(guest.netns.inode, &plan.guest_ifname);
-        let mut header = header_of(&self.home, &guest, &plan);
+        let mut header = header_of(&self.home, guest, &plan);
         header.owner = req.owner.clone();
         let mut record = RecordFile::create(&path, header)?;
         // The record's completion is apply's last step (`record`): a failure there rolls the
@@ -189,7 +216,7 @@ impl Session {
                 .expect("opened above"),
             guest_ns: &guest.netns,
             home: &self.home,
-            guest_desc: &guest,
+            guest_desc: guest,
             log: self.log,
             journal: &mut record,
             learned: Learned::default(),
@@ -204,7 +231,7 @@ impl Session {
                     bridge: Box::new(s2.bridge),
                     ..req.clone()
                 };
-                let p2 = plan_stage2(&req2, &guest, env, &plan)?;
+                let p2 = plan_stage2(&req2, guest, env, &plan)?;
                 apply::run_steps(&p2, env, fail_after.as_deref(), &mut Vec::new())?;
                 let mut all = plan.clone();
                 all.addresses.extend(p2.addresses);
@@ -214,7 +241,7 @@ impl Session {
             }
             let plan = whole.as_ref().unwrap_or(&plan);
             let applied = &env.learned.applied;
-            let mut rep = AttachReport::new(&guest, plan, Some(applied.clone()));
+            let mut rep = AttachReport::new(guest, plan, Some(applied.clone()));
             rep.owner = req.owner.clone();
             let value = serde_json::to_value(&rep)
                 .map_err(|e| Error::Internal(format!("cannot encode the attach report: {e}")))?;

@@ -146,6 +146,8 @@ impl Session {
     pub fn gc(&mut self, dry_run: bool) -> Result<ActionsReport, Error> {
         crate::privilege::require_admin()?;
         let _lock = store::lock(true)?;
+        // Labs' applies that were killed first: their journals name records gc would see.
+        let labs = if dry_run { Vec::new() } else { self.lab_gc() };
         let scan = self.scan();
         let chosen: Vec<Record> = scan
             .records
@@ -160,6 +162,7 @@ impl Session {
             })
             .collect();
         let mut rep = self.teardown_many(&chosen, dry_run)?;
+        rep.actions.splice(0..0, labs);
         rep.warnings = scan.warnings;
         Ok(rep)
     }

@@ -37,7 +37,7 @@ use crate::ns::NetNs;
 
 const NETNS_DIR: &str = "/run/netns";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum GuestSpec {
     /// A bare name: a named netns or a container of Docker, Podman or LXC.
     Auto(String),

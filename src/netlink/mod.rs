@@ -64,6 +64,13 @@ pub type NlResult<T> = Result<T, NlError>;
 /// The route-netlink requests the engine makes, behind a trait so that plan, apply, rollback,
 /// teardown and check are unit-tested against a recording fake (`fake::World`) without root.
 /// The session chooses the implementation by construction, never by `cfg!(test)`.
+/// Change requests this process has sent the kernel (what a lab's no-op apply shows is zero).
+static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn writes() -> u64 {
+    WRITES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub trait Rtnl {
     /// Sends a change and waits for the kernel's acknowledgement.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()>;
@@ -428,6 +435,7 @@ impl Netlink {
 
     /// Sends a change and waits for the kernel's acknowledgement.
     pub fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let seq = self.send(msg, flags | NLM_F_ACK)?;
         self.recv_loop(seq, |m| Ok(ack_done(&m)))?;
         crate::testhook::change_done();

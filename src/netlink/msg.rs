@@ -172,6 +172,98 @@ pub fn new_veth(
     RouteNetlinkMessage::NewLink(m)
 }
 
+/// A veth between two guests in one message: this end (in the sender's namespace) with its
+/// MAC, down; the peer created in its namespace with its final name and MAC.
+pub fn new_veth_pair(name: &str, mac: &MacAddr, mtu: u32, peer: &PeerSpec) -> RouteNetlinkMessage {
+    let RouteNetlinkMessage::NewLink(mut m) = new_veth(name, mtu, None, peer) else {
+        unreachable!("new_veth builds a NewLink")
+    };
+    m.header.flags = LinkFlags::empty();
+    m.header.change_mask = LinkFlags::empty();
+    m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// RTM_SETLINK of a link's MTU.
+pub fn set_link_mtu(index: u32, mtu: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    RouteNetlinkMessage::SetLink(m)
+}
+
+/// RTM_SETLINK of a link's group (a lab's bridges carry the lab's, not pipework's own mark,
+/// so an attachment's teardown never deletes them).
+pub fn new_bridge_in_group(name: &str, mtu: Option<u32>, group: u32) -> RouteNetlinkMessage {
+    let RouteNetlinkMessage::NewLink(mut m) = new_bridge(name, mtu) else {
+        unreachable!("new_bridge builds a NewLink")
+    };
+    for a in m.attributes.iter_mut() {
+        if let LinkAttribute::Group(g) = a {
+            *g = group;
+        }
+    }
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// A route with an optional metric, through an interface (`ip route replace` semantics when
+/// sent with NLM_F_REPLACE).
+pub fn new_route_metric(
+    dst: ipnet::IpNet,
+    gateway: Option<IpAddr>,
+    oif: Option<u32>,
+    metric: Option<u32>,
+) -> RouteNetlinkMessage {
+    let mut m = unicast_route(
+        family_of(&dst.addr()),
+        Some((dst.network(), dst.prefix_len())),
+    );
+    match gateway {
+        Some(gw) => m
+            .attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gw))),
+        None => m.header.scope = RouteScope::Link,
+    }
+    if let Some(i) = oif {
+        m.attributes.push(RouteAttribute::Oif(i));
+    }
+    if let Some(p) = metric {
+        m.attributes.push(RouteAttribute::Priority(p));
+    }
+    RouteNetlinkMessage::NewRoute(m)
+}
+
+pub fn route_metric(m: &RouteMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Priority(p) => Some(*p),
+        _ => None,
+    })
+}
+
+/// RTM_GETQDISC dump (every qdisc of the namespace).
+pub fn dump_qdiscs() -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetQueueDiscipline(netlink_packet_route::tc::TcMessage::default())
+}
+
+/// The root qdisc's kind of each ifindex, from a qdisc dump.
+pub fn root_qdiscs(msgs: &[RouteNetlinkMessage]) -> Vec<(u32, String)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewQueueDiscipline(t)
+                if t.header.parent == netlink_packet_route::tc::TcHandle::ROOT =>
+            {
+                t.attributes.iter().find_map(|a| match a {
+                    netlink_packet_route::tc::TcAttribute::Kind(k) => {
+                        Some((t.header.index as u32, k.clone()))
+                    }
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The kinds of link created directly inside the guest, with their kind-specific data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestLinkKind {

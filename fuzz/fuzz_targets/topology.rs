@@ -1,0 +1,46 @@
+//! The lab file (`topology::file::parse` and `check`): any bytes are the user's input, refused
+//! with exit 2 or accepted as a lab whose references all resolve and whose interfaces and
+//! addresses are each used once.
+#![no_main]
+
+use std::collections::BTreeSet;
+
+use libfuzzer_sys::fuzz_target;
+use pipework::topology::file;
+
+fuzz_target!(|data: &[u8]| {
+    let lab = match file::parse(data).and_then(file::check) {
+        Ok(l) => l,
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2, "a bad lab file is the user's input: {e}");
+            return;
+        }
+    };
+    assert!(!lab.file.lab.is_empty() && lab.file.lab.len() <= file::MAX_LAB_NAME);
+    let mut used = BTreeSet::new();
+    for a in &lab.attach {
+        assert!(
+            lab.file.guests.contains_key(&a.guest),
+            "{} is defined",
+            a.guest
+        );
+        let ifname = a
+            .request
+            .guest_ifname
+            .clone()
+            .expect("every line gets a name");
+        assert!(
+            used.insert((a.guest.clone(), ifname)),
+            "an interface used twice"
+        );
+    }
+    for ends in &lab.links {
+        for (g, i) in ends {
+            assert!(lab.file.guests.contains_key(g));
+            assert!(
+                used.insert((g.clone(), i.clone())),
+                "an endpoint used twice"
+            );
+        }
+    }
+});
