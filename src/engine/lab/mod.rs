@@ -324,6 +324,39 @@ impl Session {
         Some((ns, nl))
     }
 
+    /// Sockets into many namespaces, opened on a few threads side by side and kept in the
+    /// session's cache (best effort: one that fails is opened again when needed).
+    fn open_sockets(&mut self, namespaces: &[NetNs]) {
+        self.max_sockets = self.max_sockets.max(self.guests.len() + namespaces.len() + 16);
+        let todo: Vec<&NetNs> = namespaces
+            .iter()
+            .filter(|n| !self.guests.contains_key(&n.inode) && n.inode != self.home.inode)
+            .collect();
+        let per = todo.len().div_ceil(OBSERVERS).max(1);
+        let opened: Vec<(u64, Netlink)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = todo
+                .chunks(per)
+                .map(|chunk| {
+                    sc.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter_map(|n| {
+                                nix::sched::setns(n.fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                                    .ok()?;
+                                Some((n.inode, Netlink::open().ok()?))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        self.guests.extend(opened);
+    }
+
     /// Every guest resolved (a lab-made namespace not there yet: none) and the kernel read.
     fn lab_observe(
         &mut self,
@@ -391,49 +424,47 @@ impl Session {
                     g.spec
                 ))
             })?;
-            let nl = self.guest_socket(&guest.netns)?;
-            let mut gs = GuestSeen {
-                ns: Some(nsref(&guest.netns)),
-                ..GuestSeen::default()
-            };
-            let mut by_index = HashMap::new();
-            for l in links::dump_links(nl)? {
-                if let Some(n) = msg::link_name(&l) {
-                    by_index.insert(l.header.index, n.to_string());
-                    gs.links.insert(n.to_string(), seen_link(&l));
-                }
-            }
-            let addrs = nl
-                .dump(msg::dump_addresses())
-                .map_err(nl_err(format!("cannot list the addresses of guest {key}")))?;
-            for (i, a) in addresses_by_index(addrs) {
-                if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
-                    l.addresses = a;
-                }
-            }
-            if needs_routes.contains(key.as_str()) {
-                for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
-                    let r = nl
-                        .dump(msg::dump_routes(fam))
-                        .map_err(nl_err(format!("cannot list the routes of guest {key}")))?;
-                    gs.routes.extend(seen_routes(r));
-                }
-            }
-            if needs_qdisc.contains(key.as_str()) {
-                let q = nl
-                    .dump(msg::dump_qdiscs())
-                    .map_err(nl_err(format!("cannot list the qdiscs of guest {key}")))?;
-                for (i, kind) in msg::root_qdiscs(&q) {
-                    if kind == "noqueue" || kind == "pfifo_fast" || kind == "fq_codel" {
-                        continue;
-                    }
-                    if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
-                        l.qdisc = Some(kind);
-                    }
-                }
-            }
-            seen.guests.insert(key.clone(), Some(gs));
             guests.insert(key.clone(), guest);
+        }
+        // Each guest's sockets and dumps, on a few threads side by side: entering a namespace
+        // and opening a socket there is most of what reading a guest costs.
+        let jobs: Vec<(&String, &Guest, bool, bool)> = guests
+            .iter()
+            .map(|(k, g)| {
+                (
+                    k,
+                    g,
+                    needs_routes.contains(k.as_str()),
+                    needs_qdisc.contains(k.as_str()),
+                )
+            })
+            .collect();
+        let per = jobs.len().div_ceil(OBSERVERS).max(1);
+        let results: Vec<Result<(u64, Netlink, GuestSeen), Error>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = jobs
+                .chunks(per)
+                .map(|chunk| {
+                    sc.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(k, g, r, q)| observe_guest(k, g, *r, *q))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Error::Internal("a namespace reader panicked".into()))]
+                    })
+                })
+                .collect()
+        });
+        for ((key, _, _, _), r) in jobs.iter().zip(results) {
+            let (inode, nl, gs) = r?;
+            self.guests.insert(inode, nl);
+            seen.guests.insert((*key).clone(), Some(gs));
         }
         Ok((guests, seen))
     }
@@ -1371,6 +1402,9 @@ impl Session {
             .iter()
             .filter_map(|m| store::read_record(&m.record).ok())
             .collect();
+        // The teardown looks into every guest: their sockets are opened side by side first.
+        let namespaces: Vec<NetNs> = st.attach.iter().filter_map(|m| reopen(&m.netns)).collect();
+        self.open_sockets(&namespaces);
         if !records.is_empty() {
             match self.teardown_many(&records, false) {
                 Ok(r) => rep.actions.extend(r.actions),
@@ -1559,6 +1593,68 @@ fn delete_links(home: &NetNs, links: &[MadeLink]) -> Vec<Result<(), Error>> {
         }
         out
     })
+}
+
+/// Threads reading guests' namespaces at once (a plan of a thousand guests).
+const OBSERVERS: usize = 4;
+
+/// One guest's links, addresses and (when asked) routes and root qdiscs, read through a new
+/// socket in its namespace. Runs on a thread of its own: it enters the namespace for good.
+fn observe_guest(
+    key: &str,
+    guest: &Guest,
+    routes: bool,
+    qdiscs: bool,
+) -> Result<(u64, Netlink, GuestSeen), Error> {
+    nix::sched::setns(guest.netns.fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        Error::io(
+            format!("cannot enter the namespace of guest {key}"),
+            std::io::Error::from(e),
+        )
+    })?;
+    let mut nl = Netlink::open()
+        .map_err(nl_err(format!("cannot open a netlink socket in guest {key}")))?;
+    let mut gs = GuestSeen {
+        ns: Some(nsref(&guest.netns)),
+        ..GuestSeen::default()
+    };
+    let mut by_index = HashMap::new();
+    for l in links::dump_links(&mut nl)? {
+        if let Some(n) = msg::link_name(&l) {
+            by_index.insert(l.header.index, n.to_string());
+            gs.links.insert(n.to_string(), seen_link(&l));
+        }
+    }
+    let addrs = nl
+        .dump(msg::dump_addresses())
+        .map_err(nl_err(format!("cannot list the addresses of guest {key}")))?;
+    for (i, a) in addresses_by_index(addrs) {
+        if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
+            l.addresses = a;
+        }
+    }
+    if routes {
+        for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let r = nl
+                .dump(msg::dump_routes(fam))
+                .map_err(nl_err(format!("cannot list the routes of guest {key}")))?;
+            gs.routes.extend(seen_routes(r));
+        }
+    }
+    if qdiscs {
+        let q = nl
+            .dump(msg::dump_qdiscs())
+            .map_err(nl_err(format!("cannot list the qdiscs of guest {key}")))?;
+        for (i, kind) in msg::root_qdiscs(&q) {
+            if kind == "noqueue" || kind == "pfifo_fast" || kind == "fq_codel" {
+                continue;
+            }
+            if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
+                l.qdisc = Some(kind);
+            }
+        }
+    }
+    Ok((guest.netns.inode, nl, gs))
 }
 
 fn guest_of(run: &Run<'_>, key: &str) -> Result<(NetNs, NsRef), Error> {
