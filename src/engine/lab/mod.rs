@@ -194,6 +194,7 @@ fn nl_err(what: String) -> impl FnOnce(NlError) -> Error {
 /// tc by argv inside `ns`: the root qdisc of `ifname` set to `q` (none: the kernel's default).
 fn tc_set(ns: &NetNs, ifname: &str, q: &Qdisc) -> Result<(), Error> {
     let args = tc_args(ifname, q)?;
+    crate::netlink::note_write();
     let mut cmd = std::process::Command::new("tc");
     cmd.args(&args);
     let fd = ns.raw_fd();
@@ -327,7 +328,9 @@ impl Session {
     /// Sockets into many namespaces, opened on a few threads side by side and kept in the
     /// session's cache (best effort: one that fails is opened again when needed).
     fn open_sockets(&mut self, namespaces: &[NetNs]) {
-        self.max_sockets = self.max_sockets.max(self.guests.len() + namespaces.len() + 16);
+        self.max_sockets = self
+            .max_sockets
+            .max(self.guests.len() + namespaces.len() + 16);
         let todo: Vec<&NetNs> = namespaces
             .iter()
             .filter(|n| !self.guests.contains_key(&n.inode) && n.inode != self.home.inode)
@@ -538,12 +541,18 @@ impl Session {
         let fail_after = crate::testhook::lab_fail_after();
         let mut k = 0;
         while k < changes.len() {
-            // Removals of attachments go together: one batched kernel delete for all.
+            // Removals of attachments go together (one batched kernel delete for all), and so
+            // do removals of links (deleted side by side).
             let mut n = 1;
-            if matches!(changes[k], Change::Detach { .. }) {
-                while k + n < changes.len() && matches!(changes[k + n], Change::Detach { .. }) {
-                    n += 1;
-                }
+            let same = |a: &Change, b: &Change| {
+                matches!(
+                    (a, b),
+                    (Change::Detach { .. }, Change::Detach { .. })
+                        | (Change::Unlink { .. }, Change::Unlink { .. })
+                )
+            };
+            while k + n < changes.len() && same(&changes[k], &changes[k + n]) {
+                n += 1;
             }
             let chunk = &changes[k..k + n];
             let mut r = self.lab_changes(chunk, &mut run, &mut j);
@@ -671,7 +680,18 @@ impl Session {
     ) -> Result<(), Error> {
         let want = run.want;
         let old = run.old;
-        if chunk.len() > 1 || matches!(chunk[0], Change::Detach { .. }) {
+        if matches!(chunk[0], Change::Unlink { .. }) {
+            let mut gone = Vec::new();
+            for c in chunk {
+                if let Change::Unlink { s } = c {
+                    let m = &old.links[*s];
+                    j.will(LabUndo::Removed(Box::new(Removed::Link(m.clone()))))?;
+                    gone.push(m.clone());
+                }
+            }
+            return delete_links(&self.home, &gone).into_iter().collect();
+        }
+        if matches!(chunk[0], Change::Detach { .. }) {
             let mut records = Vec::new();
             for c in chunk {
                 if let Change::Detach { s } = c {
@@ -906,11 +926,6 @@ impl Session {
                     del_route(nl, &m.netns, &m.route, Some(j))?;
                 }
             }
-            Change::Unlink { s } => {
-                let m = &old.links[*s];
-                j.will(LabUndo::Removed(Box::new(Removed::Link(m.clone()))))?;
-                self.delete_link(m)?;
-            }
             Change::Unbridge { s } => {
                 let b = &old.bridges[*s];
                 let mtu = run.seen.host.get(&b.name).and_then(|l| l.mtu);
@@ -923,7 +938,7 @@ impl Session {
                 named::delete(name)?;
                 run.gone_netns.insert(name.clone());
             }
-            Change::Detach { .. } => unreachable!("handled above"),
+            Change::Detach { .. } | Change::Unlink { .. } => unreachable!("handled above"),
         }
         Ok(())
     }
@@ -1612,8 +1627,9 @@ fn observe_guest(
             std::io::Error::from(e),
         )
     })?;
-    let mut nl = Netlink::open()
-        .map_err(nl_err(format!("cannot open a netlink socket in guest {key}")))?;
+    let mut nl = Netlink::open().map_err(nl_err(format!(
+        "cannot open a netlink socket in guest {key}"
+    )))?;
     let mut gs = GuestSeen {
         ns: Some(nsref(&guest.netns)),
         ..GuestSeen::default()
