@@ -955,7 +955,10 @@ impl Session {
             crate::request::HostIfSpec::Name(n) => n.clone(),
             crate::request::HostIfSpec::Mac(_) => String::new(),
         };
-        let announce = !run.fresh_bridges.contains(&host);
+        // A bridge this apply made (listed, or a br* name the first attach creates): no
+        // neighbour can hold a stale entry for a new port, so no wait and no announce.
+        let announce = !run.fresh_bridges.contains(&host)
+            && (run.seen.host.contains_key(&host) || run.seen.ovs.contains(&host));
         let rep = match self.attach_guest(&a.request, guest, false, None, announce) {
             Ok(r) => r,
             Err(e) => {
