@@ -1589,3 +1589,74 @@ fn podman_event_stream_plumbs_restart_and_removal() {
     );
     w.assert_running();
 }
+
+/// `watch --lab FILE`: a lab guest that restarts (a new namespace, its lab interfaces gone)
+/// gets its part of the lab back, with the same MAC; the rest of the lab is not touched.
+#[test]
+fn lab_guest_restart_is_reconverged() {
+    let dh = need_docker!();
+    let _lock = lock_shared_daemon();
+    let host = Netns::new("h");
+    let rt = RuntimeDir::new();
+    let peer = Netns::new("g");
+    let name = unique("wl");
+    let c = Ctr::run(&dh, &name, &[], &[]);
+    let dir = TempDir::new("watchlab");
+    let file = dir.join("lab.yaml");
+    let br = format!("pwl{}", rand_hex(6));
+    let lab = format!("t{}", rand_hex(6));
+    std::fs::write(
+        &file,
+        format!(
+            "lab: {lab}\nguests:\n  web: docker:{name}\n  peer: {{netns: {}}}\n\
+             bridges:\n  {br}: {{}}\nattach:\n  - {br} web 10.236.40.2/24\n  - {br} peer 10.236.40.3/24\n",
+            peer.name
+        ),
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let apply = |args: &[&str]| {
+        let mut cmd = cmd_in(&host, BIN);
+        cmd.args(args)
+            .env("DOCKER_HOST", &dh)
+            .env("PIPEWORK_RUNTIME_DIR", rt.path())
+            .env_remove("PIPEWORK_TEST_FAIL_STEP")
+            .stdin(Stdio::null());
+        let out = cmd.output().expect("spawn pipework");
+        assert!(
+            out.status.success(),
+            "pipework {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    apply(&["apply", &f]);
+    let (mac, _) = iface(&c.ns(), "eth1").expect("web:eth1 after apply");
+    let peer_before = snapshot(&peer);
+    let mut w = Watch::start(&host, &dh, rt.path(), &["--lab", &f]);
+    docker_out(&dh, &["restart", "-t", "0", &name]);
+    let since = Instant::now();
+    let ns = c.ns();
+    wait_plumbed(
+        &mut w,
+        &ns,
+        "eth1",
+        "10.236.40.2/24",
+        since,
+        Duration::from_secs(5),
+    );
+    let (mac2, addrs) = iface(&ns, "eth1").expect("web:eth1 after the restart");
+    assert_eq!(mac2, mac, "the stable MAC comes back");
+    assert_eq!(addrs, ["10.236.40.2/24"]);
+    assert!(
+        c.ping("10.236.40.3"),
+        "the restarted container reaches the peer again"
+    );
+    assert_unchanged(&peer, &peer_before, "the rest of the lab");
+    w.wait_log(&format!("lab {lab} guest web"), 1, Duration::from_secs(5));
+    drop(w);
+    assert!(apply(&["plan", &f]).contains("no changes"));
+    apply(&["destroy", &lab]);
+}

@@ -160,8 +160,8 @@ impl Session {
 
     /// An attach into a guest already resolved, the store's lock already held (a lab's apply
     /// holds it once for all). Without `announce`, the plan's wait for the bridge port and its
-    /// gratuitous ARP are left out: on a bridge the caller has just created, no neighbour can
-    /// hold a stale entry.
+    /// gratuitous ARPs (arp_notify, the final announce) are left out: on a bridge the caller
+    /// has just created, no neighbour can hold a stale entry.
     pub(crate) fn attach_guest(
         &mut self,
         req: &AttachRequest,
@@ -194,7 +194,9 @@ impl Session {
             plan.steps.retain(|s| {
                 !matches!(
                     s.op,
-                    crate::plan::Op::WaitPortReady { .. } | crate::plan::Op::Announce { .. }
+                    crate::plan::Op::WaitPortReady { .. }
+                        | crate::plan::Op::Announce { .. }
+                        | crate::plan::Op::SetArpNotify { .. }
                 )
             });
         }

@@ -71,6 +71,11 @@ pub fn writes() -> u64 {
     WRITES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A change made another way (a `tc` run) counts as a write too.
+pub fn note_write() {
+    WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub trait Rtnl {
     /// Sends a change and waits for the kernel's acknowledgement.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()>;

@@ -194,6 +194,7 @@ fn nl_err(what: String) -> impl FnOnce(NlError) -> Error {
 /// tc by argv inside `ns`: the root qdisc of `ifname` set to `q` (none: the kernel's default).
 fn tc_set(ns: &NetNs, ifname: &str, q: &Qdisc) -> Result<(), Error> {
     let args = tc_args(ifname, q)?;
+    crate::netlink::note_write();
     let mut cmd = std::process::Command::new("tc");
     cmd.args(&args);
     let fd = ns.raw_fd();
@@ -324,6 +325,41 @@ impl Session {
         Some((ns, nl))
     }
 
+    /// Sockets into many namespaces, opened on a few threads side by side and kept in the
+    /// session's cache (best effort: one that fails is opened again when needed).
+    fn open_sockets(&mut self, namespaces: &[NetNs]) {
+        self.max_sockets = self
+            .max_sockets
+            .max(self.guests.len() + namespaces.len() + 16);
+        let todo: Vec<&NetNs> = namespaces
+            .iter()
+            .filter(|n| !self.guests.contains_key(&n.inode) && n.inode != self.home.inode)
+            .collect();
+        let per = todo.len().div_ceil(OBSERVERS).max(1);
+        let opened: Vec<(u64, Netlink)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = todo
+                .chunks(per)
+                .map(|chunk| {
+                    sc.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter_map(|n| {
+                                nix::sched::setns(n.fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                                    .ok()?;
+                                Some((n.inode, Netlink::open().ok()?))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        self.guests.extend(opened);
+    }
+
     /// Every guest resolved (a lab-made namespace not there yet: none) and the kernel read.
     fn lab_observe(
         &mut self,
@@ -391,49 +427,47 @@ impl Session {
                     g.spec
                 ))
             })?;
-            let nl = self.guest_socket(&guest.netns)?;
-            let mut gs = GuestSeen {
-                ns: Some(nsref(&guest.netns)),
-                ..GuestSeen::default()
-            };
-            let mut by_index = HashMap::new();
-            for l in links::dump_links(nl)? {
-                if let Some(n) = msg::link_name(&l) {
-                    by_index.insert(l.header.index, n.to_string());
-                    gs.links.insert(n.to_string(), seen_link(&l));
-                }
-            }
-            let addrs = nl
-                .dump(msg::dump_addresses())
-                .map_err(nl_err(format!("cannot list the addresses of guest {key}")))?;
-            for (i, a) in addresses_by_index(addrs) {
-                if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
-                    l.addresses = a;
-                }
-            }
-            if needs_routes.contains(key.as_str()) {
-                for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
-                    let r = nl
-                        .dump(msg::dump_routes(fam))
-                        .map_err(nl_err(format!("cannot list the routes of guest {key}")))?;
-                    gs.routes.extend(seen_routes(r));
-                }
-            }
-            if needs_qdisc.contains(key.as_str()) {
-                let q = nl
-                    .dump(msg::dump_qdiscs())
-                    .map_err(nl_err(format!("cannot list the qdiscs of guest {key}")))?;
-                for (i, kind) in msg::root_qdiscs(&q) {
-                    if kind == "noqueue" || kind == "pfifo_fast" || kind == "fq_codel" {
-                        continue;
-                    }
-                    if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
-                        l.qdisc = Some(kind);
-                    }
-                }
-            }
-            seen.guests.insert(key.clone(), Some(gs));
             guests.insert(key.clone(), guest);
+        }
+        // Each guest's sockets and dumps, on a few threads side by side: entering a namespace
+        // and opening a socket there is most of what reading a guest costs.
+        let jobs: Vec<(&String, &Guest, bool, bool)> = guests
+            .iter()
+            .map(|(k, g)| {
+                (
+                    k,
+                    g,
+                    needs_routes.contains(k.as_str()),
+                    needs_qdisc.contains(k.as_str()),
+                )
+            })
+            .collect();
+        let per = jobs.len().div_ceil(OBSERVERS).max(1);
+        let results: Vec<Result<(u64, Netlink, GuestSeen), Error>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = jobs
+                .chunks(per)
+                .map(|chunk| {
+                    sc.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(k, g, r, q)| observe_guest(k, g, *r, *q))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Error::Internal("a namespace reader panicked".into()))]
+                    })
+                })
+                .collect()
+        });
+        for ((key, _, _, _), r) in jobs.iter().zip(results) {
+            let (inode, nl, gs) = r?;
+            self.guests.insert(inode, nl);
+            seen.guests.insert((*key).clone(), Some(gs));
         }
         Ok((guests, seen))
     }
@@ -507,12 +541,18 @@ impl Session {
         let fail_after = crate::testhook::lab_fail_after();
         let mut k = 0;
         while k < changes.len() {
-            // Removals of attachments go together: one batched kernel delete for all.
+            // Removals of attachments go together (one batched kernel delete for all), and so
+            // do removals of links (deleted side by side).
             let mut n = 1;
-            if matches!(changes[k], Change::Detach { .. }) {
-                while k + n < changes.len() && matches!(changes[k + n], Change::Detach { .. }) {
-                    n += 1;
-                }
+            let same = |a: &Change, b: &Change| {
+                matches!(
+                    (a, b),
+                    (Change::Detach { .. }, Change::Detach { .. })
+                        | (Change::Unlink { .. }, Change::Unlink { .. })
+                )
+            };
+            while k + n < changes.len() && same(&changes[k], &changes[k + n]) {
+                n += 1;
             }
             let chunk = &changes[k..k + n];
             let mut r = self.lab_changes(chunk, &mut run, &mut j);
@@ -640,7 +680,18 @@ impl Session {
     ) -> Result<(), Error> {
         let want = run.want;
         let old = run.old;
-        if chunk.len() > 1 || matches!(chunk[0], Change::Detach { .. }) {
+        if matches!(chunk[0], Change::Unlink { .. }) {
+            let mut gone = Vec::new();
+            for c in chunk {
+                if let Change::Unlink { s } = c {
+                    let m = &old.links[*s];
+                    j.will(LabUndo::Removed(Box::new(Removed::Link(m.clone()))))?;
+                    gone.push(m.clone());
+                }
+            }
+            return delete_links(&self.home, &gone).into_iter().collect();
+        }
+        if matches!(chunk[0], Change::Detach { .. }) {
             let mut records = Vec::new();
             for c in chunk {
                 if let Change::Detach { s } = c {
@@ -875,11 +926,6 @@ impl Session {
                     del_route(nl, &m.netns, &m.route, Some(j))?;
                 }
             }
-            Change::Unlink { s } => {
-                let m = &old.links[*s];
-                j.will(LabUndo::Removed(Box::new(Removed::Link(m.clone()))))?;
-                self.delete_link(m)?;
-            }
             Change::Unbridge { s } => {
                 let b = &old.bridges[*s];
                 let mtu = run.seen.host.get(&b.name).and_then(|l| l.mtu);
@@ -892,7 +938,7 @@ impl Session {
                 named::delete(name)?;
                 run.gone_netns.insert(name.clone());
             }
-            Change::Detach { .. } => unreachable!("handled above"),
+            Change::Detach { .. } | Change::Unlink { .. } => unreachable!("handled above"),
         }
         Ok(())
     }
@@ -909,7 +955,10 @@ impl Session {
             crate::request::HostIfSpec::Name(n) => n.clone(),
             crate::request::HostIfSpec::Mac(_) => String::new(),
         };
-        let announce = !run.fresh_bridges.contains(&host);
+        // A bridge this apply made (listed, or a br* name the first attach creates): no
+        // neighbour can hold a stale entry for a new port, so no wait and no announce.
+        let announce = !run.fresh_bridges.contains(&host)
+            && (run.seen.host.contains_key(&host) || run.seen.ovs.contains(&host));
         let rep = match self.attach_guest(&a.request, guest, false, None, announce) {
             Ok(r) => r,
             Err(e) => {
@@ -1371,6 +1420,9 @@ impl Session {
             .iter()
             .filter_map(|m| store::read_record(&m.record).ok())
             .collect();
+        // The teardown looks into every guest: their sockets are opened side by side first.
+        let namespaces: Vec<NetNs> = st.attach.iter().filter_map(|m| reopen(&m.netns)).collect();
+        self.open_sockets(&namespaces);
         if !records.is_empty() {
             match self.teardown_many(&records, false) {
                 Ok(r) => rep.actions.extend(r.actions),
@@ -1559,6 +1611,69 @@ fn delete_links(home: &NetNs, links: &[MadeLink]) -> Vec<Result<(), Error>> {
         }
         out
     })
+}
+
+/// Threads reading guests' namespaces at once (a plan of a thousand guests).
+const OBSERVERS: usize = 4;
+
+/// One guest's links, addresses and (when asked) routes and root qdiscs, read through a new
+/// socket in its namespace. Runs on a thread of its own: it enters the namespace for good.
+fn observe_guest(
+    key: &str,
+    guest: &Guest,
+    routes: bool,
+    qdiscs: bool,
+) -> Result<(u64, Netlink, GuestSeen), Error> {
+    nix::sched::setns(guest.netns.fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        Error::io(
+            format!("cannot enter the namespace of guest {key}"),
+            std::io::Error::from(e),
+        )
+    })?;
+    let mut nl = Netlink::open().map_err(nl_err(format!(
+        "cannot open a netlink socket in guest {key}"
+    )))?;
+    let mut gs = GuestSeen {
+        ns: Some(nsref(&guest.netns)),
+        ..GuestSeen::default()
+    };
+    let mut by_index = HashMap::new();
+    for l in links::dump_links(&mut nl)? {
+        if let Some(n) = msg::link_name(&l) {
+            by_index.insert(l.header.index, n.to_string());
+            gs.links.insert(n.to_string(), seen_link(&l));
+        }
+    }
+    let addrs = nl
+        .dump(msg::dump_addresses())
+        .map_err(nl_err(format!("cannot list the addresses of guest {key}")))?;
+    for (i, a) in addresses_by_index(addrs) {
+        if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
+            l.addresses = a;
+        }
+    }
+    if routes {
+        for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let r = nl
+                .dump(msg::dump_routes(fam))
+                .map_err(nl_err(format!("cannot list the routes of guest {key}")))?;
+            gs.routes.extend(seen_routes(r));
+        }
+    }
+    if qdiscs {
+        let q = nl
+            .dump(msg::dump_qdiscs())
+            .map_err(nl_err(format!("cannot list the qdiscs of guest {key}")))?;
+        for (i, kind) in msg::root_qdiscs(&q) {
+            if kind == "noqueue" || kind == "pfifo_fast" || kind == "fq_codel" {
+                continue;
+            }
+            if let Some(l) = by_index.get(&i).and_then(|n| gs.links.get_mut(n)) {
+                l.qdisc = Some(kind);
+            }
+        }
+    }
+    Ok((guest.netns.inode, nl, gs))
 }
 
 fn guest_of(run: &Run<'_>, key: &str) -> Result<(NetNs, NsRef), Error> {
