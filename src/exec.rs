@@ -10,11 +10,9 @@ use crate::error::Error;
 use crate::ns::NetNs;
 use crate::request::Tool;
 
-/// Runs the tool and returns its exit status (signals map to 128 + signal, as shells do).
-pub fn run_tool(tool: Tool, args: &[String], ns: &NetNs) -> Result<i32, Error> {
-    let argv = tool.argv();
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..]).args(args);
+/// A command whose child enters `ns` (its network namespace only) before exec.
+pub fn command_in(ns: &NetNs, program: &str) -> Command {
+    let mut cmd = Command::new(program);
     let fd = ns.raw_fd();
     // SAFETY: only async-signal-safe work between fork and exec: one setns syscall.
     unsafe {
@@ -23,6 +21,14 @@ pub fn run_tool(tool: Tool, args: &[String], ns: &NetNs) -> Result<i32, Error> {
             setns(borrowed, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
         });
     }
+    cmd
+}
+
+/// Runs the tool and returns its exit status (signals map to 128 + signal, as shells do).
+pub fn run_tool(tool: Tool, args: &[String], ns: &NetNs) -> Result<i32, Error> {
+    let argv = tool.argv();
+    let mut cmd = command_in(ns, argv[0]);
+    cmd.args(&argv[1..]).args(args);
     let status = cmd.status().map_err(|e| {
         Error::io(
             format!(

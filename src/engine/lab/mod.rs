@@ -195,17 +195,8 @@ fn nl_err(what: String) -> impl FnOnce(NlError) -> Error {
 fn tc_set(ns: &NetNs, ifname: &str, q: &Qdisc) -> Result<(), Error> {
     let args = tc_args(ifname, q)?;
     crate::netlink::note_write();
-    let mut cmd = std::process::Command::new("tc");
+    let mut cmd = crate::exec::command_in(ns, "tc");
     cmd.args(&args);
-    let fd = ns.raw_fd();
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only one setns syscall between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let b = std::os::fd::BorrowedFd::borrow_raw(fd);
-            nix::sched::setns(b, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-        });
-    }
     let ran = crate::process::run_bounded(&mut cmd, None, 64 << 10, Duration::from_secs(10))
         .map_err(|e| Error::io("cannot run tc (is iproute2 installed?)", e))?;
     let err = match ran {
@@ -876,7 +867,9 @@ impl Session {
             Change::Relink { i, s, .. } => {
                 let m = &old.links[*s];
                 j.will(LabUndo::Removed(Box::new(Removed::Link(m.clone()))))?;
-                self.delete_link(m)?;
+                delete_links(&self.home, std::slice::from_ref(m))
+                    .into_iter()
+                    .collect::<Result<(), Error>>()?;
                 let l = &want.links[*i];
                 let ns = [
                     guest_of(run, &l.ends[0].guest)?,
@@ -1096,22 +1089,6 @@ impl Session {
         Ok(())
     }
 
-    /// Deletes a lab link by its first end (or its second, when the first's namespace is gone).
-    fn delete_link(&mut self, m: &MadeLink) -> Result<(), Error> {
-        for (k, e) in m.link.ends.iter().enumerate() {
-            let Some((_, nl)) = self.nl_of(&m.netns[k]) else {
-                continue;
-            };
-            if let Some(l) = links::get_link(nl, &e.ifname)? {
-                if links::is_ours(&l, crate::plan::LinkKind::Veth) {
-                    links::delete_link(nl, l.header.index, &e.ifname)?;
-                }
-            }
-            return Ok(());
-        }
-        Ok(())
-    }
-
     fn delete_bridge(&mut self, name: &str, ovs: bool) -> Result<(), Error> {
         if ovs {
             return crate::driver::ovs::vsctl_change(
@@ -1172,12 +1149,7 @@ impl Session {
                 let Some((_, nl)) = self.nl_of(ns) else {
                     return Ok(());
                 };
-                if let Some(l) = links::get_link(nl, name)? {
-                    if links::is_ours(&l, crate::plan::LinkKind::Veth) {
-                        links::delete_link(nl, l.header.index, name)?;
-                    }
-                }
-                Ok(())
+                delete_veth_if_ours(nl, name)
             }
             LabUndo::Address {
                 ns,
@@ -1561,6 +1533,16 @@ impl Session {
     }
 }
 
+/// Deletes the veth `name` if it still is one pipework made (its link group says so).
+fn delete_veth_if_ours(nl: &mut Netlink, name: &str) -> Result<(), Error> {
+    if let Some(l) = links::get_link(nl, name)? {
+        if links::is_ours(&l, crate::plan::LinkKind::Veth) {
+            links::delete_link(nl, l.header.index, name)?;
+        }
+    }
+    Ok(())
+}
+
 /// Threads deleting links side by side: each delete waits for an RCU grace period (~20 ms
 /// here), and concurrent deletes share one, where one after the other each waits its own (500
 /// links: seconds). Links live in many namespaces, so no one group delete can take them all.
@@ -1579,12 +1561,7 @@ fn delete_links(home: &NetNs, links: &[MadeLink]) -> Vec<Result<(), Error>> {
                     "cannot open a netlink socket in {}",
                     m.netns[k].path
                 )))?;
-                if let Some(l) = links::get_link(&mut nl, &e.ifname)? {
-                    if links::is_ours(&l, crate::plan::LinkKind::Veth) {
-                        links::delete_link(&mut nl, l.header.index, &e.ifname)?;
-                    }
-                }
-                Ok(())
+                delete_veth_if_ours(&mut nl, &e.ifname)
             })?;
         }
         Ok(())
