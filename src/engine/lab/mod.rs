@@ -359,7 +359,7 @@ impl Session {
     ) -> Result<(BTreeMap<String, Guest>, Observed), Error> {
         let mut guests = BTreeMap::new();
         let mut seen = Observed::default();
-        for l in links::dump_links(&mut self.host)? {
+        for l in lean_links(&mut self.host)? {
             if let Some(n) = msg::link_name(&l) {
                 seen.host.insert(n.to_string(), seen_link(&l));
             }
@@ -1590,6 +1590,19 @@ fn delete_links(home: &NetNs, links: &[MadeLink]) -> Vec<Result<(), Error>> {
     })
 }
 
+/// The namespace's links, without their statistics.
+fn lean_links(nl: &mut Netlink) -> Result<Vec<netlink_packet_route::link::LinkMessage>, Error> {
+    Ok(nl
+        .dump(msg::dump_links_lean())
+        .map_err(|e| Error::netlink("cannot list links", e))?
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(l),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Threads reading guests' namespaces at once (a plan of a thousand guests).
 const OBSERVERS: usize = 4;
 
@@ -1615,7 +1628,7 @@ fn observe_guest(
         ..GuestSeen::default()
     };
     let mut by_index = HashMap::new();
-    for l in links::dump_links(&mut nl)? {
+    for l in lean_links(&mut nl)? {
         if let Some(n) = msg::link_name(&l) {
             by_index.insert(l.header.index, n.to_string());
             gs.links.insert(n.to_string(), seen_link(&l));
