@@ -65,7 +65,6 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -94,10 +93,6 @@ const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
 
-fn cstr(p: &Path) -> R<CString> {
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("NUL in {}", p.display()))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The private world: a mount namespace of the bench's own with a tmpfs for every file.
 
@@ -111,45 +106,11 @@ impl World {
     /// Must run while the bench has a single thread: unshare(CLONE_NEWNS) refuses (EINVAL) in
     /// a multi-threaded process.
     fn enter() -> R<World> {
-        if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-            return Err(os_err("unshare(CLONE_NEWNS)"));
-        }
-        // Private propagation: the bench's mounts never reach the machine's mount table.
-        let slash = CString::new("/").expect("no NUL");
-        let r = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                slash.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            )
+        let world = World {
+            root: private_world(WORLD_PREFIX)?,
         };
-        if r != 0 {
-            return Err(os_err("mount --make-rprivate /"));
-        }
-        sweep_stale_worlds();
-        let root = PathBuf::from(format!("{WORLD_PREFIX}{}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&root)
-            .map_err(|e| format!("mkdir {}: {e}", root.display()))?;
-        let world = World { root };
-        let c = cstr(&world.root)?;
-        let fstype = CString::new("tmpfs").expect("no NUL");
-        let opts = CString::new("mode=0700,size=512m").expect("no NUL");
-        let r = unsafe {
-            libc::mount(
-                fstype.as_ptr(),
-                c.as_ptr(),
-                fstype.as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                opts.as_ptr() as *const libc::c_void,
-            )
-        };
-        if r != 0 {
-            return Err(os_err("mount tmpfs"));
-        }
+        // Programs run from it (the plugins' copies in bin/).
+        mount_tmpfs(&world.root, "mode=0700,size=512m", true)?;
         for d in ["bin", "netns", "ipam", "rt"] {
             std::fs::create_dir(world.root.join(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
         }
@@ -163,34 +124,8 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         // The guests' bind mounts are below: a lazy unmount takes them along.
-        if let Ok(c) = cstr(&self.root) {
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        lazy_umount(&self.root);
         let _ = std::fs::remove_dir(&self.root);
-    }
-}
-
-/// Mount points of earlier benches that were SIGKILLed (their tmpfs went with their mount
-/// namespace; the empty directory stays).
-fn sweep_stale_worlds() {
-    let Ok(rd) = std::fs::read_dir("/tmp") else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Some(pid) = p
-            .to_str()
-            .and_then(|s| s.strip_prefix(WORLD_PREFIX))
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id()
-            && !Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::remove_dir(&p).is_ok()
-        {
-            println!("  removed stale {} (its bench is gone)", p.display());
-        }
     }
 }
 

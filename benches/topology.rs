@@ -95,35 +95,6 @@ const SKIPPED: &str = "skipped: lab commands not built";
 // The private world: a mount namespace of the bench's own, a tmpfs on /run/netns and one for
 // the files.
 
-fn cstr(p: &Path) -> R<CString> {
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("NUL in {}", p.display()))
-}
-
-fn mount_tmpfs(at: &Path, opts: &str) -> R<()> {
-    let c = cstr(at)?;
-    let fstype = CString::new("tmpfs").expect("no NUL");
-    let opts = CString::new(opts).expect("no NUL");
-    let r = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            c.as_ptr(),
-            fstype.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            opts.as_ptr() as *const libc::c_void,
-        )
-    };
-    if r != 0 {
-        return Err(os_err(&format!("mount tmpfs on {}", at.display())));
-    }
-    Ok(())
-}
-
-fn lazy_umount(p: &Path) {
-    if let Ok(c) = cstr(p) {
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 struct World {
     root: PathBuf,
     netns_mounted: bool,
@@ -135,29 +106,7 @@ impl World {
     /// Must run while the bench has a single thread: unshare(CLONE_NEWNS) refuses (EINVAL) in
     /// a multi-threaded process.
     fn enter() -> R<World> {
-        if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-            return Err(os_err("unshare(CLONE_NEWNS)"));
-        }
-        // Private propagation: the bench's mounts never reach the machine's mount table.
-        let slash = CString::new("/").expect("no NUL");
-        let r = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                slash.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            )
-        };
-        if r != 0 {
-            return Err(os_err("mount --make-rprivate /"));
-        }
-        sweep_stale_worlds();
-        let root = PathBuf::from(format!("{WORLD_PREFIX}{}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&root)
-            .map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+        let root = private_world(WORLD_PREFIX)?;
         let netns = Path::new(NETNS_DIR);
         let made_netns_dir = !netns.is_dir();
         let mut world = World {
@@ -171,8 +120,8 @@ impl World {
                 .create(netns)
                 .map_err(|e| format!("mkdir {NETNS_DIR}: {e}"))?;
         }
-        mount_tmpfs(&world.root, "mode=0700,size=256m")?;
-        mount_tmpfs(netns, "mode=0755,size=16m")?;
+        mount_tmpfs(&world.root, "mode=0700,size=256m", false)?;
+        mount_tmpfs(netns, "mode=0755,size=16m", false)?;
         world.netns_mounted = true;
         Ok(world)
     }
@@ -201,30 +150,6 @@ impl Drop for World {
         }
         lazy_umount(&self.root);
         let _ = std::fs::remove_dir(&self.root);
-    }
-}
-
-/// Mount points of earlier benches that were SIGKILLed (their tmpfs went with their mount
-/// namespace; the empty directory stays).
-fn sweep_stale_worlds() {
-    let Ok(rd) = std::fs::read_dir("/tmp") else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Some(pid) = p
-            .to_str()
-            .and_then(|s| s.strip_prefix(WORLD_PREFIX))
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id()
-            && !Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::remove_dir(&p).is_ok()
-        {
-            println!("  removed stale {} (its bench is gone)", p.display());
-        }
     }
 }
 

@@ -2,13 +2,15 @@
 //! unwind through their Drop guards), commands entered into a namespace, and the knobs.
 #![allow(dead_code)]
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::fd::RawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -206,4 +208,97 @@ pub fn bench_main(name: &str, run: fn() -> R<()>) -> ! {
     };
     println!("total bench time {:.1} s", t0.elapsed().as_secs_f64());
     std::process::exit(code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A bench's private world: its own mount namespace, with tmpfs mounts that never reach the
+// machine's mount table and go with the bench (even a SIGKILLed one).
+
+pub fn cstr(p: &Path) -> R<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("NUL in {}", p.display()))
+}
+
+/// Enters a mount namespace of the bench's own with private propagation, sweeps the empty
+/// mount points of earlier benches of `prefix` that were killed, and makes this one's
+/// (`PREFIX<pid>`, mode 0700). Must run while the bench has a single thread: unshare
+/// (CLONE_NEWNS) refuses (EINVAL) in a multi-threaded process.
+pub fn private_world(prefix: &str) -> R<PathBuf> {
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(os_err("unshare(CLONE_NEWNS)"));
+    }
+    let slash = CString::new("/").expect("no NUL");
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(os_err("mount --make-rprivate /"));
+    }
+    sweep_stale_worlds(prefix);
+    let root = PathBuf::from(format!("{prefix}{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&root)
+        .map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+    Ok(root)
+}
+
+/// A tmpfs on `at` (nosuid, nodev; noexec unless programs run from it).
+pub fn mount_tmpfs(at: &Path, opts: &str, exec: bool) -> R<()> {
+    let c = cstr(at)?;
+    let fstype = CString::new("tmpfs").expect("no NUL");
+    let opts = CString::new(opts).expect("no NUL");
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    if !exec {
+        flags |= libc::MS_NOEXEC;
+    }
+    let r = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            c.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            opts.as_ptr() as *const libc::c_void,
+        )
+    };
+    if r != 0 {
+        return Err(os_err(&format!("mount tmpfs on {}", at.display())));
+    }
+    Ok(())
+}
+
+/// Unmounts `p` lazily (what is mounted below goes with it).
+pub fn lazy_umount(p: &Path) {
+    if let Ok(c) = cstr(p) {
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Mount points of earlier benches that were SIGKILLed (their tmpfs went with their mount
+/// namespace; the empty directory stays).
+fn sweep_stale_worlds(prefix: &str) {
+    let Ok(rd) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Some(pid) = p
+            .to_str()
+            .and_then(|s| s.strip_prefix(prefix))
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir(&p).is_ok()
+        {
+            println!("  removed stale {} (its bench is gone)", p.display());
+        }
+    }
 }

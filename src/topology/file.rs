@@ -336,10 +336,11 @@ pub fn stable_mac(lab: &str, guest: &str, ifname: &str) -> MacAddr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const EXAMPLE: &str = r#"
+    /// The issue's example lab (graph's tests draw it too).
+    pub(crate) const EXAMPLE: &str = r#"
 lab: demo
 guests:
   web1: docker:web1

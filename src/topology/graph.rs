@@ -531,35 +531,8 @@ pub fn mermaid(lab: &Lab) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::file::tests::EXAMPLE;
     use crate::topology::file::{check, parse};
-
-    const EXAMPLE: &str = r#"
-lab: demo
-guests:
-  web1: docker:web1
-  db: lxc:db
-  app: 4242
-  r1: {netns: r1}
-  r2: {netns: r2}
-bridges:
-  br1: {}
-  br2: {mtu: 9000}
-  ovs0: {ovs: true, datapath: netdev}
-  lan0: {external: true}
-attach:
-  - br1 web1 10.0.0.5/24@10.0.0.1
-  - br1 -i eth2 app 10.0.0.6/24 U:app
-  - ovs0 db 10.0.4.2/24 @10
-  - br2 r1 dhcp
-links:
-  - endpoints: [r1:eth1, r2:eth1]
-    ipv4: [10.9.0.1/30, 10.9.0.2/30]
-    mtu: 9000
-    rate: 10mbit
-    netem: "delay 20ms loss 0.1%"
-routes:
-  r1: ["10.1.0.0/16 via 10.9.0.2"]
-"#;
 
     fn lab(text: &str) -> Lab {
         check(parse(text.as_bytes()).expect("parses")).expect("checks")

@@ -1324,13 +1324,13 @@ impl Session {
         let done: Vec<String> = left.entries.iter().rev().map(undo_text).collect();
         let failed = self.lab_undo(left.entries.into_iter().rev().collect());
         if !failed.is_empty() {
-            return Err(Error::Rollback {
-                source: Box::new(Error::Busy(format!(
+            return Err(kept(
+                format!(
                     "lab {lab}: a killed apply could not be rolled back completely; its journal \
                      is kept for the next try"
-                ))),
-                left: failed,
-            });
+                ),
+                failed,
+            ));
         }
         state::remove_journal(lab);
         Ok(done)
@@ -1414,13 +1414,13 @@ impl Session {
             }
         }
         if !left.is_empty() {
-            return Err(Error::Rollback {
-                source: Box::new(Error::Busy(format!(
+            return Err(kept(
+                format!(
                     "lab {lab}: some of what it made could not be removed; its state is kept \
                      for the next destroy"
-                ))),
+                ),
                 left,
-            });
+            ));
         }
         state::remove_state(lab);
         Ok(rep)
@@ -1664,6 +1664,14 @@ fn observe_guest(
         }
     }
     Ok((guest.netns.inode, nl, gs))
+}
+
+/// What could not be undone or removed, kept on disk for the next try (`why` says which).
+fn kept(why: String, left: Vec<String>) -> Error {
+    Error::Rollback {
+        source: Box::new(Error::Busy(why)),
+        left,
+    }
 }
 
 fn guest_of(run: &Run<'_>, key: &str) -> Result<(NetNs, NsRef), Error> {
