@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Attach benchmark (benches/attach.rs), then the CNI benchmark (benches/cni.rs), then the topology
-# benchmark (benches/topology.rs). Run as root.
+# benchmark (benches/topology.rs), then the multi-host one (benches/stretch.rs). Run as root.
 #   scripts/bench.sh                      N=200 guests (PIPEWORK_BENCH_N), Docker rows with min(N,50)
 #   PIPEWORK_BENCH_DOCKER_N=200           containers of the Docker rows (their targets are for 200 guests)
 #   PIPEWORK_BENCH_N=50 scripts/bench.sh  smaller run
@@ -15,14 +15,19 @@
 #                                         attaches and iproute2 (no Docker)
 #   PIPEWORK_BENCH_TOPO_N=1000            guests of the topology bench's lab (its targets are for 1000)
 #   PIPEWORK_BENCH_TOPO_REPS=5            runs of its cheap rows (plan, no-op apply, one changed address)
+#   PIPEWORK_BENCH_ONLY=stretch           only the multi-host bench: a lab stretched over 3 simulated hosts
+#                                         beside a one-host lab, and TCP across the VXLAN (no Docker)
+#   PIPEWORK_BENCH_STRETCH_N=300          guests per host (its target is for 300)
+#   PIPEWORK_BENCH_STRETCH_IPV6=0         IPv6 off in the bench's namespaces (shows what its chatter costs)
+#   PIPEWORK_BENCH_STRETCH_SECS=3         seconds of each throughput stream (0 skips them)
 #   PIPEWORK_BENCH_CNI_BURST=20 PIPEWORK_BENCH_CNI_ROUNDS=3   the parallel burst's size and rounds
 #   PIPEWORK_BENCH_STATIC=0               skip the static-binary build and the "ns path A/B" rows
 #   PIPEWORK_BENCH_STATIC_BIN=PATH        use this binary as the static one (no build)
 # Builds the release binary, starts the private Docker test daemon (scripts/testenv.sh) if it is
 # not already running -- and stops it again on exit only if this script started it -- then runs
-# `cargo bench --bench attach`, `cargo bench --bench cni` and `cargo bench --bench topology`. Extra
-# arguments are passed to the attach bench binary (to the CNI or topology one with
-# PIPEWORK_BENCH_ONLY=cni or topology).
+# `cargo bench --bench attach`, `cargo bench --bench cni`, `cargo bench --bench topology` and
+# `cargo bench --bench stretch`. Extra arguments are passed to the attach bench binary (to the
+# CNI, topology or stretch one with PIPEWORK_BENCH_ONLY=cni, topology or stretch).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,7 +88,7 @@ docker_up() { timeout -k 5 10 docker -H "$PIPEWORK_TEST_DOCKER_HOST" version >/d
 TEST_DIR=${PIPEWORK_TEST_DIR:-/run/pipework-test}
 daemon_pid=$(cat "$TEST_DIR/docker.pid" 2>/dev/null || true)
 daemon_alive() { [ -n "$daemon_pid" ] && [ "$(cat "/proc/$daemon_pid/comm" 2>/dev/null)" = dockerd ]; }
-if [ "$ONLY" = dhcp ] || [ "$ONLY" = cni ] || [ "$ONLY" = topology ]; then
+if [ "$ONLY" = dhcp ] || [ "$ONLY" = cni ] || [ "$ONLY" = topology ] || [ "$ONLY" = stretch ]; then
   echo "bench: PIPEWORK_BENCH_ONLY=$ONLY: the Docker test daemon is not needed"
 elif command -v docker >/dev/null && docker_up; then
   echo "bench: test dockerd already running at $PIPEWORK_TEST_DOCKER_HOST"
@@ -115,15 +120,15 @@ for p in ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl; do
   command -v "$p" >/dev/null || ovs_missing=1
 done
 [ -f /usr/share/openvswitch/vswitch.ovsschema ] || ovs_missing=1
-if [ "$ONLY" != cni ] && [ "$ONLY" != topology ]; then
+if [ "$ONLY" != cni ] && [ "$ONLY" != topology ] && [ "$ONLY" != stretch ]; then
   if [ "$ovs_missing" = 1 ] && [ "$ONLY" != dhcp ]; then pkgs+=(openvswitch-switch); fi
   has dnsmasq || pkgs+=(dnsmasq-base)
   has udhcpc || pkgs+=(udhcpc)
   has dhclient || pkgs+=(isc-dhcp-client)
 fi
 # CNI bench: the reference plugins it compares with, and iptables for its ipMasq sections. (The
-# topology bench needs only iproute2.)
-if [ "$ONLY" != dhcp ] && [ "$ONLY" != topology ]; then
+# topology and stretch benches need only iproute2.)
+if [ "$ONLY" != dhcp ] && [ "$ONLY" != topology ] && [ "$ONLY" != stretch ]; then
   [ -x "${PIPEWORK_BENCH_CNI_REF_DIR:-/usr/lib/cni}/bridge" ] || pkgs+=(containernetworking-plugins)
   has iptables || pkgs+=(iptables)
 fi
@@ -147,11 +152,14 @@ if [ "$ONLY" = cni ]; then
   cargo bench --bench cni -- "$@" || status=$?
 elif [ "$ONLY" = topology ]; then
   cargo bench --bench topology -- "$@" || status=$?
+elif [ "$ONLY" = stretch ]; then
+  cargo bench --bench stretch -- "$@" || status=$?
 else
   cargo bench --bench attach -- "$@" || status=$?
   if [ -z "$ONLY" ]; then
     cargo bench --bench cni || status=$?
     cargo bench --bench topology || status=$?
+    cargo bench --bench stretch || status=$?
   fi
 fi
 exit "$status"

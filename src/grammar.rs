@@ -31,10 +31,11 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework detach <guest> [-i containerinterface] | pipework detach --all
        pipework gc [--dry-run]
        pipework watch [--rules FILE] [--lab FILE]
-       pipework plan|apply <labfile> [--json]
+       pipework plan|apply <labfile> [--host NAME] [--json]
        pipework destroy <lab>|<labfile> [--json]
        pipework ls --lab <lab>|<labfile> [--json]
        pipework graph <labfile> [--format dot|mermaid|svg]
+       pipework stretch <bridge> --vni N --remote ADDR [--remote ADDR ...] [--port P]
        pipework route <guest> <route_command>
        pipework rule <guest> <rule_command>
        pipework tc <guest> <tc_command>
@@ -105,6 +106,19 @@ struct Cli {
     /// With ls: a lab's objects (LAB or FILE); with watch: re-converge a lab FILE's guests
     #[arg(long, value_name = "LAB|FILE")]
     lab: Option<String>,
+    /// With plan/apply of a multi-host lab: which of its hosts this is (default: the host
+    /// whose address this machine has)
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// With stretch: the VXLAN network identifier (1 to 16777215)
+    #[arg(long, value_name = "N")]
+    vni: Option<u32>,
+    /// With stretch: another host's underlay address (repeat for each)
+    #[arg(long, value_name = "ADDR")]
+    remote: Vec<std::net::IpAddr>,
+    /// With stretch: the VXLAN UDP port (default 4789)
+    #[arg(long, value_name = "P")]
+    port: Option<u16>,
     /// With graph: dot, mermaid or svg (default dot)
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
@@ -134,7 +148,11 @@ pub enum Invocation {
 }
 
 /// Options of ours that take a value as the next word.
-const VALUE_OPTS: [&str; 11] = [
+const VALUE_OPTS: [&str; 15] = [
+    "--host",
+    "--vni",
+    "--remote",
+    "--port",
     "--rules",
     "--lab",
     "--format",
@@ -227,7 +245,50 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         .args
         .first()
         .ok_or_else(|| syntax("missing arguments"))?;
+    if cli.host.is_some() && !matches!(first.as_str(), "plan" | "apply") {
+        return Err(syntax(
+            "--host goes with plan and apply of a multi-host lab",
+        ));
+    }
+    let stretching = cli.vni.is_some() || !cli.remote.is_empty() || cli.port.is_some();
+    if stretching && first != "stretch" {
+        return Err(syntax("--vni, --remote and --port go with stretch"));
+    }
     match (first.as_str(), &cli.args[1..]) {
+        ("stretch", [bridge]) => {
+            crate::naming::validate_ifname(bridge, "bridge")?;
+            let vni = cli.vni.ok_or_else(|| {
+                syntax("stretch needs --vni N (the same on every host of the bridge)")
+            })?;
+            if !(1..=crate::lab::MAX_VNI).contains(&vni) {
+                return Err(Error::Invalid(format!(
+                    "--vni {vni}: a VXLAN network identifier is 1 to {}",
+                    crate::lab::MAX_VNI
+                )));
+            }
+            if cli.remote.is_empty() {
+                return Err(syntax(
+                    "stretch needs --remote ADDR for each other host (its underlay address)",
+                ));
+            }
+            if cli.port == Some(0) {
+                return Err(Error::Invalid("--port 0: give 1 to 65535".into()));
+            }
+            return Ok(Invocation::Run(
+                Box::new(Command::Stretch {
+                    bridge: bridge.clone(),
+                    vni,
+                    remotes: cli.remote,
+                    port: cli.port.unwrap_or(crate::lab::VXLAN_PORT),
+                }),
+                opts,
+            ));
+        }
+        ("stretch", _) => {
+            return Err(syntax(
+                "stretch takes one bridge: pipework stretch BRIDGE --vni N --remote ADDR…",
+            ))
+        }
         ("ls", []) => {
             let cmd = match cli.lab {
                 Some(target) => Command::LabList { target },
@@ -237,13 +298,19 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
         }
         ("plan", [file]) => {
             return Ok(Invocation::Run(
-                Box::new(Command::LabPlan { file: file.into() }),
+                Box::new(Command::LabPlan {
+                    file: file.into(),
+                    host: cli.host,
+                }),
                 opts,
             ))
         }
         ("apply", [file]) => {
             return Ok(Invocation::Run(
-                Box::new(Command::LabApply { file: file.into() }),
+                Box::new(Command::LabApply {
+                    file: file.into(),
+                    host: cli.host,
+                }),
                 opts,
             ))
         }
@@ -388,7 +455,7 @@ pub fn parse_attach_spec(spec: &str, guest: GuestSpec) -> Result<AttachRequest, 
     };
     if Tool::from_word(&host_if).is_some()
         || [
-            "ls", "gc", "detach", "watch", "check", "plan", "apply", "destroy", "graph",
+            "ls", "gc", "detach", "watch", "check", "plan", "apply", "destroy", "graph", "stretch",
         ]
         .contains(&host_if.as_str())
     {
@@ -649,5 +716,56 @@ mod tests {
             parse(&argv("--version")).unwrap(),
             Invocation::Print(_)
         ));
+    }
+
+    #[test]
+    fn stretch_and_host_options() {
+        let argv = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
+        let (c, _) = unbox(
+            parse(&argv(
+                "pipework stretch br1 --vni 42 --remote 192.0.2.20 --remote 2001:db8::2 --port 8472",
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let want = Command::Stretch {
+            bridge: "br1".into(),
+            vni: 42,
+            remotes: vec![
+                "192.0.2.20".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            ],
+            port: 8472,
+        };
+        assert_eq!(format!("{c:?}"), format!("{want:?}"));
+        let (c, _) = unbox(parse(&argv("pipework apply lab.yaml --host b")).unwrap()).unwrap();
+        assert!(matches!(c, Command::LabApply { host: Some(h), .. } if h == "b"));
+        for (line, needle) in [
+            ("pipework stretch br1 --remote 192.0.2.2", "needs --vni"),
+            ("pipework stretch br1 --vni 42", "needs --remote"),
+            (
+                "pipework stretch br1 --vni 0 --remote 192.0.2.2",
+                "1 to 16777215",
+            ),
+            (
+                "pipework stretch br1 --vni 16777216 --remote 192.0.2.2",
+                "1 to 16777215",
+            ),
+            (
+                "pipework stretch br1 --vni 4 --remote 192.0.2.2 --port 0",
+                "--port 0",
+            ),
+            ("pipework stretch br1 --vni 4 --remote nope", "nope"),
+            (
+                "pipework stretch --vni 4 --remote 192.0.2.2",
+                "takes one bridge",
+            ),
+            ("pipework ls --host a", "--host goes with plan and apply"),
+            ("pipework apply lab.yaml --vni 4", "go with stretch"),
+        ] {
+            let e = parse(&argv(line)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{line}");
+            assert!(e.to_string().contains(needle), "{line}: {e}");
+        }
     }
 }

@@ -23,11 +23,28 @@ pub struct LabRequest {
     pub attach: Vec<LabAttach>,
     pub links: Vec<LabLink>,
     pub routes: Vec<LabRoute>,
+    /// The lab's machines by name and underlay address (empty: a one-host lab).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// Set on one host's share of a multi-host lab (`engine::lab::stretch`): the host it is,
+    /// its bridges' VXLAN ports and its ends of cross-host links.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub stretch: Vec<StretchedBridge>,
+    #[serde(default)]
+    pub cross: Vec<CrossEnd>,
+    /// What the share's making noticed (an explicit MTU that cannot fit the underlay).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabGuest {
     pub spec: GuestSpec,
+    /// The host (a key of `hosts`) it runs on; none: every host has its own.
+    #[serde(default)]
+    pub host: Option<String>,
     /// A named namespace (`/run/netns/NAME`): made by the lab when missing, and then removed
     /// by `destroy`.
     pub netns: Option<String>,
@@ -40,6 +57,57 @@ pub struct LabBridge {
     pub mtu: Option<u32>,
     /// Must exist: joined, never changed or deleted.
     pub external: bool,
+    /// Its VXLAN network identifier when its members span hosts (none: derived from the lab
+    /// and bridge names).
+    #[serde(default)]
+    pub vni: Option<u32>,
+    /// The VXLAN UDP port (none: 4789).
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// VXLAN network identifiers are 24 bits.
+pub const MAX_VNI: u32 = 0xff_ffff;
+
+/// The IANA VXLAN port.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// A bridge of this host's share whose members span hosts: its VXLAN port floods to every
+/// other host with members (head-end replication), learning on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StretchedBridge {
+    pub bridge: String,
+    /// The VXLAN device's name (`pwvx` + VNI).
+    pub name: String,
+    pub vni: u32,
+    pub port: u16,
+    /// This host's underlay address (the tunnel's source).
+    pub local: IpAddr,
+    /// The other hosts with members, sorted: one all-zeros FDB entry each.
+    pub remotes: Vec<IpAddr>,
+    /// The underlay device (the route to the peers goes out of it).
+    pub dev: Option<String>,
+    /// The VXLAN device's MTU (the underlay's minus the encapsulation).
+    pub mtu: u32,
+}
+
+/// This host's end of a link whose other end is on another host: a VXLAN device with one
+/// remote, made inside the guest under the end's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossEnd {
+    /// The link's name (`r1:eth1~r9:eth1`).
+    pub link: String,
+    pub end: LinkEnd,
+    /// The other end's host.
+    pub peer_host: String,
+    pub vni: u32,
+    pub port: u16,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub dev: Option<String>,
+    pub mtu: u32,
+    pub rate: Option<String>,
+    pub netem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -547,13 +547,22 @@ pub enum Command {
         rules: Option<std::path::PathBuf>,
         lab: Option<std::path::PathBuf>,
     },
-    /// `pipework plan FILE`.
+    /// `pipework plan FILE [--host NAME]`.
     LabPlan {
         file: std::path::PathBuf,
+        host: Option<String>,
     },
-    /// `pipework apply FILE`.
+    /// `pipework apply FILE [--host NAME]`.
     LabApply {
         file: std::path::PathBuf,
+        host: Option<String>,
+    },
+    /// `pipework stretch BRIDGE --vni N --remote ADDR…`.
+    Stretch {
+        bridge: String,
+        vni: u32,
+        remotes: Vec<std::net::IpAddr>,
+        port: u16,
     },
     /// `pipework destroy LAB|FILE`.
     LabDestroy {

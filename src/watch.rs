@@ -433,7 +433,10 @@ pub fn lab_guest_of(c: &Container, req: &crate::lab::LabRequest) -> Option<Strin
 /// A lab guest started: the lab is applied again (everything else is already as the file
 /// says, so only that guest's part changes). The file is re-read each time: edits apply.
 fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
-    let req = match crate::topology::load(path).and_then(|l| crate::topology::to_request(&l)) {
+    let req = match crate::topology::load(path)
+        .and_then(|l| crate::topology::to_request(&l))
+        .and_then(|r| s.lab_localize(&r, None))
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pipework watch: lab {}: {e}", path.display());

@@ -83,6 +83,22 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
             render::warnings(&rep.warnings);
             Some(render::list(&rep, opts.json))
         }
+        Command::Stretch {
+            bridge,
+            vni,
+            remotes,
+            port,
+        } => {
+            let rep = s.stretch(bridge, *vni, remotes, *port)?;
+            render::warnings(&rep.warnings);
+            Some(render::lab_apply(&rep, opts.json))
+        }
+        Command::Detach(crate::request::Target::Guest { spec, ifname: None })
+            if !opts.dry_run && s.is_stretched(spec) =>
+        {
+            let rep = s.unstretch(spec).expect("checked: a stretch")?;
+            Some(render::actions(&rep, opts.json))
+        }
         Command::Detach(t) => {
             let rep = s.detach(t, opts.dry_run)?;
             render::warnings(&rep.warnings);
@@ -105,7 +121,9 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
                 crate::watch::load_rules(r)?; // a broken file is an error now, not at the first start
             }
             if let Some(l) = lab {
-                crate::topology::to_request(&crate::topology::load(l)?)?;
+                // A multi-host lab must say which host this is now, not at the first start.
+                let req = crate::topology::to_request(&crate::topology::load(l)?)?;
+                s.lab_localize(&req, None)?;
             }
             drop(s);
             crate::watch::Watcher {
@@ -116,13 +134,17 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
             .run()?;
             None
         }
-        Command::LabPlan { file } => {
+        Command::LabPlan { file, host } => {
             let req = crate::topology::to_request(&crate::topology::load(file)?)?;
+            let req = s.lab_localize(&req, host.as_deref())?;
+            render::warnings(&req.warnings);
             let plan = s.lab_plan(&req)?;
             Some(render::lab_plan(&plan, opts.json))
         }
-        Command::LabApply { file } => {
+        Command::LabApply { file, host } => {
             let req = crate::topology::to_request(&crate::topology::load(file)?)?;
+            let req = s.lab_localize(&req, host.as_deref())?;
+            render::warnings(&req.warnings);
             let rep = s.lab_apply(&req)?;
             Some(render::lab_apply(&rep, opts.json))
         }

@@ -145,6 +145,12 @@ impl Session {
     /// Undoes what belongs to guests that are gone, and attaches that died half-way.
     pub fn gc(&mut self, dry_run: bool) -> Result<ActionsReport, Error> {
         crate::privilege::require_admin()?;
+        // Stretches whose bridge is gone (a destroy takes the store's lock itself).
+        let stretched = if dry_run {
+            Vec::new()
+        } else {
+            self.stretch_gc()
+        };
         let _lock = store::lock(true)?;
         // Labs' applies that were killed first: their journals name records gc would see.
         let labs = if dry_run { Vec::new() } else { self.lab_gc() };
@@ -163,6 +169,7 @@ impl Session {
             .collect();
         let mut rep = self.teardown_many(&chosen, dry_run)?;
         rep.actions.splice(0..0, labs);
+        rep.actions.splice(0..0, stretched);
         rep.warnings = scan.warnings;
         Ok(rep)
     }

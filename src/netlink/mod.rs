@@ -9,6 +9,7 @@
 
 pub mod fake;
 pub mod msg;
+pub mod vxlan;
 
 use std::fmt;
 use std::io;

@@ -753,11 +753,11 @@ pub fn is_main_default(m: &RouteMessage) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
 
-    fn bytes(msg: RouteNetlinkMessage) -> Vec<u8> {
+    pub(crate) fn bytes(msg: RouteNetlinkMessage) -> Vec<u8> {
         let mut header = NetlinkHeader::default();
         header.flags = 0x605; // REQUEST|ACK|EXCL|CREATE
         header.sequence_number = 1;
@@ -769,7 +769,7 @@ mod tests {
     }
 
     /// Walks attributes of a message body; returns (type, payload) pairs.
-    fn nlas(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    pub(crate) fn nlas(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
         let mut out = Vec::new();
         while b.len() >= 4 {
             let len = u16::from_ne_bytes([b[0], b[1]]) as usize;

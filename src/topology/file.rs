@@ -18,11 +18,17 @@ pub const MAX_FILE: usize = 4 << 20;
 pub const MAX_BRIDGE_PORTS: usize = 1024;
 /// Lab names tag everything the lab makes (link names, OVS external-ids): short.
 pub const MAX_LAB_NAME: usize = 12;
+pub use crate::lab::MAX_VNI;
+/// Host names: a few words, as hostnames go.
+pub const MAX_HOST_NAME: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabFile {
     pub lab: String,
+    /// The lab's machines and their underlay addresses (IPv4 or IPv6).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, IpAddr>,
     #[serde(default)]
     pub guests: BTreeMap<String, GuestDef>,
     #[serde(default)]
@@ -38,19 +44,50 @@ pub struct LabFile {
     pub routes: BTreeMap<String, Vec<String>>,
 }
 
-/// A guest: any pipework guest spec, a PID, or a named namespace the lab makes.
+/// A guest: any pipework guest spec, a PID, or a named namespace the lab makes; the map forms
+/// may say which host it is on.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum GuestDef {
     Pid(u32),
     Spec(String),
     Netns(NetnsDef),
+    Placed(PlacedDef),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetnsDef {
     pub netns: String,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// `{spec: docker:web1, host: a}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedDef {
+    pub spec: SpecOrPid,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum SpecOrPid {
+    Pid(u32),
+    Spec(String),
+}
+
+impl GuestDef {
+    /// The host it is on (none: every host has its own).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            GuestDef::Netns(n) => n.host.as_deref(),
+            GuestDef::Placed(p) => p.host.as_deref(),
+            GuestDef::Pid(_) | GuestDef::Spec(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -63,6 +100,10 @@ pub struct BridgeDef {
     /// Must exist already: joined, never changed or deleted.
     #[serde(default)]
     pub external: bool,
+    /// The VXLAN network identifier when its members span hosts (default: derived).
+    pub vni: Option<u32>,
+    /// The VXLAN UDP port (default 4789).
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -203,6 +244,7 @@ pub fn check(file: LabFile) -> Result<Lab, Error> {
             )?;
         }
     }
+    check_hosts(&file)?;
     let mut used: BTreeSet<(String, String)> = BTreeSet::new();
     let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
     let mut take_addr = |a: &IpNet, who: String| -> Result<(), Error> {
@@ -329,6 +371,84 @@ pub fn check(file: LabFile) -> Result<Lab, Error> {
     })
 }
 
+/// Hosts, guests' placement and bridges' VXLAN settings.
+fn check_hosts(file: &LabFile) -> Result<(), Error> {
+    let mut by_addr: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    for (h, a) in &file.hosts {
+        if h.is_empty()
+            || h.len() > MAX_HOST_NAME
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(bad(format!(
+                "hosts.{h}: a host name is 1 to {MAX_HOST_NAME} of a-z, A-Z, 0-9, '-', '_' and '.'"
+            )));
+        }
+        if a.is_unspecified() || a.is_multicast() {
+            return Err(bad(format!(
+                "hosts.{h}: {a} is not a host's underlay address (give its unicast IP)"
+            )));
+        }
+        if let Some(other) = by_addr.insert(*a, h) {
+            return Err(bad(format!(
+                "hosts.{h}: {a} is also host {other}'s address"
+            )));
+        }
+    }
+    let families: BTreeSet<bool> = file.hosts.values().map(IpAddr::is_ipv6).collect();
+    if families.len() > 1 {
+        return Err(bad(
+            "hosts: give every host an address of one family (all IPv4 or all IPv6): a VXLAN \
+             tunnel's two ends are of one family"
+                .into(),
+        ));
+    }
+    let names: Vec<&str> = file.hosts.keys().map(String::as_str).collect();
+    for (k, g) in &file.guests {
+        let Some(h) = g.host() else { continue };
+        if file.hosts.contains_key(h) {
+            continue;
+        }
+        if file.hosts.is_empty() {
+            return Err(bad(format!(
+                "guests.{k}.host: '{h}', but the file has no hosts: list the lab's machines \
+                 under hosts (name: underlay address)"
+            )));
+        }
+        let hint = close_key(h, &names)
+            .map(|c| format!(" (did you mean '{c}'?)"))
+            .unwrap_or_default();
+        return Err(bad(format!(
+            "guests.{k}.host: host '{h}' is not defined under hosts{hint}"
+        )));
+    }
+    let mut vnis: BTreeMap<u32, &str> = BTreeMap::new();
+    for (b, d) in &file.bridges {
+        if d.ovs && (d.vni.is_some() || d.port.is_some()) {
+            return Err(bad(format!(
+                "bridges.{b}: vni and port stretch Linux bridges; an Open vSwitch bridge is \
+                 not stretched (drop ovs: true, or drop vni/port)"
+            )));
+        }
+        if let Some(v) = d.vni {
+            if !(1..=MAX_VNI).contains(&v) {
+                return Err(bad(format!("bridges.{b}.vni: give 1 to {MAX_VNI}")));
+            }
+            if let Some(other) = vnis.insert(v, b) {
+                return Err(bad(format!(
+                    "bridges.{b}.vni: {v} is also bridge {other}'s (each stretched bridge is a \
+                     network of its own)"
+                )));
+            }
+        }
+        if d.port == Some(0) {
+            return Err(bad(format!("bridges.{b}.port: give 1 to 65535")));
+        }
+    }
+    Ok(())
+}
+
 /// The stable MAC of an interface the lab makes: the same lab, guest and interface, the same
 /// MAC, so re-applies and restarts keep MACs and DHCP leases.
 pub fn stable_mac(lab: &str, guest: &str, ifname: &str) -> MacAddr {
@@ -382,7 +502,10 @@ routes:
         assert_eq!(lab.file.guests["app"], GuestDef::Pid(4242));
         assert_eq!(
             lab.file.guests["r1"],
-            GuestDef::Netns(NetnsDef { netns: "r1".into() })
+            GuestDef::Netns(NetnsDef {
+                netns: "r1".into(),
+                host: None
+            })
         );
         assert!(lab.file.bridges["lan0"].external);
         assert_eq!(lab.attach.len(), 4);
@@ -467,6 +590,71 @@ routes:
         }
         let e = err(&text);
         assert!(e.contains("at most 1024"), "{e}");
+    }
+
+    #[test]
+    fn hosts_placement_and_vnis_are_checked() {
+        let ok = "lab: s\nhosts: {a: 192.0.2.10, b: 192.0.2.20}\nguests:\n  w: {spec: docker:w, host: a}\n  p: {spec: 4242, host: b}\n  r: {netns: r, host: b}\n  any: {netns: any}\nbridges: {br1: {vni: 42, port: 8472}}\n";
+        let lab = check(parse(ok.as_bytes()).unwrap()).unwrap();
+        assert_eq!(lab.file.guests["w"].host(), Some("a"));
+        assert_eq!(lab.file.guests["r"].host(), Some("b"));
+        assert_eq!(lab.file.guests["any"].host(), None);
+        assert_eq!(
+            lab.file.guests["p"],
+            GuestDef::Placed(PlacedDef {
+                spec: SpecOrPid::Pid(4242),
+                host: Some("b".into())
+            })
+        );
+        assert_eq!(lab.file.bridges["br1"].vni, Some(42));
+        for (text, needle) in [
+            (
+                "lab: s\nhosts: {a: 192.0.2.10}\nguests: {w: {netns: w, host: aa}}\n",
+                "host 'aa' is not defined under hosts (did you mean 'a'?)",
+            ),
+            (
+                "lab: s\nguests: {w: {netns: w, host: a}}\n",
+                "the file has no hosts",
+            ),
+            (
+                "lab: s\nhosts: {a: 192.0.2.10, b: 192.0.2.10}\n",
+                "also host a's address",
+            ),
+            (
+                "lab: s\nhosts: {a: 0.0.0.0}\n",
+                "not a host's underlay address",
+            ),
+            ("lab: s\nhosts: {a: 239.1.1.1}\n", "unicast"),
+            (
+                "lab: s\nhosts: {a: 192.0.2.1, b: '2001:db8::1'}\n",
+                "one family",
+            ),
+            ("lab: s\nhosts: {'a b': 192.0.2.1}\n", "host name"),
+            ("lab: s\nhosts: {a: nope}\n", "hosts"),
+            (
+                "lab: s\nbridges: {br1: {vni: 0}}\n",
+                "vni: give 1 to 16777215",
+            ),
+            (
+                "lab: s\nbridges: {br1: {vni: 16777216}}\n",
+                "vni: give 1 to 16777215",
+            ),
+            (
+                "lab: s\nbridges: {br1: {vni: 5}, br2: {vni: 5}}\n",
+                "5 is also bridge br1's",
+            ),
+            (
+                "lab: s\nbridges: {br1: {port: 0}}\n",
+                "port: give 1 to 65535",
+            ),
+            (
+                "lab: s\nbridges: {o: {ovs: true, vni: 5}}\n",
+                "Open vSwitch bridge is not stretched",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -136,6 +136,16 @@ struct Model<'a> {
     attach: Vec<(String, String, Vec<String>)>,
     /// (guest a, guest b, label lines).
     links: Vec<(String, String, Vec<String>)>,
+    /// A multi-host lab's hosts (name, underlay address) and the guests placed on each.
+    hosts: Vec<(String, std::net::IpAddr, Vec<String>)>,
+}
+
+impl Model<'_> {
+    fn placed(&self, guest: &str) -> bool {
+        self.hosts
+            .iter()
+            .any(|(_, _, g)| g.iter().any(|x| x == guest))
+    }
 }
 
 fn host_if_name(h: &HostIfSpec) -> String {
@@ -150,6 +160,10 @@ fn guest_spec(g: &GuestDef) -> String {
         GuestDef::Pid(p) => format!("pid {p}"),
         GuestDef::Spec(s) => s.clone(),
         GuestDef::Netns(n) => format!("netns {}", n.netns),
+        GuestDef::Placed(p) => match &p.spec {
+            crate::topology::file::SpecOrPid::Pid(n) => format!("pid {n}"),
+            crate::topology::file::SpecOrPid::Spec(s) => s.clone(),
+        },
     }
 }
 
@@ -291,6 +305,9 @@ fn model(lab: &Lab) -> Model<'_> {
             if let Some(m) = def.and_then(|d| d.mtu) {
                 lines.push(format!("mtu {m}"));
             }
+            if let Some(v) = def.and_then(|d| d.vni) {
+                lines.push(format!("vni {v}"));
+            }
             (node, lines)
         })
         .collect();
@@ -305,16 +322,32 @@ fn model(lab: &Lab) -> Model<'_> {
             )
         })
         .collect();
+    let host_of = |g: &str| file.guests.get(g).and_then(|d| d.host());
     let links = lab
         .links
         .iter()
         .enumerate()
         .map(|(i, ends)| {
-            (
-                ends[0].0.clone(),
-                ends[1].0.clone(),
-                link_label(ends, file.links.get(i)),
-            )
+            let mut label = link_label(ends, file.links.get(i));
+            if let (Some(a), Some(b)) = (host_of(&ends[0].0), host_of(&ends[1].0)) {
+                if a != b {
+                    label.push(format!("VXLAN {a} ↔ {b}"));
+                }
+            }
+            (ends[0].0.clone(), ends[1].0.clone(), label)
+        })
+        .collect();
+    let hosts = file
+        .hosts
+        .iter()
+        .map(|(h, a)| {
+            let placed = file
+                .guests
+                .iter()
+                .filter(|(_, d)| d.host() == Some(h.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect();
+            (h.clone(), *a, placed)
         })
         .collect();
     Model {
@@ -322,6 +355,7 @@ fn model(lab: &Lab) -> Model<'_> {
         bridges,
         attach,
         links,
+        hosts,
     }
 }
 
@@ -361,12 +395,27 @@ pub fn dot(lab: &Lab) -> String {
         dot_str(&format!("lab {}", lab.file.lab))
     ));
     o.push_str("  node [fontname=\"monospace\"];\n  edge [fontname=\"monospace\"];\n");
-    for (g, lines) in &m.guests {
-        o.push_str(&format!(
-            "  {} [shape=box, style=rounded, label={}];\n",
+    let guest_node = |g: &str, lines: &[String], indent: &str| {
+        format!(
+            "{indent}{} [shape=box, style=rounded, label={}];\n",
             gid(g),
             dot_label(lines)
+        )
+    };
+    for (g, lines) in m.guests.iter().filter(|(g, _)| !m.placed(g)) {
+        o.push_str(&guest_node(g, lines, "  "));
+    }
+    // A host's guests in a box of their own (a cluster, in DOT's words).
+    for (h, addr, placed) in &m.hosts {
+        o.push_str(&format!(
+            "  subgraph {} {{\n    label={};\n    style=dashed;\n",
+            dot_str(&format!("cluster_host:{h}")),
+            dot_str(&format!("host {h} ({addr})"))
         ));
+        for (g, lines) in m.guests.iter().filter(|(g, _)| placed.contains(g)) {
+            o.push_str(&guest_node(g, lines, "    "));
+        }
+        o.push_str("  }\n");
     }
     for (b, lines) in &m.bridges {
         let style = if b.def.is_some_and(|d| d.external) {
@@ -478,6 +527,9 @@ pub fn mermaid(lab: &Lab) -> String {
     for (g, _) in &m.guests {
         ids.assign('g', g);
     }
+    for (h, _, _) in &m.hosts {
+        ids.assign('h', h);
+    }
     for (b, _) in &m.bridges {
         ids.assign('b', &b.name);
     }
@@ -487,12 +539,26 @@ pub fn mermaid(lab: &Lab) -> String {
         "%% pipework lab {}\nflowchart LR\n",
         lab.file.lab.replace(['\n', '\r'], " ")
     ));
-    for (g, lines) in &m.guests {
-        o.push_str(&format!(
-            "  {}(\"{}\")\n",
+    let guest_node = |ids: &mut MermaidIds, g: &str, lines: &[String], indent: &str| {
+        format!(
+            "{indent}{}(\"{}\")\n",
             ids.assign('g', g),
             mermaid_text(&lines.join("\n"))
+        )
+    };
+    for (g, lines) in m.guests.iter().filter(|(g, _)| !m.placed(g)) {
+        o.push_str(&guest_node(&mut ids, g, lines, "  "));
+    }
+    for (h, addr, placed) in &m.hosts {
+        o.push_str(&format!(
+            "  subgraph {}[\"{}\"]\n",
+            ids.assign('h', h),
+            mermaid_text(&format!("host {h} ({addr})"))
         ));
+        for (g, lines) in m.guests.iter().filter(|(g, _)| placed.contains(g)) {
+            o.push_str(&guest_node(&mut ids, g, lines, "    "));
+        }
+        o.push_str("  end\n");
     }
     let mut external = Vec::new();
     for (b, lines) in &m.bridges {
@@ -745,5 +811,34 @@ links:
         };
         let e = render_svg_with(f, &lab(EXAMPLE)).unwrap_err();
         assert!(e.to_string().contains("-Tsvg failed"), "{e}");
+    }
+
+    const STRETCHED: &str = "lab: st\nhosts: {a: 192.0.2.10, c: 192.0.2.30}\nguests:\n  r1: {netns: r1, host: a}\n  r9: {netns: r9, host: c}\n  any: {netns: any}\nbridges: {br1: {vni: 42}}\nattach: [br1 r1 10.0.0.1/24, br1 r9 10.0.0.9/24]\nlinks:\n  - endpoints: [r1:eth2, r9:eth2]\n";
+
+    #[test]
+    fn hosts_are_boxes_and_tunnels_are_named() {
+        let l = lab(STRETCHED);
+        let d = dot(&l);
+        let start = d
+            .find("subgraph \"cluster_host:a\"")
+            .expect("a cluster per host");
+        let end = start + d[start..].find("  }\n").unwrap();
+        let inside = &d[start..end];
+        assert!(inside.contains("host a (192.0.2.10)"), "{d}");
+        assert!(inside.contains("\"guest:r1\""), "{d}");
+        assert!(
+            !inside.contains("\"guest:r9\"") && !inside.contains("\"guest:any\""),
+            "{d}"
+        );
+        assert!(d.contains("vni 42"), "{d}");
+        assert!(d.contains("VXLAN a ↔ c"), "{d}");
+        let m = mermaid(&l);
+        assert!(
+            m.contains("  subgraph h_a[\"host a (192.0.2.10)\"]\n    g_r1("),
+            "{m}"
+        );
+        assert!(m.contains("  end\n"), "{m}");
+        // A one-host lab draws as before: no boxes.
+        assert!(!dot(&lab(EXAMPLE)).contains("subgraph"));
     }
 }

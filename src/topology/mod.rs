@@ -44,14 +44,28 @@ pub fn to_request(lab: &Lab) -> Result<LabRequest, Error> {
     let bad = |m: String| Error::Invalid(m);
     let mut guests = BTreeMap::new();
     for (key, g) in &f.guests {
+        let spec_of = |p: &file::SpecOrPid| match p {
+            file::SpecOrPid::Pid(p) if *p > 0 => Ok(GuestSpec::Pid(*p)),
+            file::SpecOrPid::Pid(_) => Err(bad(format!("guests.{key}: PID 0 is no process"))),
+            file::SpecOrPid::Spec(s) => {
+                GuestSpec::parse(s).map_err(|e| bad(format!("guests.{key}: '{s}': {e}")))
+            }
+        };
+        let host = g.host().map(str::to_string);
         let guest = match g {
-            GuestDef::Pid(p) if *p > 0 => LabGuest {
-                spec: GuestSpec::Pid(*p),
+            GuestDef::Pid(p) => LabGuest {
+                spec: spec_of(&file::SpecOrPid::Pid(*p))?,
+                host,
                 netns: None,
             },
-            GuestDef::Pid(_) => return Err(bad(format!("guests.{key}: PID 0 is no process"))),
             GuestDef::Spec(s) => LabGuest {
-                spec: GuestSpec::parse(s).map_err(|e| bad(format!("guests.{key}: '{s}': {e}")))?,
+                spec: spec_of(&file::SpecOrPid::Spec(s.clone()))?,
+                host,
+                netns: None,
+            },
+            GuestDef::Placed(p) => LabGuest {
+                spec: spec_of(&p.spec)?,
+                host,
                 netns: None,
             },
             GuestDef::Netns(n) => {
@@ -63,6 +77,7 @@ pub fn to_request(lab: &Lab) -> Result<LabRequest, Error> {
                 }
                 LabGuest {
                     spec: GuestSpec::NetnsName(n.netns.clone()),
+                    host,
                     netns: Some(n.netns.clone()),
                 }
             }
@@ -93,6 +108,8 @@ pub fn to_request(lab: &Lab) -> Result<LabRequest, Error> {
                 datapath: d.datapath.clone(),
                 mtu: d.mtu,
                 external: d.external,
+                vni: d.vni,
+                port: d.port,
             },
         );
     }
@@ -168,6 +185,11 @@ pub fn to_request(lab: &Lab) -> Result<LabRequest, Error> {
         attach,
         links,
         routes,
+        hosts: f.hosts.clone(),
+        host: None,
+        stretch: Vec::new(),
+        cross: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 

@@ -31,6 +31,8 @@ pub struct LinkSeen {
     pub addresses: Vec<IpNet>,
     /// The root qdisc's kind, when it is not the kernel's default.
     pub qdisc: Option<String>,
+    /// A VXLAN device's settings.
+    pub vxlan: Option<crate::netlink::vxlan::VxlanSeen>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,8 @@ pub struct Observed {
     pub ovs: BTreeSet<String>,
     /// Per guest key; `None`: its named namespace does not exist yet.
     pub guests: BTreeMap<String, Option<GuestSeen>>,
+    /// The flood lists of the host's VXLAN ports the lab names, by device name (sorted).
+    pub fdb: HashMap<String, Vec<IpAddr>>,
 }
 
 /// One change of an apply. Indexes are into the request (`i`) or the state (`s`).
@@ -149,6 +153,41 @@ pub enum Change {
     },
     Unnetns {
         name: String,
+    },
+    /// A stretched bridge's VXLAN port (`want.stretch[i]`).
+    Vxlan {
+        i: usize,
+    },
+    Revxlan {
+        i: usize,
+        s: usize,
+        why: String,
+    },
+    /// Only its flood list changes (a host came or went): in place.
+    VxlanPeers {
+        i: usize,
+        del: Vec<IpAddr>,
+        add: Vec<IpAddr>,
+    },
+    Unvxlan {
+        s: usize,
+    },
+    /// This host's VXLAN end of a cross-host link (`want.cross[i]`).
+    Cross {
+        i: usize,
+    },
+    Recross {
+        i: usize,
+        s: usize,
+        why: String,
+    },
+    CrossAddresses {
+        i: usize,
+        del: Vec<IpNet>,
+        add: Vec<IpNet>,
+    },
+    Uncross {
+        s: usize,
     },
 }
 
@@ -369,6 +408,7 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
             }
         }
     }
+    diff_vxlans(want, state, seen, &mut out)?;
     // Interfaces re-created by this apply: routes through them come back afterwards.
     let mut recreated: BTreeSet<String> = BTreeSet::new();
     let mut matched = vec![false; state.attach.len()];
@@ -568,6 +608,7 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
             out.push(Change::LinkQdisc { i, from, to });
         }
     }
+    let uncross = diff_cross(want, state, seen, &mut out, &mut recreated)?;
     let mut rmatched = vec![false; state.routes.len()];
     for (i, r) in want.routes.iter().enumerate() {
         if let Some(s) = state.routes.iter().position(|m| m.route == *r) {
@@ -602,6 +643,7 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
     {
         out.push(Change::Unlink { s });
     }
+    out.extend(uncross);
     for (s, _) in state
         .attach
         .iter()
@@ -609,6 +651,11 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
         .filter(|(s, _)| !matched[*s])
     {
         out.push(Change::Detach { s });
+    }
+    for (s, m) in state.vxlans.iter().enumerate() {
+        if !want.stretch.iter().any(|w| w.name == m.name) {
+            out.push(Change::Unvxlan { s });
+        }
     }
     for (s, b) in state.bridges.iter().enumerate() {
         let wanted = want
@@ -630,6 +677,219 @@ pub fn diff(want: &LabRequest, state: &LabState, seen: &Observed) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// The VXLAN ports of stretched bridges: made, re-made when they are not as wanted, their
+/// flood lists changed in place.
+fn diff_vxlans(
+    want: &LabRequest,
+    state: &LabState,
+    seen: &Observed,
+    out: &mut Vec<Change>,
+) -> Result<(), Error> {
+    for (i, w) in want.stretch.iter().enumerate() {
+        let s = state.vxlans.iter().position(|m| m.name == w.name);
+        let Some(l) = seen.host.get(&w.name) else {
+            out.push(Change::Vxlan { i });
+            continue;
+        };
+        let Some(s) = s else {
+            return Err(Error::InterfaceExists(format!(
+                "{} (the VXLAN port of bridge {} for VNI {}) already exists and lab {} did not \
+                 make it: another lab or `pipework stretch` uses VNI {} here; give bridge {} \
+                 another vni",
+                w.name, w.bridge, w.vni, want.lab, w.vni, w.bridge
+            )));
+        };
+        let v = l.vxlan.clone().unwrap_or_default();
+        let master = seen.host.get(&w.bridge).map(|b| b.index);
+        let dev = w
+            .dev
+            .as_ref()
+            .and_then(|d| seen.host.get(d))
+            .map(|d| d.index);
+        let why = if l.kind.as_deref() != Some("vxlan") || l.group != super::LAB_GROUP {
+            Some(format!("{} is no VXLAN port of the lab's", w.name))
+        } else if v.vni != Some(w.vni) || v.port != Some(w.port) || v.local != Some(w.local) {
+            Some(format!(
+                "vni/port/local {}/{}/{} → {}/{}/{}",
+                opt(&v.vni),
+                opt(&v.port),
+                opt(&v.local),
+                w.vni,
+                w.port,
+                w.local
+            ))
+        } else if master.is_none() || l.master != master {
+            Some(format!("it is not a port of {}", w.bridge))
+        } else if dev.is_some() && v.dev != dev {
+            Some(format!(
+                "its underlay device is not {}",
+                w.dev.as_deref().unwrap_or("")
+            ))
+        } else if l.mtu != Some(w.mtu) {
+            Some(format!("mtu {} → {}", opt(&l.mtu), w.mtu))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push(Change::Revxlan { i, s, why });
+            continue;
+        }
+        let have = seen.fdb.get(&w.name).cloned().unwrap_or_default();
+        let del: Vec<IpAddr> = have
+            .iter()
+            .filter(|a| !w.remotes.contains(a))
+            .copied()
+            .collect();
+        let add: Vec<IpAddr> = w
+            .remotes
+            .iter()
+            .filter(|a| !have.contains(a))
+            .copied()
+            .collect();
+        if !del.is_empty() || !add.is_empty() {
+            out.push(Change::VxlanPeers { i, del, add });
+        }
+    }
+    Ok(())
+}
+
+/// This host's ends of cross-host links; returns the removals (made with the links').
+fn diff_cross(
+    want: &LabRequest,
+    state: &LabState,
+    seen: &Observed,
+    out: &mut Vec<Change>,
+    recreated: &mut BTreeSet<String>,
+) -> Result<Vec<Change>, Error> {
+    let lab = &want.lab;
+    let mut matched = vec![false; state.cross.len()];
+    for (i, w) in want.cross.iter().enumerate() {
+        let e = &w.end;
+        let s = state
+            .cross
+            .iter()
+            .position(|m| m.end.end.guest == e.guest && m.end.end.ifname == e.ifname);
+        if let Some(s) = s {
+            matched[s] = true;
+        }
+        let g = seen.guests.get(&e.guest).and_then(|g| g.as_ref());
+        let l = g.and_then(|g| g.links.get(&e.ifname));
+        let Some(s) = s else {
+            if l.is_some() {
+                return Err(Error::InterfaceExists(format!(
+                    "link {}: {}:{} already exists and lab {lab} did not make it: pick another \
+                 interface name, or remove it",
+                    w.link, e.guest, e.ifname
+                )));
+            }
+            recreated.insert(e.guest.clone());
+            out.push(Change::Cross { i });
+            continue;
+        };
+        let m = &state.cross[s];
+        let v = l.and_then(|l| l.vxlan.clone()).unwrap_or_default();
+        let inode = g.and_then(|g| g.ns.as_ref()).map(|n| n.inode);
+        let why = if inode != Some(m.netns.inode) {
+            Some(format!("{}'s namespace is a new one", e.guest))
+        } else if !l.is_some_and(|l| ours(l) && l.kind.as_deref() == Some("vxlan")) {
+            Some(format!("{}:{} is gone", e.guest, e.ifname))
+        } else if v.vni != Some(w.vni)
+            || v.remote != Some(w.remote)
+            || v.local != Some(w.local)
+            || v.port != Some(w.port)
+        {
+            Some(format!(
+                "vni/remote {}/{} → {}/{}",
+                opt(&v.vni),
+                opt(&v.remote),
+                w.vni,
+                w.remote
+            ))
+        } else if l.and_then(|l| l.mac) != Some(e.mac) {
+            Some(format!("mac → {}", e.mac))
+        } else if l.and_then(|l| l.mtu) != Some(w.mtu) {
+            Some(format!("mtu {} → {}", opt(&l.and_then(|l| l.mtu)), w.mtu))
+        } else if m.end.rate != w.rate || m.end.netem != w.netem {
+            Some("its rate or netem changed".into())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            recreated.insert(e.guest.clone());
+            out.push(Change::Recross { i, s, why });
+            continue;
+        }
+        let have = sorted(l.map(|l| l.addresses.clone()).unwrap_or_default());
+        let wa = sorted(e.addresses.clone());
+        let (del, add) = (minus(&have, &wa), minus(&wa, &have));
+        if !del.is_empty() || !add.is_empty() {
+            out.push(Change::CrossAddresses { i, del, add });
+        }
+    }
+    Ok((0..state.cross.len())
+        .filter(|s| !matched[*s])
+        .map(|s| Change::Uncross { s })
+        .collect())
+}
+
+fn ips(v: &[IpAddr]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn vxlan_desc(s: &crate::lab::StretchedBridge) -> String {
+    format!(
+        "on {}, vni {}, port {}, local {}, peers {}, mtu {}{}",
+        s.bridge,
+        s.vni,
+        s.port,
+        s.local,
+        ips(&s.remotes),
+        s.mtu,
+        s.dev
+            .as_ref()
+            .map(|d| format!(", underlay {d}"))
+            .unwrap_or_default()
+    )
+}
+
+fn cross_desc(c: &crate::lab::CrossEnd) -> String {
+    let mut d = format!(
+        "{}:{} {} mac {}, vxlan vni {} to {} (host {}), mtu {}",
+        c.end.guest,
+        c.end.ifname,
+        list(&c.end.addresses),
+        c.end.mac,
+        c.vni,
+        c.remote,
+        c.peer_host,
+        c.mtu
+    );
+    if let Some(r) = &c.rate {
+        d.push_str(&format!(", rate {r}"));
+    }
+    if let Some(n) = &c.netem {
+        d.push_str(&format!(", netem {n}"));
+    }
+    d
+}
+
+/// `~ OBJECT re-created (WHY): OLD → NEW`.
+fn recreated(object: String, why: &str, old: String, new: String) -> PlanLine {
+    PlanLine {
+        op: '~',
+        object,
+        field: Some(format!("re-created ({why})")),
+        old: Some(old),
+        new: Some(new),
+    }
 }
 
 fn line(op: char, object: String) -> PlanLine {
@@ -737,13 +997,12 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         Change::Reattach { i, s, why } => {
             let a = &want.attach[*i];
             let old = &state.attach[*s].attach;
-            vec![PlanLine {
-                op: '~',
-                object: attach_obj(&a.guest, a.ifname()),
-                field: Some(format!("re-created ({why})")),
-                old: Some(attach_desc(old)),
-                new: Some(attach_desc(a)),
-            }]
+            vec![recreated(
+                attach_obj(&a.guest, a.ifname()),
+                why,
+                attach_desc(old),
+                attach_desc(a),
+            )]
         }
         Change::AttachAddresses { i, del, add, .. } => {
             let a = &want.attach[*i];
@@ -787,13 +1046,12 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         }
         Change::Relink { i, s, why } => {
             let l = &want.links[*i];
-            vec![PlanLine {
-                op: '~',
-                object: format!("link {}", l.name()),
-                field: Some(format!("re-created ({why})")),
-                old: Some(link_desc(&state.links[*s].link)),
-                new: Some(link_desc(l)),
-            }]
+            vec![recreated(
+                format!("link {}", l.name()),
+                why,
+                link_desc(&state.links[*s].link),
+                link_desc(l),
+            )]
         }
         Change::LinkAddresses { i, end, del, add } => {
             let l = &want.links[*i];
@@ -869,6 +1127,63 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         }
         Change::Unbridge { s } => vec![line('-', format!("bridge {}", state.bridges[*s].name))],
         Change::Unnetns { name } => vec![line('-', format!("netns {name}"))],
+        Change::Vxlan { i } => {
+            let v = &want.stretch[*i];
+            vec![with(line('+', format!("vxlan {}", v.name)), vxlan_desc(v))]
+        }
+        Change::Revxlan { i, s, why } => {
+            let v = &want.stretch[*i];
+            vec![recreated(
+                format!("vxlan {}", v.name),
+                why,
+                vxlan_desc(&state.vxlans[*s]),
+                vxlan_desc(v),
+            )]
+        }
+        Change::VxlanPeers { i, del, add } => {
+            let v = &want.stretch[*i];
+            let old: Vec<IpAddr> = v
+                .remotes
+                .iter()
+                .filter(|a| !add.contains(a))
+                .chain(del.iter())
+                .copied()
+                .collect();
+            let mut old = old;
+            old.sort();
+            vec![field(
+                format!("vxlan {}", v.name),
+                "peers",
+                ips(&old),
+                ips(&v.remotes),
+            )]
+        }
+        Change::Unvxlan { s } => vec![line('-', format!("vxlan {}", state.vxlans[*s].name))],
+        Change::Cross { i } => {
+            let c = &want.cross[*i];
+            vec![with(line('+', format!("link {}", c.link)), cross_desc(c))]
+        }
+        Change::Recross { i, s, why } => {
+            let c = &want.cross[*i];
+            vec![recreated(
+                format!("link {}", c.link),
+                why,
+                cross_desc(&state.cross[*s].end),
+                cross_desc(c),
+            )]
+        }
+        Change::CrossAddresses { i, del, add } => {
+            let c = &want.cross[*i];
+            vec![field(
+                format!("link {}", c.link),
+                &format!("address of {}:{}", c.end.guest, c.end.ifname),
+                list(del),
+                list(add),
+            )]
+        }
+        Change::Uncross { s } => {
+            vec![line('-', format!("link {}", state.cross[*s].end.link))]
+        }
     }
 }
 

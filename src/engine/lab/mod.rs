@@ -7,6 +7,7 @@
 
 pub mod diff;
 pub mod state;
+pub mod stretch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -58,6 +59,9 @@ pub struct LabReport {
     /// What the rollback of a killed earlier apply undid first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovered: Vec<String>,
+    /// What the user should know (an MTU that cannot fit the underlay).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One object of `ls --lab`.
@@ -131,6 +135,7 @@ fn seen_link(l: &netlink_packet_route::link::LinkMessage) -> LinkSeen {
         master: msg::link_master(l),
         addresses: Vec::new(),
         qdisc: None,
+        vxlan: crate::netlink::vxlan::vxlan_of(l),
     }
 }
 
@@ -404,6 +409,23 @@ impl Session {
                 }
             }
         }
+        if !want.stretch.is_empty() || !old.vxlans.is_empty() {
+            let fdb = self
+                .host
+                .dump(crate::netlink::vxlan::dump_fdb())
+                .map_err(nl_err("cannot list the bridge forwarding entries".into()))?;
+            for name in want
+                .stretch
+                .iter()
+                .map(|s| &s.name)
+                .chain(old.vxlans.iter().map(|s| &s.name))
+            {
+                if let Some(l) = seen.host.get(name) {
+                    let list = crate::netlink::vxlan::flood_entries(&fdb, l.index);
+                    seen.fdb.insert(name.clone(), list);
+                }
+            }
+        }
         self.max_sockets = self.max_sockets.max(want.guests.len() + 16);
         for (key, g) in &want.guests {
             if let Some(n) = &g.netns {
@@ -514,6 +536,7 @@ impl Session {
                 netlink_writes: crate::netlink::writes() - writes0,
                 elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
                 recovered,
+                warnings: want.warnings.clone(),
             });
         }
         let mut j = LabJournal::create(&want.lab)?;
@@ -591,6 +614,7 @@ impl Session {
             netlink_writes: crate::netlink::writes() - writes0,
             elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
             recovered,
+            warnings: want.warnings.clone(),
         })
     }
 
@@ -658,6 +682,17 @@ impl Session {
             attach,
             links,
             routes,
+            vxlans: want.stretch.clone(),
+            cross: want
+                .cross
+                .iter()
+                .filter_map(|c| {
+                    Some(state::MadeCross {
+                        end: c.clone(),
+                        netns: ns_of(&c.end.guest)?,
+                    })
+                })
+                .collect(),
             request: Some(want.clone()),
         }
     }
@@ -931,6 +966,53 @@ impl Session {
                 named::delete(name)?;
                 run.gone_netns.insert(name.clone());
             }
+            Change::Vxlan { i } => self.make_vxlan(&want.stretch[*i], j)?,
+            Change::Revxlan { i, s, .. } => {
+                let m = &old.vxlans[*s];
+                j.will(LabUndo::Removed(Box::new(Removed::Vxlan(m.clone()))))?;
+                self.delete_vxlan(&m.name)?;
+                self.make_vxlan(&want.stretch[*i], j)?;
+            }
+            Change::VxlanPeers { i, del, add } => {
+                let v = &want.stretch[*i];
+                let index = links::link_index(&mut self.host, &v.name, crate::plan::Side::Host)?;
+                let gone = del.iter().map(|r| (*r, false));
+                for (remote, added) in gone.chain(add.iter().map(|r| (*r, true))) {
+                    j.will(LabUndo::Fdb {
+                        name: v.name.clone(),
+                        remote,
+                        added,
+                    })?;
+                    self.fdb(index, &v.name, remote, added)?;
+                }
+            }
+            Change::Unvxlan { s } => {
+                let m = &old.vxlans[*s];
+                j.will(LabUndo::Removed(Box::new(Removed::Vxlan(m.clone()))))?;
+                self.delete_vxlan(&m.name)?;
+            }
+            Change::Cross { i } => {
+                let c = &want.cross[*i];
+                let ns = guest_of(run, &c.end.guest)?;
+                self.make_cross(c, &ns, j)?;
+            }
+            Change::Recross { i, s, .. } => {
+                let m = &old.cross[*s];
+                j.will(LabUndo::Removed(Box::new(Removed::Cross(m.clone()))))?;
+                self.delete_cross(m)?;
+                let c = &want.cross[*i];
+                let ns = guest_of(run, &c.end.guest)?;
+                self.make_cross(c, &ns, j)?;
+            }
+            Change::CrossAddresses { i, del, add } => {
+                let e = &want.cross[*i].end;
+                self.lab_addresses(run, &e.guest, &e.ifname, del, add, j)?;
+            }
+            Change::Uncross { s } => {
+                let m = &old.cross[*s];
+                j.will(LabUndo::Removed(Box::new(Removed::Cross(m.clone()))))?;
+                self.delete_cross(m)?;
+            }
             Change::Detach { .. } | Change::Unlink { .. } => unreachable!("handled above"),
         }
         Ok(())
@@ -1063,28 +1145,34 @@ impl Session {
             netem: l.netem.clone(),
         };
         for (k, e) in l.ends.iter().enumerate() {
-            let nl = self.guest_socket(&ns[k].0)?;
-            let index = links::link_index(nl, &e.ifname, crate::plan::Side::Guest)?;
-            for addr in &e.addresses {
-                nl.request(
-                    msg::new_address(
-                        index,
-                        addr.addr(),
-                        addr.prefix_len(),
-                        msg::v4_broadcast(addr),
-                    ),
-                    NLM_F_CREATE | NLM_F_EXCL,
-                )
-                .map_err(nl_err(format!(
-                    "cannot add {addr} to {}:{}",
-                    e.guest, e.ifname
-                )))?;
-            }
-            nl.request(msg::set_link_up(index), 0)
-                .map_err(nl_err(format!("cannot bring {}:{} up", e.guest, e.ifname)))?;
-            if q.kind().is_some() {
-                tc_set(&ns[k].0, &e.ifname, &q)?;
-            }
+            self.link_end_up(&ns[k].0, e, &q)?;
+        }
+        Ok(())
+    }
+
+    /// One end of a link the lab made: its addresses, up, its qdisc.
+    fn link_end_up(&mut self, ns: &NetNs, e: &crate::lab::LinkEnd, q: &Qdisc) -> Result<(), Error> {
+        let nl = self.guest_socket(ns)?;
+        let index = links::link_index(nl, &e.ifname, crate::plan::Side::Guest)?;
+        for addr in &e.addresses {
+            nl.request(
+                msg::new_address(
+                    index,
+                    addr.addr(),
+                    addr.prefix_len(),
+                    msg::v4_broadcast(addr),
+                ),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(nl_err(format!(
+                "cannot add {addr} to {}:{}",
+                e.guest, e.ifname
+            )))?;
+        }
+        nl.request(msg::set_link_up(index), 0)
+            .map_err(nl_err(format!("cannot bring {}:{} up", e.guest, e.ifname)))?;
+        if q.kind().is_some() {
+            tc_set(ns, &e.ifname, q)?;
         }
         Ok(())
     }
@@ -1260,7 +1348,42 @@ impl Session {
                     },
                 )
             }
+            LabUndo::HostLink { name } => self.delete_vxlan(name),
+            LabUndo::GuestLink { ns, name } => {
+                let Some((_, nl)) = self.nl_of(ns) else {
+                    return Ok(());
+                };
+                stretch::delete_vxlan_end(nl, name)
+            }
+            LabUndo::Fdb {
+                name,
+                remote,
+                added,
+            } => {
+                let Some(l) = links::get_link(&mut self.host, name)? else {
+                    return Ok(());
+                };
+                match self.fdb(l.header.index, name, *remote, !*added) {
+                    Err(e)
+                        if e.errno() == Some(libc::ENOENT) || e.errno() == Some(libc::EEXIST) =>
+                    {
+                        Ok(())
+                    }
+                    r => r,
+                }
+            }
             LabUndo::Removed(r) => match &**r {
+                Removed::Vxlan(v) => {
+                    let mut scratch = LabJournal::scratch();
+                    self.make_vxlan(v, &mut scratch)
+                }
+                Removed::Cross(m) => {
+                    let Some(n) = reopen(&m.netns) else {
+                        return Ok(());
+                    };
+                    let mut scratch = LabJournal::scratch();
+                    self.make_cross(&m.end, &(n, m.netns.clone()), &mut scratch)
+                }
                 Removed::Attach(m) => {
                     let g = self.resolve(&m.attach.request.guest)?;
                     if g.netns.inode != m.netns.inode {
@@ -1401,6 +1524,18 @@ impl Session {
                 Err(e) => left.extend(e.left_behind().iter().cloned()),
             }
         }
+        for m in &st.cross {
+            match self.delete_cross(m) {
+                Ok(()) => rep.actions.push(format!("delete link {}", m.end.link)),
+                Err(e) => left.push(e.to_string()),
+            }
+        }
+        for v in &st.vxlans {
+            match self.delete_vxlan(&v.name) {
+                Ok(()) => rep.actions.push(format!("delete vxlan {}", v.name)),
+                Err(e) => left.push(e.to_string()),
+            }
+        }
         for b in &st.bridges {
             match self.delete_bridge(&b.name, b.ovs) {
                 Ok(()) => rep.actions.push(format!("delete bridge {}", b.name)),
@@ -1506,6 +1641,59 @@ impl Session {
                     .flat_map(|e| e.addresses.iter().map(|a| a.to_string()))
                     .collect::<Vec<_>>()
                     .join(" "),
+            });
+        }
+        for v in &st.vxlans {
+            let ok = links::get_link(&mut self.host, &v.name)
+                .ok()
+                .flatten()
+                .is_some_and(|l| msg::link_group(&l) == LAB_GROUP);
+            objects.push(LabObject {
+                state: alive(ok),
+                kind: "vxlan",
+                name: v.name.clone(),
+                detail: format!(
+                    "bridge {}, vni {}, port {}, local {}, peers {}, mtu {}",
+                    v.bridge,
+                    v.vni,
+                    v.port,
+                    v.local,
+                    v.remotes
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    v.mtu
+                ),
+            });
+        }
+        for m in &st.cross {
+            let e = &m.end;
+            let ok = self.nl_of(&m.netns).is_some_and(|(_, nl)| {
+                links::get_link(nl, &e.end.ifname)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|l| msg::link_group(&l) == LINK_GROUP)
+            });
+            objects.push(LabObject {
+                state: alive(ok),
+                kind: "cross",
+                name: e.link.clone(),
+                detail: format!(
+                    "{}:{} {}, vxlan vni {} to {} (host {}), mtu {}",
+                    e.end.guest,
+                    e.end.ifname,
+                    e.end
+                        .addresses
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    e.vni,
+                    e.remote,
+                    e.peer_host,
+                    e.mtu
+                ),
             });
         }
         for m in &st.routes {
@@ -1811,7 +1999,22 @@ pub fn undo_text(u: &LabUndo) -> String {
             Removed::Route(m) => format!("re-add route {} {}", m.route.guest, m.route),
             Removed::Bridge(b, _) => format!("re-create bridge {}", b.name),
             Removed::Netns(n) => format!("re-create netns {n}"),
+            Removed::Vxlan(v) => format!("re-create vxlan {} on {}", v.name, v.bridge),
+            Removed::Cross(m) => format!("re-create link {}", m.end.link),
         },
+        LabUndo::HostLink { name } => format!("delete vxlan {name}"),
+        LabUndo::GuestLink { ns, name } => format!("delete link {name} in {}", ns.path),
+        LabUndo::Fdb {
+            name,
+            remote,
+            added,
+        } => {
+            if *added {
+                format!("remove peer {remote} from {name}")
+            } else {
+                format!("put peer {remote} back on {name}")
+            }
+        }
     }
 }
 

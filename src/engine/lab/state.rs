@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::lab::{LabAttach, LabLink, LabRequest, LabRoute};
+use crate::lab::{CrossEnd, LabAttach, LabLink, LabRequest, LabRoute, StretchedBridge};
 use crate::store;
 
 pub const VERSION: u32 = 1;
@@ -69,6 +69,13 @@ pub struct MadeLink {
     pub netns: [NsRef; 2],
 }
 
+/// This host's VXLAN end of a cross-host link, in its guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeCross {
+    pub end: CrossEnd,
+    pub netns: NsRef,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MadeRoute {
     pub route: LabRoute,
@@ -91,6 +98,11 @@ pub struct LabState {
     pub attach: Vec<MadeAttach>,
     pub links: Vec<MadeLink>,
     pub routes: Vec<MadeRoute>,
+    /// VXLAN ports of stretched bridges (in the host namespace), as made.
+    #[serde(default)]
+    pub vxlans: Vec<StretchedBridge>,
+    #[serde(default)]
+    pub cross: Vec<MadeCross>,
     /// The guests' keys and specs of the last apply (what `ls --lab` shows).
     #[serde(default)]
     pub request: Option<LabRequest>,
@@ -103,6 +115,8 @@ impl LabState {
             && self.attach.is_empty()
             && self.links.is_empty()
             && self.routes.is_empty()
+            && self.vxlans.is_empty()
+            && self.cross.is_empty()
     }
 }
 
@@ -239,6 +253,16 @@ pub enum LabUndo {
         rate: Option<String>,
         netem: Option<String>,
     },
+    /// A link the apply made in the host namespace (a VXLAN port): deleted if still ours.
+    HostLink { name: String },
+    /// A VXLAN end the apply made in a guest: deleted if still ours.
+    GuestLink { ns: NsRef, name: String },
+    /// A flood entry (`added`) or its removal on a VXLAN port: the other way round.
+    Fdb {
+        name: String,
+        remote: std::net::IpAddr,
+        added: bool,
+    },
     /// Something of the lab the apply removed: made again.
     Removed(Box<Removed>),
 }
@@ -251,6 +275,8 @@ pub enum Removed {
     Route(MadeRoute),
     Bridge(MadeBridge, Option<u32>),
     Netns(String),
+    Vxlan(StretchedBridge),
+    Cross(MadeCross),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

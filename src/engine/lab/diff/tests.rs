@@ -234,3 +234,202 @@ fn someone_elses_interface_or_a_missing_external_bridge_is_an_error() {
         "{e}"
     );
 }
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// `LAB` with br0 stretched to two peers and a:eth7 the VXLAN end of a cross-host link, as
+/// applied.
+fn stretched() -> (LabRequest, LabState, Observed) {
+    let mut want = request(LAB);
+    want.stretch.push(crate::lab::StretchedBridge {
+        bridge: "br0".into(),
+        name: "pwvx42".into(),
+        vni: 42,
+        port: 4789,
+        local: ip("192.0.2.10"),
+        remotes: vec![ip("192.0.2.20"), ip("192.0.2.30")],
+        dev: Some("ul0".into()),
+        mtu: 1450,
+    });
+    want.cross.push(crate::lab::CrossEnd {
+        link: "a:eth7~z:eth7".into(),
+        end: crate::lab::LinkEnd {
+            guest: "a".into(),
+            ifname: "eth7".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 7]),
+            addresses: vec!["10.9.9.1/30".parse().unwrap()],
+        },
+        peer_host: "c".into(),
+        vni: 7,
+        port: 4789,
+        local: ip("192.0.2.10"),
+        remote: ip("192.0.2.30"),
+        dev: Some("ul0".into()),
+        mtu: 1450,
+        rate: None,
+        netem: None,
+    });
+    let (mut state, mut seen) = applied(&want);
+    state.vxlans = want.stretch.clone();
+    state.cross = vec![super::super::state::MadeCross {
+        end: want.cross[0].clone(),
+        netns: ns(1),
+    }];
+    let vx = |remote: Option<&str>, local| crate::netlink::vxlan::VxlanSeen {
+        vni: None,
+        port: Some(4789),
+        local: Some(ip(local)),
+        remote: remote.map(ip),
+        dev: Some(3),
+    };
+    seen.host.insert(
+        "ul0".into(),
+        LinkSeen {
+            index: 3,
+            ..LinkSeen::default()
+        },
+    );
+    seen.host.insert(
+        "pwvx42".into(),
+        LinkSeen {
+            index: 9,
+            kind: Some("vxlan".into()),
+            mtu: Some(1450),
+            up: true,
+            group: crate::engine::lab::LAB_GROUP,
+            master: Some(2),
+            vxlan: Some(crate::netlink::vxlan::VxlanSeen {
+                vni: Some(42),
+                ..vx(None, "192.0.2.10")
+            }),
+            ..LinkSeen::default()
+        },
+    );
+    seen.fdb
+        .insert("pwvx42".into(), vec![ip("192.0.2.20"), ip("192.0.2.30")]);
+    let ga = seen.guests.get_mut("a").unwrap().as_mut().unwrap();
+    ga.links.insert(
+        "eth7".into(),
+        LinkSeen {
+            index: 8,
+            kind: Some("vxlan".into()),
+            mac: Some(MacAddr([2, 0, 0, 0, 0, 7])),
+            mtu: Some(1450),
+            up: true,
+            group: LINK_GROUP,
+            addresses: vec!["10.9.9.1/30".parse().unwrap()],
+            vxlan: Some(crate::netlink::vxlan::VxlanSeen {
+                vni: Some(7),
+                ..vx(Some("192.0.2.30"), "192.0.2.10")
+            }),
+            ..LinkSeen::default()
+        },
+    );
+    (want, state, seen)
+}
+
+#[test]
+fn a_stretched_lab_as_applied_plans_nothing() {
+    let (want, state, seen) = stretched();
+    assert_eq!(lines(&want, &state, &seen), Vec::<String>::new());
+}
+
+#[test]
+fn a_host_that_comes_or_goes_changes_only_the_flood_list() {
+    let (mut want, state, seen) = stretched();
+    want.stretch[0].remotes = vec![ip("192.0.2.20"), ip("192.0.2.40")];
+    let c = diff(&want, &state, &seen).unwrap();
+    assert_eq!(
+        c,
+        vec![Change::VxlanPeers {
+            i: 0,
+            del: vec![ip("192.0.2.30")],
+            add: vec![ip("192.0.2.40")],
+        }]
+    );
+    assert_eq!(
+        lines(&want, &state, &seen),
+        ["~ vxlan pwvx42 peers: 192.0.2.20, 192.0.2.30 → 192.0.2.20, 192.0.2.40"]
+    );
+}
+
+#[test]
+fn a_vxlan_port_not_as_wanted_is_made_again() {
+    let (mut want, state, seen) = stretched();
+    want.stretch[0].mtu = 1400;
+    let l = lines(&want, &state, &seen);
+    assert_eq!(l.len(), 1);
+    assert!(
+        l[0].starts_with("~ vxlan pwvx42 re-created (mtu 1450 → 1400)"),
+        "{l:?}"
+    );
+    let (mut want, state, mut seen) = stretched();
+    seen.host.get_mut("pwvx42").unwrap().master = None;
+    want.stretch[0].port = 8472;
+    let l = lines(&want, &state, &seen);
+    assert!(
+        l[0].contains("re-created (vni/port/local 42/4789/192.0.2.10 → 42/8472/192.0.2.10)"),
+        "{l:?}"
+    );
+    // Gone: made again from scratch; the cross end likewise.
+    let (want, state, mut seen) = stretched();
+    seen.host.remove("pwvx42");
+    let ga = seen.guests.get_mut("a").unwrap().as_mut().unwrap();
+    ga.links.remove("eth7");
+    let l = lines(&want, &state, &seen);
+    assert!(
+        l.iter()
+            .any(|s| s.starts_with("+ vxlan pwvx42: on br0, vni 42")),
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|s| s.starts_with("~ link a:eth7~z:eth7 re-created (a:eth7 is gone)")),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn cross_ends_change_addresses_in_place_and_go_with_the_file() {
+    let (mut want, state, seen) = stretched();
+    want.cross[0].end.addresses = vec!["10.9.9.5/30".parse().unwrap()];
+    assert_eq!(
+        lines(&want, &state, &seen),
+        ["~ link a:eth7~z:eth7 address of a:eth7: 10.9.9.1/30 → 10.9.9.5/30"]
+    );
+    let (mut want, state, seen) = stretched();
+    want.cross[0].remote = ip("192.0.2.99");
+    let l = lines(&want, &state, &seen);
+    assert!(
+        l[0].contains("re-created (vni/remote 7/192.0.2.30 → 7/192.0.2.99)"),
+        "{l:?}"
+    );
+    // Dropped from the file (or the host left the lab): removed, the VXLAN port before its
+    // bridge.
+    let (mut want, state, seen) = stretched();
+    want.cross.clear();
+    want.stretch.clear();
+    want.bridges.clear();
+    want.attach.clear();
+    let l = lines(&want, &state, &seen);
+    let pos = |p: &str| l.iter().position(|s| s.starts_with(p)).unwrap();
+    assert!(pos("- link a:eth7~z:eth7") < pos("- vxlan pwvx42"));
+    assert!(pos("- vxlan pwvx42") < pos("- bridge br0"));
+}
+
+#[test]
+fn a_vxlan_port_someone_else_made_is_an_error() {
+    let (want, mut state, seen) = stretched();
+    state.vxlans.clear();
+    let e = diff(&want, &state, &seen).unwrap_err().to_string();
+    assert!(
+        e.contains("pwvx42") && e.contains("lab t did not make it") && e.contains("another vni"),
+        "{e}"
+    );
+    let (want, mut state, seen) = stretched();
+    state.cross.clear();
+    let e = diff(&want, &state, &seen).unwrap_err().to_string();
+    assert!(e.contains("a:eth7 already exists"), "{e}");
+}
