@@ -4,6 +4,7 @@
 //! stdout.
 
 use std::ffi::OsString;
+use std::io::Write;
 
 use super::render;
 use crate::engine::{Session, SessionOptions};
@@ -21,12 +22,25 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             print!("{text}");
             Ok(0)
         }
-        Invocation::Run(cmd, opts) => run(&cmd, opts),
+        Invocation::Run(cmd, opts) => {
+            // Watch's stderr is its log: what it does is shown without -v.
+            let floor = if matches!(*cmd, Command::Watch { .. }) {
+                tracing::Level::INFO
+            } else {
+                tracing::Level::WARN
+            };
+            crate::log::init(opts.verbosity, floor);
+            if super::ui::progress_allowed(opts.json) {
+                super::ui::Bars::install();
+            }
+            run(&cmd, opts)
+        }
     });
     match result {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("pipework: {e}");
+            // The command's answer, not a log line: always shown, in the shape scripts read.
+            let _ = writeln!(std::io::stderr(), "pipework: {e}");
             if json {
                 println!("{}", e.to_json());
             }
@@ -65,8 +79,9 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
         Command::Attach(req) => {
             let rep = s.attach(req, opts.dry_run)?;
             if opts.dry_run {
+                let mut err = std::io::stderr().lock();
                 for (name, what) in &rep.plan {
-                    eprintln!("pipework: plan {name}: {what}");
+                    let _ = writeln!(err, "pipework: plan {name}: {what}");
                 }
             }
             opts.json.then(|| {
@@ -78,10 +93,37 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
             s.wait(w)?;
             None
         }
-        Command::List => {
+        Command::List(view) => {
             let rep = s.list();
             render::warnings(&rep.warnings);
-            Some(render::list(&rep, opts.json))
+            Some(render::list(
+                &rep,
+                opts.json,
+                view,
+                super::ui::colour(opts.json),
+            )?)
+        }
+        Command::Doctor => {
+            let rep = crate::doctor::diagnose();
+            println!(
+                "{}",
+                crate::doctor::render(&rep, opts.json, super::ui::colour(opts.json))
+            );
+            return Ok(rep.exit_code());
+        }
+        Command::Completions { shell } => {
+            super::docs::completions(shell, &mut std::io::stdout().lock())?;
+            None
+        }
+        Command::Man { dir } => {
+            let written = super::docs::man(dir.as_deref(), &mut std::io::stdout().lock())?;
+            if opts.json {
+                Some(serde_json::json!({ "pages": written }).to_string())
+            } else if written.is_empty() {
+                None
+            } else {
+                Some(written.join("\n"))
+            }
         }
         Command::Stretch {
             bridge,
@@ -91,7 +133,11 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
         } => {
             let rep = s.stretch(bridge, *vni, remotes, *port)?;
             render::warnings(&rep.warnings);
-            Some(render::lab_apply(&rep, opts.json))
+            Some(render::lab_apply(
+                &rep,
+                opts.json,
+                super::ui::colour(opts.json),
+            ))
         }
         Command::Detach(crate::request::Target::Guest { spec, ifname: None })
             if !opts.dry_run && s.is_stretched(spec) =>
@@ -139,14 +185,22 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
             let req = s.lab_localize(&req, host.as_deref())?;
             render::warnings(&req.warnings);
             let plan = s.lab_plan(&req)?;
-            Some(render::lab_plan(&plan, opts.json))
+            Some(render::lab_plan(
+                &plan,
+                opts.json,
+                super::ui::colour(opts.json),
+            ))
         }
         Command::LabApply { file, host } => {
             let req = crate::topology::to_request(&crate::topology::load(file)?)?;
             let req = s.lab_localize(&req, host.as_deref())?;
             render::warnings(&req.warnings);
             let rep = s.lab_apply(&req)?;
-            Some(render::lab_apply(&rep, opts.json))
+            Some(render::lab_apply(
+                &rep,
+                opts.json,
+                super::ui::colour(opts.json),
+            ))
         }
         Command::LabDestroy { target } => {
             let lab = crate::topology::lab_name_of(target)?;
