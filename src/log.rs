@@ -59,17 +59,20 @@ pub fn filter(verbosity: u8, floor: Level, env: Option<&str>) -> EnvFilter {
 
 /// Installs the process's subscriber (once; later calls keep the first). `floor` is INFO for a
 /// daemon whose log is its stderr (watch, the DHCP supervisor), WARN for a command.
-pub fn init(verbosity: u8, floor: Level) {
+/// With `json`, each event is one JSON object on its line (`--json`: watch's log included).
+pub fn init(verbosity: u8, floor: Level, json: bool) {
     let env = std::env::var(LOG_ENV).ok();
     let bad_env = env
         .as_deref()
         .filter(|f| !f.trim().is_empty() && EnvFilter::try_new(f).is_err())
         .map(str::to_string);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(verbosity, floor, env.as_deref()))
-        .with_writer(std::io::stderr)
-        .event_format(Line)
-        .try_init();
+    let f = filter(verbosity, floor, env.as_deref());
+    let b = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().with_env_filter(f).try_init()
+    } else {
+        b.event_format(Line).with_env_filter(f).try_init()
+    };
     if let Some(f) = bad_env {
         tracing::warn!("{LOG_ENV}={f:?} is not a tracing filter (e.g. debug, pipework=trace); using -v's level");
     }
@@ -140,18 +143,24 @@ mod tests {
 
     #[test]
     fn verbosity_and_the_environment_pick_the_filter() {
-        let s = |f: EnvFilter| f.to_string();
-        assert_eq!(s(filter(0, Level::WARN, None)), "warn,pipework=warn");
-        assert_eq!(s(filter(1, Level::WARN, None)), "warn,pipework=info");
-        assert_eq!(s(filter(0, Level::INFO, None)), "warn,pipework=info");
-        assert_eq!(s(filter(2, Level::WARN, None)), "warn,pipework=debug");
+        // EnvFilter prints its directives in an order of its own.
+        let s = |f: EnvFilter| {
+            let t = f.to_string();
+            let mut v: Vec<&str> = t.split(',').collect();
+            v.sort_unstable();
+            v.join(",")
+        };
+        assert_eq!(s(filter(0, Level::WARN, None)), "pipework=warn,warn");
+        assert_eq!(s(filter(1, Level::WARN, None)), "pipework=info,warn");
+        assert_eq!(s(filter(0, Level::INFO, None)), "pipework=info,warn");
+        assert_eq!(s(filter(2, Level::WARN, None)), "pipework=debug,warn");
         assert_eq!(s(filter(3, Level::WARN, None)), "trace");
         assert_eq!(s(filter(0, Level::WARN, Some("debug"))), "debug");
         // A broken filter falls back to -v's level (init warns about it).
         assert_eq!(
             s(filter(1, Level::WARN, Some("=[bad"))),
-            "warn,pipework=info"
+            "pipework=info,warn"
         );
-        assert_eq!(s(filter(0, Level::WARN, Some(" "))), "warn,pipework=warn");
+        assert_eq!(s(filter(0, Level::WARN, Some(" "))), "pipework=warn,warn");
     }
 }

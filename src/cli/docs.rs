@@ -119,8 +119,15 @@ pub fn completions(shell: &str, out: &mut dyn Write) -> Result<(), Error> {
             .as_bytes(),
         );
     }
-    out.write_all(&buf)
-        .map_err(|e| Error::io("cannot write the completions", e))
+    quiet_pipe(out.write_all(&buf)).map_err(|e| Error::io("cannot write the completions", e))
+}
+
+/// A reader that went away (`| head`) is fine.
+fn quiet_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }
 
 /// roff text with its special characters escaped (a backslash; a line starting with `.` or `'`).
@@ -195,7 +202,7 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>, Error> {
 /// `pipework man [DIR]`: pipework(1) on stdout, or every page into DIR (made if missing).
 pub fn man(dir: Option<&Path>, out: &mut dyn Write) -> Result<Vec<String>, Error> {
     let Some(dir) = dir else {
-        out.write_all(&main_page()?)
+        quiet_pipe(out.write_all(&main_page()?))
             .map_err(|e| Error::io("cannot write the man page", e))?;
         return Ok(Vec::new());
     };

@@ -19,7 +19,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let json = raw.iter().any(|a| a == "--json");
     let result = parse_argv(&raw).and_then(|inv| match inv {
         Invocation::Print(text) => {
-            print!("{text}");
+            say(&text);
             Ok(0)
         }
         Invocation::Run(cmd, opts) => {
@@ -29,7 +29,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             } else {
                 tracing::Level::WARN
             };
-            crate::log::init(opts.verbosity, floor);
+            crate::log::init(opts.verbosity, floor, opts.json);
             if super::ui::progress_allowed(opts.json) {
                 super::ui::Bars::install();
             }
@@ -42,7 +42,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             // The command's answer, not a log line: always shown, in the shape scripts read.
             let _ = writeln!(std::io::stderr(), "pipework: {e}");
             if json {
-                println!("{}", e.to_json());
+                say_line(&e.to_json().to_string());
             }
             e.exit_code()
         }
@@ -72,6 +72,9 @@ fn utf8_args(raw: &[OsString]) -> Result<Vec<String>, Error> {
 }
 
 fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
+    if let Some(done) = without_session(cmd, opts) {
+        return done;
+    }
     let mut s = Session::open(SessionOptions {
         verbose: opts.verbose,
     })?;
@@ -88,10 +91,23 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
                 serde_json::to_string(&rep).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
             })
         }
+        Command::Exec(e) if opts.json => {
+            let (status, stdout, stderr) = s.exec_captured(e)?;
+            let j = serde_json::json!({
+                "tool": e.tool.argv().join(" "),
+                "args": e.args,
+                "status": status,
+                "stdout": stdout,
+                "stderr": stderr,
+            });
+            say_line(&j.to_string());
+            return Ok(status);
+        }
         Command::Exec(e) => return s.exec(e),
         Command::Wait(w) => {
             s.wait(w)?;
-            None
+            opts.json
+                .then(|| serde_json::json!({ "interface": w.ifname, "up": true }).to_string())
         }
         Command::List(view) => {
             let rep = s.list();
@@ -102,28 +118,6 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
                 view,
                 super::ui::colour(opts.json),
             )?)
-        }
-        Command::Doctor => {
-            let rep = crate::doctor::diagnose();
-            println!(
-                "{}",
-                crate::doctor::render(&rep, opts.json, super::ui::colour(opts.json))
-            );
-            return Ok(rep.exit_code());
-        }
-        Command::Completions { shell } => {
-            super::docs::completions(shell, &mut std::io::stdout().lock())?;
-            None
-        }
-        Command::Man { dir } => {
-            let written = super::docs::man(dir.as_deref(), &mut std::io::stdout().lock())?;
-            if opts.json {
-                Some(serde_json::json!({ "pages": written }).to_string())
-            } else if written.is_empty() {
-                None
-            } else {
-                Some(written.join("\n"))
-            }
         }
         Command::Stretch {
             bridge,
@@ -158,7 +152,7 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
         Command::Check(t) => {
             let rep = s.check(t)?;
             render::warnings(&rep.warnings);
-            println!("{}", render::check(&rep, opts.json));
+            say_line(&render::check(&rep, opts.json));
             return Ok(if rep.all_ok() { 0 } else { 1 });
         }
         Command::Watch { rules, lab } => {
@@ -212,19 +206,94 @@ fn run(cmd: &Command, opts: Options) -> Result<i32, Error> {
             let rep = s.lab_list(&lab)?;
             Some(render::lab_list(&rep, opts.json))
         }
-        Command::LabGraph { file, format } => {
-            let f = crate::topology::graph::Format::parse(format)?;
-            let lab = crate::topology::load(file)?;
-            let out = crate::topology::graph::render(&lab, f)?;
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(&out)
-                .map_err(|e| Error::io("cannot write the graph", e))?;
-            None
-        }
+        // Answered before the session (they need no namespace, no root, not even /proc).
+        Command::Doctor
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::LabGraph { .. } => None,
     };
     if let Some(text) = out {
-        println!("{text}");
+        say_line(&text);
     }
     Ok(0)
+}
+
+/// The commands that read no kernel state through a session: they run anywhere (an empty
+/// chroot, a package build, as any user).
+fn without_session(cmd: &Command, opts: Options) -> Option<Result<i32, Error>> {
+    // Each arm: what to print, or the error.
+    let text: Result<Option<String>, Error> = match cmd {
+        Command::Doctor => {
+            let rep = crate::doctor::diagnose();
+            say_line(&crate::doctor::render(
+                &rep,
+                opts.json,
+                super::ui::colour(opts.json),
+            ));
+            return Some(Ok(rep.exit_code()));
+        }
+        Command::Completions { shell } if opts.json => {
+            let mut v = Vec::new();
+            super::docs::completions(shell, &mut v).map(|()| {
+                let script = String::from_utf8_lossy(&v);
+                Some(serde_json::json!({ "shell": shell, "script": script }).to_string())
+            })
+        }
+        Command::Completions { shell } => {
+            super::docs::completions(shell, &mut std::io::stdout().lock()).map(|()| None)
+        }
+        Command::Man { dir: None } if opts.json => super::docs::main_page().map(|page| {
+            let roff = String::from_utf8_lossy(&page);
+            Some(serde_json::json!({ "page": "pipework.1", "roff": roff }).to_string())
+        }),
+        Command::Man { dir } => super::docs::man(dir.as_deref(), &mut std::io::stdout().lock())
+            .map(|written| {
+                if opts.json {
+                    Some(serde_json::json!({ "pages": written }).to_string())
+                } else if written.is_empty() {
+                    None
+                } else {
+                    Some(written.join("\n"))
+                }
+            }),
+        Command::LabGraph { file, format } => graph(file, format, opts.json),
+        _ => return None,
+    };
+    Some(text.map(|t| {
+        if let Some(t) = t {
+            say_line(&t);
+        }
+        0
+    }))
+}
+
+/// `pipework graph FILE`: the drawing on stdout, or with --json inside one object.
+fn graph(file: &std::path::Path, format: &str, json: bool) -> Result<Option<String>, Error> {
+    let f = crate::topology::graph::Format::parse(format)?;
+    let lab = crate::topology::load(file)?;
+    let out = crate::topology::graph::render(&lab, f)?;
+    if json {
+        let graph = String::from_utf8_lossy(&out);
+        let j = serde_json::json!({ "lab": lab.file.lab, "format": format, "graph": graph });
+        return Ok(Some(j.to_string()));
+    }
+    match std::io::stdout().write_all(&out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("cannot write the graph", e))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error of ours, and must not
+/// panic as `println!` would.
+fn say(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn say_line(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o
+        .write_all(text.as_bytes())
+        .and_then(|_| o.write_all(b"\n"));
 }

@@ -202,7 +202,7 @@ fn read_line_timeout(out: std::process::ChildStdout, wait: Duration) -> Result<S
 /// Supervisor side (`pipework __dhcp-supervise`): never returns.
 pub fn run() -> ! {
     // Its stderr is its log (the attach's runtime directory): every lease event, at info.
-    crate::log::init(0, tracing::Level::INFO);
+    crate::log::init(0, tracing::Level::INFO, false);
     let code = match supervise() {
         Ok(()) => 0,
         Err(e) => {
