@@ -59,7 +59,7 @@ pub fn filter(verbosity: u8, floor: Level, env: Option<&str>) -> EnvFilter {
 
 /// Installs the process's subscriber (once; later calls keep the first). `floor` is INFO for a
 /// daemon whose log is its stderr (watch, the DHCP supervisor), WARN for a command.
-/// With `json`, each event is one JSON object on its line (`--json`: watch's log included).
+/// With `json`, each event is one JSON object on its line (`watch --json`).
 pub fn init(verbosity: u8, floor: Level, json: bool) {
     let env = std::env::var(LOG_ENV).ok();
     let bad_env = env

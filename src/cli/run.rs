@@ -29,7 +29,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             } else {
                 tracing::Level::WARN
             };
-            crate::log::init(opts.verbosity, floor, opts.json);
+            // `watch --json`: its log is its output, one JSON object a line. Elsewhere --json is
+            // stdout's, and stderr keeps the lines scripts already read.
+            let json_log = opts.json && matches!(*cmd, Command::Watch { .. });
+            crate::log::init(opts.verbosity, floor, json_log);
             if super::ui::progress_allowed(opts.json) {
                 super::ui::Bars::install();
             }
