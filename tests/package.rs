@@ -229,8 +229,7 @@ fn static_binary_runs_without_libc() {
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
     );
     assert_eq!(text(&out.stdout).trim(), format!("pipework {VERSION}"));
-    // And its usage there (`man` and `completions` open the caller's network namespace first,
-    // which needs /proc: not this test's business).
+    // And its usage there.
     let out = must(
         Command::new("chroot")
             .arg(&root.0)
@@ -242,6 +241,18 @@ fn static_binary_runs_without_libc() {
         text(&out.stdout).contains("Usage:"),
         "pipework --help in the chroot"
     );
+    // The commands that read no kernel state need no /proc either.
+    for args in [["completions", "bash"], ["man", "--json"]] {
+        let out = must(
+            Command::new("chroot")
+                .arg(&root.0)
+                .arg("/pipework")
+                .args(args)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        );
+        assert!(!out.stdout.is_empty(), "pipework {args:?} in the chroot");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
