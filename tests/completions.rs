@@ -10,90 +10,22 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-/// Every subcommand the completion scripts and the man pages must know.
-const SUBCOMMANDS: &[&str] = &[
-    "ls",
-    "check",
-    "detach",
-    "gc",
-    "watch",
-    "plan",
-    "apply",
-    "destroy",
-    "graph",
-    "stretch",
-    "route",
-    "rule",
-    "tc",
-    "doctor",
-    "completions",
-    "man",
-];
+/// Every subcommand the completion scripts and the man pages must know: the grammar's own
+/// list, which its unit tests keep equal to the words the parser takes.
+fn subcommands() -> Vec<&'static str> {
+    pipework::grammar::SUBCOMMANDS
+        .iter()
+        .map(|s| s.name)
+        .collect()
+}
 
 /// The guest kinds offered as values of a guest argument.
-const GUEST_KINDS: &[&str] = &[
-    "docker:",
-    "podman:",
-    "lxc:",
-    "containerd:",
-    "netns:",
-    "pid:",
-];
-
-/// A private directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("pwt-{tag}-{}", rand_hex(10)));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs a command with a timeout; panics with its output when it cannot run.
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    match wait_timeout(child, RUN_TIMEOUT) {
-        Ok(out) => out,
-        Err((out, ())) => panic!(
-            "{cmd:?} timed out\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        ),
-    }
-}
+const GUEST_KINDS: [&str; 6] = pipework::grammar::GUEST_KINDS;
 
 fn must(cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
+    must_run(cmd)
 }
 
 /// `pipework completions SHELL`, written to DIR/NAME; its path.
@@ -206,9 +138,9 @@ fn bash_completion_registers_and_completes() {
         return;
     }
     let dir = TempDir::new("comp-bash");
-    let script = completion_file("bash", dir.path(), "pipework.bash");
+    let script = completion_file("bash", dir.path.as_path(), "pipework.bash");
 
-    let c = bash_complete(&script, dir.path(), &["pipework", "d"]);
+    let c = bash_complete(&script, dir.path.as_path(), &["pipework", "d"]);
     assert!(
         c.spec.starts_with("complete ") && c.spec.ends_with(" pipework"),
         "complete -p pipework: {:?}",
@@ -223,20 +155,24 @@ fn bash_completion_registers_and_completes() {
         assert!(r.starts_with('d'), "pipework d<TAB> offered {r:?}");
     }
 
-    let c = bash_complete(&script, dir.path(), &["pipework", ""]);
-    assert_offers("pipework <TAB>", &c.replies, SUBCOMMANDS);
+    let c = bash_complete(&script, dir.path.as_path(), &["pipework", ""]);
+    assert_offers("pipework <TAB>", &c.replies, &subcommands());
 
-    let c = bash_complete(&script, dir.path(), &["pipework", "completions", ""]);
+    let c = bash_complete(
+        &script,
+        dir.path.as_path(),
+        &["pipework", "completions", ""],
+    );
     assert_offers(
         "pipework completions <TAB>",
         &c.replies,
         &["bash", "zsh", "fish"],
     );
 
-    let c = bash_complete(&script, dir.path(), &["pipework", "detach", ""]);
-    assert_offers("pipework detach <TAB>", &c.replies, GUEST_KINDS);
+    let c = bash_complete(&script, dir.path.as_path(), &["pipework", "detach", ""]);
+    assert_offers("pipework detach <TAB>", &c.replies, &GUEST_KINDS);
 
-    let c = bash_complete(&script, dir.path(), &["pipework", "detach", "po"]);
+    let c = bash_complete(&script, dir.path.as_path(), &["pipework", "detach", "po"]);
     assert_offers("pipework detach po<TAB>", &c.replies, &["podman:"]);
     assert!(
         !c.replies.iter().any(|r| r == "docker:"),
@@ -270,7 +206,7 @@ fn zsh_completion_loads() {
         return;
     }
     let dir = TempDir::new("comp-zsh");
-    let fdir = dir.path().join("functions");
+    let fdir = dir.path.as_path().join("functions");
     std::fs::create_dir_all(&fdir).unwrap();
     let script = completion_file("zsh", &fdir, "_pipework");
     let body = std::fs::read_to_string(&script).unwrap();
@@ -279,14 +215,14 @@ fn zsh_completion_loads() {
         "zsh script lacks its #compdef line: {:?}",
         body.lines().next()
     );
-    for s in SUBCOMMANDS {
+    for s in subcommands() {
         assert!(body.contains(s), "zsh script does not know {s}");
     }
     let mut cmd = Command::new("zsh");
     cmd.args(["-f", "-c", ZSH_HARNESS, "zsh"])
         .arg(&fdir)
         .arg(&script);
-    private_env(&mut cmd, dir.path());
+    private_env(&mut cmd, dir.path.as_path());
     let out = must(&mut cmd);
     let stdout = text(&out.stdout);
     assert!(
@@ -334,19 +270,19 @@ fn fish_completion_parses_and_completes() {
         return;
     }
     let dir = TempDir::new("comp-fish");
-    let script = completion_file("fish", dir.path(), "pipework.fish");
+    let script = completion_file("fish", dir.path.as_path(), "pipework.fish");
     let mut cmd = Command::new("fish");
     cmd.arg("--no-execute").arg(&script);
-    private_env(&mut cmd, dir.path());
+    private_env(&mut cmd, dir.path.as_path());
     must(&mut cmd);
 
-    let words = fish_complete(&script, dir.path(), "pipework d");
+    let words = fish_complete(&script, dir.path.as_path(), "pipework d");
     assert_offers("fish: pipework d", &words, &["detach", "destroy", "doctor"]);
-    let words = fish_complete(&script, dir.path(), "pipework ");
-    assert_offers("fish: pipework ", &words, SUBCOMMANDS);
-    let words = fish_complete(&script, dir.path(), "pipework detach ");
-    assert_offers("fish: pipework detach ", &words, GUEST_KINDS);
-    let words = fish_complete(&script, dir.path(), "pipework completions ");
+    let words = fish_complete(&script, dir.path.as_path(), "pipework ");
+    assert_offers("fish: pipework ", &words, &subcommands());
+    let words = fish_complete(&script, dir.path.as_path(), "pipework detach ");
+    assert_offers("fish: pipework detach ", &words, &GUEST_KINDS);
+    let words = fish_complete(&script, dir.path.as_path(), "pipework completions ");
     assert_offers(
         "fish: pipework completions ",
         &words,
@@ -378,7 +314,7 @@ fn man_pages_render() {
         return;
     }
     let dir = TempDir::new("man");
-    let mdir = dir.path().join("man1");
+    let mdir = dir.path.as_path().join("man1");
     std::fs::create_dir_all(&mdir).unwrap();
     must(Command::new(BIN).arg("man").arg(&mdir));
 
@@ -396,7 +332,7 @@ fn man_pages_render() {
         "pipework man and DIR/pipework.1 differ"
     );
 
-    let (page, warnings) = render_man(&main, dir.path());
+    let (page, warnings) = render_man(&main, dir.path.as_path());
     for section in ["NAME", "SYNOPSIS", "EXAMPLES"] {
         assert!(
             page.lines().any(|l| l.trim_end() == section),
@@ -409,7 +345,7 @@ fn man_pages_render() {
         "groff warnings in pipework(1): {warnings}"
     );
 
-    for sub in SUBCOMMANDS {
+    for sub in subcommands() {
         let p = mdir.join(format!("pipework-{sub}.1"));
         assert!(p.is_file(), "pipework man DIR wrote no {}", p.display());
     }
@@ -421,7 +357,7 @@ fn man_pages_render() {
             name.starts_with("pipework") && name.ends_with(".1"),
             "unexpected file {name} from pipework man DIR"
         );
-        let (page, warnings) = render_man(&p, dir.path());
+        let (page, warnings) = render_man(&p, dir.path.as_path());
         assert!(
             page.lines().any(|l| l.trim_end() == "NAME"),
             "{name} has no NAME section:\n{page}"
@@ -438,7 +374,7 @@ fn man_pages_render() {
         pages += 1;
     }
     assert!(
-        pages > SUBCOMMANDS.len(),
+        pages > subcommands().len(),
         "{pages} pages in {}",
         mdir.display()
     );

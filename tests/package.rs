@@ -30,41 +30,12 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A cold release build with LTO on a small machine.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn run_for(cmd: &mut Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    match wait_timeout(child, limit) {
-        Ok(out) => out,
-        Err((out, ())) => panic!(
-            "{cmd:?} timed out\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        ),
-    }
-}
-
 fn run(cmd: &mut Command) -> Output {
     run_for(cmd, RUN_TIMEOUT)
 }
 
 fn must(cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
+    must_run(cmd)
 }
 
 fn have(program: &str) -> bool {
@@ -152,23 +123,6 @@ fn deb() -> PathBuf {
 // The static binary
 // ---------------------------------------------------------------------------------------------
 
-/// A private directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("pwt-{tag}-{}", rand_hex(10)));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn static_binary_runs_without_libc() {
     need_root!();
@@ -217,12 +171,12 @@ fn static_binary_runs_without_libc() {
     // It runs where nothing else is: a root directory holding only the binary (no libc, no
     // loader, no /proc, no /dev).
     let root = TempDir::new("chroot");
-    std::fs::copy(&bin, root.0.join("pipework")).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(&root.0).unwrap().collect();
+    std::fs::copy(&bin, root.path.join("pipework")).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&root.path).unwrap().collect();
     assert_eq!(entries.len(), 1, "the chroot holds only the binary");
     let out = must(
         Command::new("chroot")
-            .arg(&root.0)
+            .arg(&root.path)
             .args(["/pipework", "--version"])
             // chroot(8) is found on this PATH; the binary gets nothing else.
             .env_clear()
@@ -232,7 +186,7 @@ fn static_binary_runs_without_libc() {
     // And its usage there.
     let out = must(
         Command::new("chroot")
-            .arg(&root.0)
+            .arg(&root.path)
             .args(["/pipework", "--help"])
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -245,7 +199,7 @@ fn static_binary_runs_without_libc() {
     for args in [["completions", "bash"], ["man", "--json"]] {
         let out = must(
             Command::new("chroot")
-                .arg(&root.0)
+                .arg(&root.path)
                 .arg("/pipework")
                 .args(args)
                 .env_clear()
