@@ -37,13 +37,8 @@ fn completion_file(shell: &str, dir: &Path, name: &str) -> PathBuf {
     p
 }
 
-/// True when PROGRAM is on PATH.
 fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$1\" >/dev/null", "sh", program])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    have_program(program)
 }
 
 fn have_or_skip(program: &str, why: &str) -> bool {

@@ -39,11 +39,7 @@ fn must(cmd: &mut Command) -> Output {
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$1\" >/dev/null", "sh", program])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    have_program(program)
 }
 
 fn target_dir() -> PathBuf {
