@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (CI runs it through .ci/run). As root:
 #   1. installs what the tests need and starts the private test dockerd (scripts/testenv.sh);
-#   2. cargo fmt --check, cargo clippy -D warnings, cargo nextest run (unit + integration);
+#   2. cargo fmt --check, cargo clippy -D warnings, the release artefacts (static binary, .deb),
+#      cargo nextest run (unit + integration);
 #   3. a short run of every fuzz target from its committed corpus (scripts/fuzz.sh smoke);
 #   4. checks that no test namespace, link or container (prefix pwt-) was left behind.
 # Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
@@ -68,6 +69,16 @@ run_step() {
 run_step cargo fmt --all -- --check
 run_step cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 run_step cargo clippy --all-targets --all-features -- -D warnings
+# The release artefacts tests/package.rs installs, built once here rather than inside a test
+# (a cold release build would outlast nextest's 2-minute limit).
+artefacts() {
+  local deb
+  deb=$(scripts/package-deb.sh) || return 1
+  export PIPEWORK_TEST_DEB="$deb"
+  PIPEWORK_TEST_STATIC_BIN=$(scripts/release.sh) || return 1
+  export PIPEWORK_TEST_STATIC_BIN
+}
+run_step artefacts
 run_step cargo nextest run --features test-hooks --config-file tests/nextest.toml --no-fail-fast "$@"
 # Every parser of outside input for PIPEWORK_FUZZ_SECONDS (default 15) each, 0 skips it; the
 # long runs are `scripts/fuzz.sh run`, by hand.

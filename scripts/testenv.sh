@@ -74,6 +74,14 @@ install() {
   have containerd-shim-runc-v2 || need+=(containerd)
   # The fuzz smoke (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++ with cc.
   have g++ || need+=(g++)
+  # Completions and man pages (tests/completions.rs): the real shells load the generated
+  # scripts, man-db renders the pages. The release artefacts (tests/package.rs,
+  # scripts/release.sh, scripts/package-deb.sh): readelf and strip (binutils), file(1).
+  have zsh || need+=(zsh)
+  have fish || need+=(fish)
+  have man || need+=(man-db)
+  have readelf && have strip || need+=(binutils)
+  have file || need+=(file)
   if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

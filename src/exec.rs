@@ -25,6 +25,36 @@ pub fn command_in(ns: &NetNs, program: &str) -> Command {
 }
 
 /// Runs the tool and returns its exit status (signals map to 128 + signal, as shells do).
+/// `run_tool` with its output kept, for `--json`: (exit status, stdout, stderr).
+pub fn capture_tool(
+    tool: Tool,
+    args: &[String],
+    ns: &NetNs,
+) -> Result<(i32, String, String), Error> {
+    let argv = tool.argv();
+    let mut cmd = command_in(ns, argv[0]);
+    cmd.args(&argv[1..]).args(args);
+    let out = cmd.output().map_err(|e| {
+        Error::io(
+            format!(
+                "cannot run `{}` in the guest (is iproute2 installed?)",
+                argv.join(" ")
+            ),
+            e,
+        )
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    Ok((
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 pub fn run_tool(tool: Tool, args: &[String], ns: &NetNs) -> Result<i32, Error> {
     let argv = tool.argv();
     let mut cmd = command_in(ns, argv[0]);

@@ -11,13 +11,14 @@
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgAction, CommandFactory, Parser};
 
 use crate::error::Error;
 use crate::guest::GuestSpec;
 use crate::request::MacvlanMode;
 use crate::request::{
-    Addressing, AttachRequest, Command, ExecRequest, Family, HostIfSpec, MacVlan, Tool, WaitRequest,
+    Addressing, AttachRequest, Command, ExecRequest, Family, HostIfSpec, ListView, MacVlan, Tool,
+    WaitRequest,
 };
 
 pub const USAGE: &str = "\
@@ -26,7 +27,7 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework <hostinterface> <guest> 0/0
        pipework --direct-phys <hostinterface> [-i containerinterface] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr]
        pipework dummy <guest> <ipaddr>/<subnet>[@default_gateway]
-       pipework ls [--json]
+       pipework ls [-o wide] [--format TEMPLATE|FIELDS] [--json]
        pipework check [<guest> [-i containerinterface]] [--json]
        pipework detach <guest> [-i containerinterface] | pipework detach --all
        pipework gc [--dry-run]
@@ -39,6 +40,9 @@ pipework <hostinterface> [-i containerinterface] [-l localinterfacename] [-a add
        pipework route <guest> <route_command>
        pipework rule <guest> <rule_command>
        pipework tc <guest> <tc_command>
+       pipework doctor [--json]
+       pipework completions bash|zsh|fish
+       pipework man [DIR]
        pipework --wait [-i containerinterface] [--timeout SECONDS]";
 
 const AFTER_HELP: &str = "\
@@ -47,6 +51,8 @@ const AFTER_HELP: &str = "\
 lxc:NAME, containerd:NS/ID, netns:NAME or pid:N.
 <ipaddr> may be a DHCP client instead: dhcp, dhcp:-f, dhcp6, slaac, udhcpc, dhclient, dhcpcd.
 <macaddr> may be U:<string> for a MAC derived from the string (stable across restarts).
+-v logs each step, -vv debug detail; or PIPEWORK_LOG=debug (a tracing filter). NO_COLOR turns
+colour off; progress and colour appear only on a terminal, never with --json.
 Exit status: 0 done, 1 failed (nothing left behind), 2 bad command line or value.";
 
 #[derive(Parser, Debug)]
@@ -70,9 +76,12 @@ struct Cli {
     /// Print what was done as one JSON object
     #[arg(long)]
     json: bool,
-    /// Log each step on stderr
-    #[arg(short = 'v', long)]
-    verbose: bool,
+    /// Log each step on stderr (-vv: debug detail; PIPEWORK_LOG=FILTER overrides)
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    verbose: u8,
+    /// With ls: `wide` for every column
+    #[arg(short = 'o', long, value_name = "wide")]
+    output: Option<String>,
     /// MTU of the new interfaces (default: the host interface's)
     #[arg(long, value_name = "N")]
     mtu: Option<u32>,
@@ -119,7 +128,8 @@ struct Cli {
     /// With stretch: the VXLAN UDP port (default 4789)
     #[arg(long, value_name = "P")]
     port: Option<u16>,
-    /// With graph: dot, mermaid or svg (default dot)
+    /// With graph: dot, mermaid or svg (default dot); with ls: a template of {{.Field}}
+    /// placeholders, or a comma-separated field list
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
     /// Wait (inside a guest) until the interface is up
@@ -136,7 +146,10 @@ struct Cli {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     pub json: bool,
+    /// -v or more.
     pub verbose: bool,
+    /// How many -v: 1 steps, 2 debug, 3 trace.
+    pub verbosity: u8,
     pub dry_run: bool,
 }
 
@@ -148,7 +161,9 @@ pub enum Invocation {
 }
 
 /// Options of ours that take a value as the next word.
-const VALUE_OPTS: [&str; 15] = [
+const VALUE_OPTS: [&str; 17] = [
+    "-o",
+    "--output",
     "--host",
     "--vni",
     "--remote",
@@ -212,7 +227,8 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
     };
     let opts = Options {
         json: cli.json,
-        verbose: cli.verbose,
+        verbose: cli.verbose > 0,
+        verbosity: cli.verbose,
         dry_run: cli.dry_run,
     };
 
@@ -248,6 +264,11 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
     if cli.host.is_some() && !matches!(first.as_str(), "plan" | "apply") {
         return Err(syntax(
             "--host goes with plan and apply of a multi-host lab",
+        ));
+    }
+    if (cli.output.is_some() || cli.format.is_some() && first != "graph") && first != "ls" {
+        return Err(syntax(
+            "-o and --format go with ls (and --format with graph)",
         ));
     }
     let stretching = cli.vni.is_some() || !cli.remote.is_empty() || cli.port.is_some();
@@ -290,11 +311,62 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             ))
         }
         ("ls", []) => {
+            let wide = match cli.output.as_deref() {
+                None => false,
+                Some("wide") => true,
+                Some(o) => {
+                    return Err(Error::Invalid(format!(
+                        "-o {o}: ls knows -o wide (and --json, --format)"
+                    )))
+                }
+            };
+            if let Some(f) = &cli.format {
+                crate::list_format::Template::parse(f)?;
+            }
             let cmd = match cli.lab {
+                Some(_) if wide || cli.format.is_some() => {
+                    return Err(syntax("ls --lab takes neither -o nor --format"))
+                }
                 Some(target) => Command::LabList { target },
-                None => Command::List,
+                None => Command::List(ListView {
+                    wide,
+                    format: cli.format,
+                }),
             };
             return Ok(Invocation::Run(Box::new(cmd), opts));
+        }
+        ("doctor", []) => return Ok(Invocation::Run(Box::new(Command::Doctor), opts)),
+        ("completions", [shell]) => {
+            if !SHELLS.contains(&shell.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "completions {shell}: give one of {}",
+                    SHELLS.join(", ")
+                )));
+            }
+            return Ok(Invocation::Run(
+                Box::new(Command::Completions {
+                    shell: shell.clone(),
+                }),
+                opts,
+            ));
+        }
+        ("completions", _) => {
+            return Err(syntax(
+                "completions takes one shell: pipework completions bash|zsh|fish",
+            ))
+        }
+        ("man", rest) if rest.len() <= 1 => {
+            return Ok(Invocation::Run(
+                Box::new(Command::Man {
+                    dir: rest.first().map(Into::into),
+                }),
+                opts,
+            ))
+        }
+        ("man", _) => {
+            return Err(syntax(
+                "man takes at most one directory: pipework man [DIR]",
+            ))
         }
         ("plan", [file]) => {
             return Ok(Invocation::Run(
@@ -377,7 +449,9 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
                 opts,
             ))
         }
-        ("ls" | "gc" | "watch", _) => return Err(syntax(&format!("{first} takes no arguments"))),
+        ("ls" | "gc" | "watch" | "doctor", _) => {
+            return Err(syntax(&format!("{first} takes no arguments")))
+        }
         ("detach", _) => {
             return Err(syntax(
                 "detach takes one guest (pipework detach GUEST [-i IF]) or --all",
@@ -439,7 +513,7 @@ pub fn parse_attach_spec(spec: &str, guest: GuestSpec) -> Result<AttachRequest, 
     }
     let cli = Cli::try_parse_from(std::iter::once("pipework").chain(words.iter().copied()))
         .map_err(|e| Error::Invalid(format!("'{spec}': {}", e.to_string().trim_end())))?;
-    if cli.wait || cli.all || cli.rules.is_some() || cli.dry_run || cli.json {
+    if cli.wait || cli.all || cli.rules.is_some() || cli.dry_run || cli.json || cli.verbose > 0 {
         return Err(Error::Invalid(format!(
             "'{spec}' is not an attachment (no --wait, --all, --rules, --dry-run or --json in a spec)"
         )));
@@ -453,12 +527,7 @@ pub fn parse_attach_spec(spec: &str, guest: GuestSpec) -> Result<AttachRequest, 
             )))
         }
     };
-    if Tool::from_word(&host_if).is_some()
-        || [
-            "ls", "gc", "detach", "watch", "check", "plan", "apply", "destroy", "graph", "stretch",
-        ]
-        .contains(&host_if.as_str())
-    {
+    if Tool::from_word(&host_if).is_some() || SUBCOMMANDS.iter().any(|s| s.name == host_if) {
         return Err(Error::Invalid(format!("'{spec}' is not an attachment")));
     }
     build_attach(cli, &host_if, guest, &addr, last.as_deref())
@@ -527,12 +596,298 @@ fn target_ifname(ifname: Option<String>) -> Result<Option<String>, Error> {
     Ok(ifname)
 }
 
+/// Shells `pipework completions` writes for.
+pub const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
+
+/// Guest kinds, offered by the completions where a guest goes.
+pub const GUEST_KINDS: [&str; 6] = [
+    "docker:",
+    "podman:",
+    "lxc:",
+    "containerd:",
+    "netns:",
+    "pid:",
+];
+
+/// A word of the command line that is a command rather than a host interface: what the
+/// completions and man pages show of it. The parser above matches the same words; a test keeps
+/// the two in step.
+pub struct Subcommand {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Positional arguments: name, and what goes there (guest, address, file, dir, shell,
+    /// bridge, lab, tool args).
+    pub args: &'static [(&'static str, Value)],
+    /// Long options (of the global ones) that go with it.
+    pub options: &'static [&'static str],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Value {
+    Guest,
+    File,
+    Dir,
+    Shell,
+    Name,
+    Rest,
+}
+
+pub const SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "ls",
+        about: "List the attachments pipework made (alive, stale or incomplete)",
+        args: &[],
+        options: &["output", "format", "lab", "json"],
+    },
+    Subcommand {
+        name: "check",
+        about: "Check that each attachment still matches its record",
+        args: &[("guest", Value::Guest)],
+        options: &["guest_if", "json"],
+    },
+    Subcommand {
+        name: "detach",
+        about: "Remove a guest's attachment (or a stretched bridge's VXLAN port), or --all",
+        args: &[("guest", Value::Guest)],
+        options: &["guest_if", "all", "dry_run", "json"],
+    },
+    Subcommand {
+        name: "gc",
+        about: "Remove what stale attachments and killed attaches left behind",
+        args: &[],
+        options: &["dry_run", "json"],
+    },
+    Subcommand {
+        name: "watch",
+        about: "Follow the engines' events: re-plumb restarted containers, apply rules and labs",
+        args: &[],
+        options: &["rules", "lab"],
+    },
+    Subcommand {
+        name: "plan",
+        about: "Show what applying a lab file would change",
+        args: &[("labfile", Value::File)],
+        options: &["host", "json"],
+    },
+    Subcommand {
+        name: "apply",
+        about: "Make the kernel as a lab file says (all or nothing)",
+        args: &[("labfile", Value::File)],
+        options: &["host", "json"],
+    },
+    Subcommand {
+        name: "destroy",
+        about: "Remove everything a lab made on this host",
+        args: &[("lab", Value::File)],
+        options: &["json"],
+    },
+    Subcommand {
+        name: "graph",
+        about: "Draw a lab file (dot, mermaid or svg)",
+        args: &[("labfile", Value::File)],
+        options: &["format"],
+    },
+    Subcommand {
+        name: "stretch",
+        about: "Stretch a bridge to other hosts over VXLAN",
+        args: &[("bridge", Value::Name)],
+        options: &["vni", "remote", "port", "json"],
+    },
+    Subcommand {
+        name: "route",
+        about: "Run `ip route` inside a guest",
+        args: &[("guest", Value::Guest), ("route_command", Value::Rest)],
+        options: &[],
+    },
+    Subcommand {
+        name: "rule",
+        about: "Run `ip rule` inside a guest",
+        args: &[("guest", Value::Guest), ("rule_command", Value::Rest)],
+        options: &[],
+    },
+    Subcommand {
+        name: "tc",
+        about: "Run `tc` inside a guest",
+        args: &[("guest", Value::Guest), ("tc_command", Value::Rest)],
+        options: &[],
+    },
+    Subcommand {
+        name: "doctor",
+        about: "Say what this machine can do and what is missing, with the fix",
+        args: &[],
+        options: &["json"],
+    },
+    Subcommand {
+        name: "completions",
+        about: "Print the shell completion script (bash, zsh or fish)",
+        args: &[("shell", Value::Shell)],
+        options: &[],
+    },
+    Subcommand {
+        name: "man",
+        about: "Print the man page, or write every page into DIR",
+        args: &[("dir", Value::Dir)],
+        options: &[],
+    },
+];
+
+/// The clap definition the completions and man pages are made from: the parser's own options
+/// (with their help), the subcommands above, and value hints for guests, addresses and files.
+/// Never used to parse: the original's grammar is positional (see `parse`).
+pub fn command() -> clap::Command {
+    use clap::builder::PossibleValue;
+    use clap::{Arg, ValueHint};
+    let top = Cli::command();
+    let global: Vec<Arg> = top.get_arguments().cloned().collect();
+    let mut cmd = top
+        .mut_arg("args", |a| {
+            a.value_name("hostinterface").help(
+                "Host interface (bridge, OVS bridge, NIC, mac:MAC, dummy), then guest, address",
+            )
+        })
+        .subcommand_negates_reqs(true)
+        .disable_help_subcommand(true)
+        .args_conflicts_with_subcommands(false);
+    for sc in SUBCOMMANDS {
+        let mut sub = clap::Command::new(sc.name).about(sc.about);
+        for (i, (name, v)) in sc.args.iter().enumerate() {
+            let mut a = Arg::new(*name).index(i + 1);
+            a = match v {
+                Value::Guest => a
+                    .help("Container name or ID, PID, named netns, or path; force a kind with KIND:NAME")
+                    .value_parser(
+                        GUEST_KINDS
+                            .iter()
+                            .map(|k| PossibleValue::new(*k))
+                            .collect::<Vec<_>>(),
+                    ),
+                Value::File => a.value_hint(ValueHint::FilePath),
+                Value::Dir => a.value_hint(ValueHint::DirPath),
+                Value::Shell => a.value_parser(SHELLS),
+                Value::Name => a.value_hint(ValueHint::Other),
+                Value::Rest => a.num_args(1..).trailing_var_arg(true),
+            };
+            sub = sub.arg(a);
+        }
+        for id in sc.options {
+            if let Some(a) = global.iter().find(|a| a.get_id() == *id) {
+                sub = sub.arg(a.clone());
+            }
+        }
+        cmd = cmd.subcommand(sub);
+    }
+    cmd
+}
+
 fn syntax(what: &str) -> Error {
     Error::Usage(format!("{what}\nUsage: {USAGE}"))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_listed_command_parses_as_itself() {
+        let example = |name: &str| -> Vec<String> {
+            let rest: &[&str] = match name {
+                "ls" | "gc" | "watch" | "doctor" => &[],
+                "check" | "detach" => &["web1"],
+                "plan" | "apply" | "destroy" | "graph" => &["lab.yaml"],
+                "stretch" => &["br9", "--vni", "7", "--remote", "192.0.2.2"],
+                "route" | "rule" | "tc" => &["web1", "show"],
+                "completions" => &["bash"],
+                "man" => &[],
+                other => panic!("no example for {other}: add one here"),
+            };
+            ["pipework", name]
+                .iter()
+                .chain(rest)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        for sc in SUBCOMMANDS {
+            let inv = parse(&example(sc.name)).unwrap_or_else(|e| panic!("{}: {e}", sc.name));
+            let Invocation::Run(cmd, _) = inv else {
+                panic!("{}", sc.name)
+            };
+            assert!(
+                !matches!(*cmd, Command::Attach(_)),
+                "{} parsed as an attach",
+                sc.name
+            );
+        }
+        // And the clap definition the completions use lists exactly these.
+        let names: Vec<String> = command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            SUBCOMMANDS.iter().map(|s| s.name).collect::<Vec<_>>()
+        );
+        command().debug_assert();
+    }
+
+    #[test]
+    fn ls_views_and_verbosity() {
+        let p = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let Ok(Invocation::Run(c, o)) = p(&["pipework", "ls", "-o", "wide", "-vv"]) else {
+            panic!()
+        };
+        assert_eq!(
+            *c,
+            Command::List(ListView {
+                wide: true,
+                format: None
+            })
+        );
+        assert_eq!((o.verbose, o.verbosity), (true, 2));
+        let Ok(Invocation::Run(c, _)) = p(&["pipework", "ls", "--format", "guest,mac"]) else {
+            panic!()
+        };
+        assert_eq!(
+            *c,
+            Command::List(ListView {
+                wide: false,
+                format: Some("guest,mac".into())
+            })
+        );
+        for (bad, want) in [
+            (
+                vec!["pipework", "ls", "-o", "tall"],
+                "-o tall: ls knows -o wide",
+            ),
+            (
+                vec!["pipework", "ls", "--format", "{{.Nope}}"],
+                "no field 'Nope'",
+            ),
+            (
+                vec!["pipework", "gc", "-o", "wide"],
+                "-o and --format go with ls",
+            ),
+            (
+                vec!["pipework", "ls", "--lab", "x", "-o", "wide"],
+                "ls --lab takes neither",
+            ),
+            (
+                vec!["pipework", "completions", "tcsh"],
+                "give one of bash, zsh, fish",
+            ),
+            (
+                vec!["pipework", "completions"],
+                "completions takes one shell",
+            ),
+            (
+                vec!["pipework", "man", "a", "b"],
+                "man takes at most one directory",
+            ),
+            (vec!["pipework", "doctor", "x"], "doctor takes no arguments"),
+        ] {
+            let e = p(&bad).unwrap_err();
+            assert!(e.to_string().contains(want), "{bad:?}: {e}");
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
     use super::*;
 
     fn unbox(i: Invocation) -> Option<(Command, Options)> {

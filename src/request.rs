@@ -534,8 +534,9 @@ pub enum Command {
     Attach(Box<AttachRequest>),
     Exec(ExecRequest),
     Wait(WaitRequest),
-    /// `pipework ls`: the attachments pipework made (alive or stale) and their DHCP clients.
-    List,
+    /// `pipework ls [-o wide] [--format F]`: the attachments pipework made (alive or stale)
+    /// and their DHCP clients.
+    List(ListView),
     /// `pipework detach GUEST [-i IF]` / `pipework detach --all`.
     Detach(Target),
     /// `pipework check [GUEST [-i IF]]`: does each attachment still match its record.
@@ -577,6 +578,25 @@ pub enum Command {
     LabList {
         target: String,
     },
+    /// `pipework doctor`: what this machine can do, and what is missing.
+    Doctor,
+    /// `pipework completions bash|zsh|fish`.
+    Completions {
+        shell: String,
+    },
+    /// `pipework man [DIR]`: pipework(1) on stdout, or every page into DIR.
+    Man {
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// How `pipework ls` shows its table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListView {
+    /// `-o wide`: every column (MAC, host namespace, record).
+    pub wide: bool,
+    /// `--format`: `{{.Field}}` placeholders, or a comma-separated field list.
+    pub format: Option<String>,
 }
 
 #[cfg(test)]

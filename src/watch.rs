@@ -335,7 +335,7 @@ impl Workers {
             .spawn(move || me.work(&ctx, &owned, rx));
         if let Err(e) = spawned {
             q.remove(id);
-            eprintln!("pipework watch: {}: cannot start a worker: {e}", short(id));
+            tracing::warn!("{}: cannot start a worker: {e}", short(id));
         }
     }
 
@@ -368,7 +368,7 @@ impl Workers {
                         session = Some(s);
                     }
                     Err(e) => {
-                        eprintln!("pipework watch: {}: {e}", short(id));
+                        tracing::warn!("{}: {e}", short(id));
                         continue;
                     }
                 }
@@ -387,7 +387,7 @@ fn rules(path: &Option<PathBuf>) -> Rules {
         None => Rules::default(),
         // Re-read at each container start: edits apply without a restart.
         Some(p) => load_rules(p).unwrap_or_else(|e| {
-            eprintln!("pipework watch: {e}; using no rules");
+            tracing::warn!("{e}; using no rules");
             Rules::default()
         }),
     }
@@ -398,7 +398,7 @@ fn plumb(s: &mut Session, ctx: &Ctx, id: &str) {
         Ok(Some(c)) => c,
         Ok(None) => return,
         Err(e) => {
-            eprintln!("pipework watch: cannot inspect {}: {e}", short(id));
+            tracing::warn!("cannot inspect {}: {e}", short(id));
             return;
         }
     };
@@ -408,10 +408,10 @@ fn plumb(s: &mut Session, ctx: &Ctx, id: &str) {
     for spec in specs_for(&c, &rules(&ctx.rules_path)) {
         let r = request_for(&c, &spec).and_then(|req| s.attach(&req, false));
         match r {
-            Ok(_) => eprintln!("pipework watch: {}: attached {spec}", c.name),
+            Ok(_) => tracing::info!("{}: attached {spec}", c.name),
             // Caught up with an attachment that is already there.
             Err(Error::InterfaceExists(_)) => {}
-            Err(e) => eprintln!("pipework watch: {}: {spec}: {e}", c.name),
+            Err(e) => tracing::warn!("{}: {spec}: {e}", c.name),
         }
     }
 }
@@ -439,7 +439,7 @@ fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("pipework watch: lab {}: {e}", path.display());
+            tracing::warn!("lab {}: {e}", path.display());
             return;
         }
     };
@@ -450,8 +450,8 @@ fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
     for attempt in 0..50 {
         match s.lab_apply(&req) {
             Ok(rep) => {
-                eprintln!(
-                    "pipework watch: {}: lab {} guest {key}: {} changes",
+                tracing::info!(
+                    "{}: lab {} guest {key}: {} changes",
                     c.name,
                     req.lab,
                     rep.changes.len()
@@ -462,10 +462,7 @@ fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => {
-                eprintln!(
-                    "pipework watch: {}: lab {} guest {key}: {e}",
-                    c.name, req.lab
-                );
+                tracing::warn!("{}: lab {} guest {key}: {e}", c.name, req.lab);
                 return;
             }
         }
@@ -475,13 +472,11 @@ fn plumb_lab(s: &mut Session, path: &Path, c: &Container) {
 fn unplumb(s: &mut Session, id: &str) {
     let t = Target::DeadContainer { id: id.to_string() };
     match s.detach(&t, false) {
-        Ok(done) if !done.actions.is_empty() => eprintln!(
-            "pipework watch: {}: detached ({} actions)",
-            short(id),
-            done.actions.len()
-        ),
+        Ok(done) if !done.actions.is_empty() => {
+            tracing::info!("{}: detached ({} actions)", short(id), done.actions.len())
+        }
         Ok(_) => {}
-        Err(e) => eprintln!("pipework watch: {}: {e}", short(id)),
+        Err(e) => tracing::warn!("{}: {e}", short(id)),
     }
 }
 
@@ -508,8 +503,8 @@ impl Watcher {
         loop {
             let mut connected = false;
             match self.session(&sock, &workers, &mut connected) {
-                Ok(()) => eprintln!("pipework watch: the engine closed its event stream"),
-                Err(e) => eprintln!("pipework watch: {e}"),
+                Ok(()) => tracing::info!("the engine closed its event stream"),
+                Err(e) => tracing::warn!("{e}"),
             }
             if connected {
                 backoff = Duration::from_millis(200);
@@ -548,7 +543,7 @@ impl Watcher {
                 break;
             }
         }
-        eprintln!("pipework watch: following events at {}", sock.display());
+        tracing::info!("following events at {}", sock.display());
         *connected = true;
         let ctx = Ctx {
             sock: sock.to_path_buf(),
@@ -569,7 +564,7 @@ impl Watcher {
                 Seen::Start(id) => workers.send(&ctx, id, Event::Start),
                 Seen::Die(id) => workers.send(&ctx, id, Event::Die),
                 Seen::BadId => {
-                    eprintln!("pipework watch: ignoring an event for a malformed container ID")
+                    tracing::warn!("ignoring an event for a malformed container ID")
                 }
                 Seen::Other => {}
             }

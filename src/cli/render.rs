@@ -1,10 +1,22 @@
 //! Text and JSON renderings of the engine's reports, for the terminal.
 
+use super::ui::{paint, paint_change, GREEN, RED, YELLOW};
+use crate::error::Error;
+use crate::list_format::{Template, FIELDS};
 use crate::report::{ActionsReport, CheckReport, ListReport};
+use crate::request::ListView;
 
-pub fn list(rep: &ListReport, json: bool) -> String {
+pub fn list(rep: &ListReport, json: bool, view: &ListView, colour: bool) -> Result<String, Error> {
     if json {
-        return serde_json::to_string(&rep.attachments).unwrap_or_else(|_| "[]".into());
+        return Ok(serde_json::to_string(&rep.attachments).unwrap_or_else(|_| "[]".into()));
+    }
+    if let Some(f) = &view.format {
+        return Ok(Template::parse(f)?.render(&rep.attachments));
+    }
+    if view.wide {
+        let list = FIELDS.join(",");
+        let table = Template::parse(&list)?.render(&rep.attachments);
+        return Ok(paint_states(colour, &table));
     }
     let mut s = format!(
         "{:<10} {:<20} {:<8} {:<16} {:<16} {:<8} {:<20} {}\n",
@@ -26,7 +38,29 @@ pub fn list(rep: &ListReport, json: bool) -> String {
             }
         ));
     }
-    s.trim_end().to_string()
+    Ok(paint_states(colour, s.trim_end()))
+}
+
+/// The STATE column (each line's first word) in colour: alive green, stale red, incomplete
+/// yellow.
+fn paint_states(colour: bool, table: &str) -> String {
+    if !colour {
+        return table.to_string();
+    }
+    table
+        .lines()
+        .map(|l| {
+            let (w, rest) = l.split_at(l.find(' ').unwrap_or(l.len()));
+            let code = match w {
+                "alive" => GREEN,
+                "stale" => RED,
+                "incomplete" => YELLOW,
+                _ => return l.to_string(),
+            };
+            format!("{}{rest}", paint(true, code, w))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What detach/gc did (or, with --dry-run, would do).
@@ -65,15 +99,15 @@ pub fn check(rep: &CheckReport, json: bool) -> String {
     out.join("\n")
 }
 
-/// Warnings about files that are not records, one line each on stderr.
+/// Warnings of a report, one line each on stderr (`pipework: warning: …`).
 pub fn warnings(w: &[String]) {
     for line in w {
-        eprintln!("pipework: warning: {line}");
+        tracing::warn!("{line}");
     }
 }
 
 /// `pipework plan`: one line per object and field, then a summary.
-pub fn lab_plan(p: &crate::engine::lab::LabPlan, json: bool) -> String {
+pub fn lab_plan(p: &crate::engine::lab::LabPlan, json: bool, colour: bool) -> String {
     if json {
         return serde_json::to_string(p).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     }
@@ -83,13 +117,17 @@ pub fn lab_plan(p: &crate::engine::lab::LabPlan, json: bool) -> String {
             "! a killed apply left {n} changes: the next apply rolls them back first"
         ));
     }
-    out.extend(p.changes.iter().map(|l| l.to_string()));
+    out.extend(
+        p.changes
+            .iter()
+            .map(|l| paint_change(colour, &l.to_string())),
+    );
     out.push(summary(&p.lab, &p.changes, "to"));
     out.join("\n")
 }
 
 /// `pipework apply`: what changed, and how long it took.
-pub fn lab_apply(r: &crate::engine::lab::LabReport, json: bool) -> String {
+pub fn lab_apply(r: &crate::engine::lab::LabReport, json: bool, colour: bool) -> String {
     if json {
         return serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     }
@@ -98,7 +136,11 @@ pub fn lab_apply(r: &crate::engine::lab::LabReport, json: bool) -> String {
         .iter()
         .map(|d| format!("rolled back (killed apply): {d}"))
         .collect();
-    out.extend(r.changes.iter().map(|l| l.to_string()));
+    out.extend(
+        r.changes
+            .iter()
+            .map(|l| paint_change(colour, &l.to_string())),
+    );
     out.push(format!(
         "{} in {:.1} ms ({} netlink writes)",
         summary(&r.lab, &r.changes, "made"),

@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn versions_are_remembered_per_plugin_binary() {
         if !have_host_local() {
-            eprintln!("SKIP: no {PLUGINS}/host-local (containernetworking-plugins)");
+            println!("SKIP: no {PLUGINS}/host-local (containernetworking-plugins)");
             return;
         }
         // nextest runs each test in its own process: the variable is this test's alone.
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn host_local_add_then_del() {
         if !have_host_local() {
-            eprintln!("SKIP: no {PLUGINS}/host-local (containernetworking-plugins)");
+            println!("SKIP: no {PLUGINS}/host-local (containernetworking-plugins)");
             return;
         }
         let data = std::env::temp_dir().join(format!("pw-cni-ipam-{}", std::process::id()));

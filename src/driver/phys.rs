@@ -81,8 +81,8 @@ impl Driver for Phys {
                 }
                 if !nic.addresses.is_empty() {
                     let list: Vec<String> = nic.addresses.iter().map(|a| a.to_string()).collect();
-                    eprintln!(
-                        "pipework: warning: moving {} into the guest dropped its host addresses: {}",
+                    tracing::warn!(
+                        "moving {} into the guest dropped its host addresses: {}",
                         nic.name,
                         list.join(", ")
                     );

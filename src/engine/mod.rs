@@ -55,6 +55,11 @@ impl Session {
         let home = NetNs::current()?;
         let host =
             Netlink::open().map_err(|e| Error::netlink("cannot open a netlink socket", e))?;
+        tracing::debug!(
+            "session opened in the network namespace of inode {} ({})",
+            home.inode,
+            home.path.display()
+        );
         Ok(Session {
             home,
             host,
@@ -302,6 +307,13 @@ impl Session {
             guest.netns.path.display()
         ));
         crate::exec::run_tool(e.tool, &e.args, &guest.netns)
+    }
+
+    /// `exec` with the tool's output kept (`--json`): status, stdout, stderr.
+    pub fn exec_captured(&mut self, e: &ExecRequest) -> Result<(i32, String, String), Error> {
+        crate::privilege::require_admin()?;
+        let guest = self.resolve(&e.guest)?;
+        crate::exec::capture_tool(e.tool, &e.args, &guest.netns)
     }
 
     /// `--wait`: inside a guest, until the interface is up.

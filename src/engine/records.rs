@@ -105,7 +105,7 @@ impl Session {
             let r = match store::read_record(&path) {
                 Ok(r) => r,
                 Err(why) => {
-                    eprintln!("pipework: warning: record {}: {why}", path.display());
+                    tracing::warn!("record {}: {why}", path.display());
                     continue;
                 }
             };
@@ -235,6 +235,9 @@ impl Session {
         };
         let mut left = Vec::new();
         let mut later: Vec<(crate::plan::Kind, UndoEntry, Record)> = Vec::new();
+        let mut task = (records.len() > 1).then(|| {
+            crate::progress::Task::start("removing attachments", Some(records.len() as u64))
+        });
         for r in records {
             batch.records.insert(r.path.clone());
             let drv = driver::driver(r.header.kind);
@@ -271,7 +274,11 @@ impl Session {
                 .extend(done.into_iter().map(|d| format!("{d} [{who}]")));
             left.extend(l);
             later.extend(wait.into_iter().map(|e| (kind, e, r.clone())));
+            if let Some(t) = &mut task {
+                t.inc(1);
+            }
         }
+        drop(task);
         if !dry_run && !batch.direct && !batch.host_links.is_empty() {
             if let Err(e) = self.host.request(msg::del_link_group(batch.group), 0) {
                 left.push(format!(

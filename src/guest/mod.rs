@@ -24,7 +24,7 @@ pub mod containerd;
 pub mod docker;
 pub mod lxc;
 pub mod podman;
-mod tool;
+pub(crate) mod tool;
 
 use std::fmt;
 use std::os::fd::AsRawFd;

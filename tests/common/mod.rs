@@ -3062,3 +3062,40 @@ pub fn files_below(dir: &Path, ext: Option<&str>) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Bytes as text, lossily.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a program (not pipework) with its output captured, at most `limit`; panics with its
+/// output when it cannot run or times out.
+pub fn run_for(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    match wait_timeout(child, limit) {
+        Ok(out) => out,
+        Err((out, ())) => panic!(
+            "{cmd:?} timed out\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        ),
+    }
+}
+
+/// `run_for` with the usual limit, and it must succeed.
+pub fn must_run(cmd: &mut Command) -> Output {
+    let out = run_for(cmd, RUN_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}

@@ -161,7 +161,14 @@ pub fn apply(op: &Op, env: &mut Env<'_>) -> Result<bool, Error> {
                 dev: ifname.clone(),
             });
         }
-        Op::Dhcp(d) => dhcp::run(env, d)?,
+        Op::Dhcp(d) => {
+            // A wait of up to --dhcp-timeout: shown as a spinner on a terminal.
+            let _task = crate::progress::Task::start(
+                &format!("{}: waiting for a DHCP lease", d.ifname),
+                None,
+            );
+            dhcp::run(env, d)?
+        }
         Op::DhcpRecord { ifname } => dhcp::record(env, ifname)?,
         Op::Announce { ifname } => {
             let i = guest_index(env, ifname)?;

@@ -512,7 +512,7 @@ pub fn hook(client: &str) -> ! {
     let code = match resolv.and_then(|r| do_hook(action, r.as_ref())) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("pipework dhcp hook: {e}");
+            tracing::error!("{e}");
             1
         }
     };

@@ -201,10 +201,12 @@ fn read_line_timeout(out: std::process::ChildStdout, wait: Duration) -> Result<S
 
 /// Supervisor side (`pipework __dhcp-supervise`): never returns.
 pub fn run() -> ! {
+    // Its stderr is its log (the attach's runtime directory): every lease event, at info.
+    crate::log::init(0, tracing::Level::INFO, false);
     let code = match supervise() {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("pipework dhcp supervisor: {e}");
+            tracing::error!("{e}");
             1
         }
     };
@@ -311,8 +313,8 @@ async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
         // SAFETY: dup2 onto stdout.
         unsafe { libc::dup2(null.as_raw_fd(), 1) };
     }
-    eprintln!(
-        "pipework dhcp supervisor {}: {} on {} of {} (T1 {} s, T2 {} s, lease {} s)",
+    tracing::info!(
+        "pid {}: {} on {} of {} (T1 {} s, T2 {} s, lease {} s)",
         std::process::id(),
         current.address,
         p.ifname,
@@ -345,19 +347,19 @@ async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
             ev = builtin::next(&mut client, p) => match ev {
                 Ok(Event::Bound(lease)) => {
                     if lease != current {
-                        eprintln!("lease changed: {} -> {}", current.address, lease.address);
+                        tracing::info!("lease changed: {} -> {}", current.address, lease.address);
                         if let Err(e) = reconfigure(&mut nl, p, Some(&current), &lease, cfg.resolv.as_ref()) {
-                            eprintln!("cannot apply the new lease: {e}");
+                            tracing::warn!("cannot apply the new lease: {e}");
                         }
                         current = lease;
                     } else {
-                        eprintln!("lease renewed: {}", current.address);
+                        tracing::info!("lease renewed: {}", current.address);
                     }
                 }
-                Ok(Event::Progress(s)) => eprintln!("dhcp state: {s}"),
+                Ok(Event::Progress(s)) => tracing::info!("dhcp state: {s}"),
                 Err(e) => {
                     // Lease lost (expired, NAK, server gone): drop the address, start over.
-                    eprintln!("{e}; starting over");
+                    tracing::warn!("{e}; starting over");
                     let _ = unconfigure(&mut nl, p, &current);
                     builtin::reset(&mut client);
                     match builtin::acquire(&mut client, p).await {
@@ -366,7 +368,7 @@ async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
                             current = l;
                         }
                         Err(e) => {
-                            eprintln!("{e}");
+                            tracing::warn!("{e}");
                             tokio::time::sleep(Duration::from_secs(5)).await;
                         }
                     }
@@ -375,20 +377,20 @@ async fn session(cfg: &Config, pidfd: Option<OwnedFd>) -> Result<(), Error> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = async { guest_exit.as_ref().unwrap().readable().await }, if guest_exit.is_some() => {
-                eprintln!("the guest's process exited: letting go");
+                tracing::info!("the guest's process exited: letting go");
                 let _ = builtin::release(&mut client, p).await;
                 return Ok(());
             }
             _ = tick.tick() => {
                 if gone(&cfg.netns_path) {
-                    eprintln!("the guest's namespace was removed: letting go");
+                    tracing::info!("the guest's namespace was removed: letting go");
                     let _ = builtin::release(&mut client, p).await;
                     return Ok(());
                 }
             }
         }
     }
-    eprintln!("stopping: releasing {}", current.address);
+    tracing::info!("stopping: releasing {}", current.address);
     let _ = builtin::release(&mut client, p).await;
     unconfigure(&mut nl, p, &current)
 }

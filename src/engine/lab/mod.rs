@@ -553,6 +553,10 @@ impl Session {
             fresh_bridges: BTreeSet::new(),
         };
         let fail_after = crate::testhook::lab_fail_after();
+        let mut task = crate::progress::Task::start(
+            &format!("lab {}: applying", want.lab),
+            Some(changes.len() as u64),
+        );
         let mut k = 0;
         while k < changes.len() {
             // Removals of attachments go together (one batched kernel delete for all), and so
@@ -603,8 +607,10 @@ impl Session {
                     }
                 });
             }
+            task.inc(n as u64);
             k = done;
         }
+        drop(task);
         let new_state = self.next_state(&mut run, j.txn);
         state::write_state(&new_state)?;
         j.remove();
