@@ -325,3 +325,22 @@ fn every_command_answers_json_and_its_errors_are_json() {
     }
     assert_eq!(link_names(&host), ["lo"]);
 }
+
+/// The DHCP hook runs before any front end (an external client calls pipework as its script):
+/// its error still reaches stderr, in the hook's own shape.
+#[test]
+fn the_dhcp_hook_reports_its_errors() {
+    let out = std::process::Command::new(BIN)
+        .arg("bound")
+        .env("PIPEWORK_DHCP_HOOK", "udhcpc")
+        .env("PIPEWORK_DHCP_RESOLV", "{not json")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pipework dhcp hook: error: bad PIPEWORK_DHCP_RESOLV"),
+        "{err}"
+    );
+}

@@ -1649,7 +1649,10 @@ impl Ovs {
             .expect("spawn ovsdb-server");
         o.db = Some(child);
         let sock = o.path("db.sock");
-        if !wait_until(Duration::from_secs(5), || sock.exists()) {
+        // Accepting, not only there: the socket file appears at bind(), before listen(), and a
+        // connect in between is refused (seen under load).
+        let up = || std::os::unix::net::UnixStream::connect(&sock).is_ok();
+        if !wait_until(Duration::from_secs(5), up) {
             panic!("ovsdb-server did not come up:\n{}", o.log("db.log"));
         }
         o.vsctl(&["--no-wait", "init"]);

@@ -501,6 +501,8 @@ pub fn hook_action(
 /// the guest's namespace (the client's), touching only the interface it was called for and,
 /// when asked, the guest's resolv.conf.
 pub fn hook(client: &str) -> ! {
+    // Run by the client before any front end: its one error line needs a subscriber of its own.
+    crate::log::init(0, tracing::Level::WARN, false);
     let event = std::env::args().nth(1);
     let action = hook_action(client, event.as_deref(), &|k| std::env::var(k).ok());
     let resolv = match std::env::var(RESOLV_ENV).ok().filter(|v| !v.is_empty()) {
