@@ -42,7 +42,6 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -108,49 +107,12 @@ impl World {
         self.root.join(name)
     }
 
-    /// Named namespaces, as `ip netns add` makes them: one throwaway thread unshares a fresh
-    /// netns per name and bind-mounts it on /run/netns/NAME.
+    /// Named namespaces in the bench's /run/netns (support::bind_named_netns).
     fn make_named(&mut self, names: &[String]) -> R<()> {
         let list: Vec<PathBuf> = names.iter().map(|n| Path::new(NETNS_DIR).join(n)).collect();
-        let made = std::thread::spawn(move || -> (Vec<PathBuf>, R<()>) {
-            let src = CString::new("/proc/thread-self/ns/net").expect("no NUL");
-            let mut made = Vec::new();
-            for path in list {
-                if let Err(e) = check_stop() {
-                    return (made, Err(e));
-                }
-                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                    return (made, Err(os_err("unshare(CLONE_NEWNET)")));
-                }
-                if let Err(e) = File::create(&path) {
-                    return (made, Err(format!("create {}: {e}", path.display())));
-                }
-                let c = match cstr(&path) {
-                    Ok(c) => c,
-                    Err(e) => return (made, Err(e)),
-                };
-                let r = unsafe {
-                    libc::mount(
-                        src.as_ptr(),
-                        c.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND,
-                        std::ptr::null(),
-                    )
-                };
-                if r != 0 {
-                    let e = os_err(&format!("bind-mount a netns on {}", path.display()));
-                    let _ = std::fs::remove_file(&path);
-                    return (made, Err(e));
-                }
-                made.push(path);
-            }
-            (made, Ok(()))
-        })
-        .join()
-        .map_err(|_| "netns thread panicked".to_string())?;
-        self.named.extend(made.0);
-        made.1
+        let (made, r) = bind_named_netns(list)?;
+        self.named.extend(made);
+        r
     }
 }
 
@@ -238,20 +200,6 @@ impl Names {
         };
         Ipv4Addr::new(10, 96 + k as u8, (i / 250) as u8, (i % 250 + 1) as u8)
     }
-}
-
-fn base36(mut v: u32) -> String {
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(digits[(v % 36) as usize]);
-        v /= 36;
-        if v == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).expect("ascii")
 }
 
 /// The stretched lab over `hosts`; with `hosts` = ["solo"], the one-host baseline (no

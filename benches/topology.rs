@@ -156,20 +156,6 @@ impl Drop for World {
 // ---------------------------------------------------------------------------------------------
 // Names and addresses.
 
-fn base36(mut v: u32) -> String {
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(digits[(v % 36) as usize]);
-        v /= 36;
-        if v == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).expect("ascii")
-}
-
 /// Every name the bench makes, derived from its pid (base 36: at most 5 characters, so
 /// `pwbt<id>-g4095` and `pwbt<id>-h4095` fit the 15 bytes of an interface or lab netns name).
 struct Names {
@@ -288,39 +274,10 @@ impl Guests {
         let list: Vec<PathBuf> = (0..names.n)
             .map(|i| Path::new(NETNS_DIR).join(names.guest_ns(i)))
             .collect();
-        std::thread::spawn(move || -> R<Guests> {
-            let src = CString::new("/proc/thread-self/ns/net").expect("no NUL");
-            // Dropped on an error half-way: the guests made so far are unmounted.
-            let mut g = Guests {
-                paths: Vec::with_capacity(list.len()),
-            };
-            for path in list {
-                check_stop()?;
-                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                    return Err(os_err("unshare(CLONE_NEWNET)"));
-                }
-                File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-                let c = cstr(&path)?;
-                let r = unsafe {
-                    libc::mount(
-                        src.as_ptr(),
-                        c.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND,
-                        std::ptr::null(),
-                    )
-                };
-                if r != 0 {
-                    let e = os_err(&format!("bind-mount a netns on {}", path.display()));
-                    let _ = std::fs::remove_file(&path);
-                    return Err(e);
-                }
-                g.paths.push(path);
-            }
-            Ok(g)
-        })
-        .join()
-        .map_err(|_| "guest thread panicked".to_string())?
+        // Dropped on an error half-way: the guests made so far are unmounted.
+        let (paths, r) = bind_named_netns(list)?;
+        let g = Guests { paths };
+        r.map(|()| g)
     }
 }
 

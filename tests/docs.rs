@@ -500,25 +500,33 @@ fn check_cni(page: &str, code: &Code, counts: &mut Counts, failures: &mut Vec<St
     }
 }
 
+fn example_guest() -> pipework::guest::GuestSpec {
+    pipework::guest::GuestSpec::parse("web1").expect("a guest name")
+}
+
+/// One rules file: it parses, and every attach spec in it.
+fn check_rules(text: &str, at: &str, failures: &mut Vec<String>, counts: &mut Counts) {
+    match pipework::watch::parse_rules(text, at) {
+        Ok(rules) => {
+            for spec in rules.rules.iter().flat_map(|r| &r.attach) {
+                if let Err(e) = pipework::grammar::parse_attach_spec(spec, example_guest()) {
+                    failures.push(format!("{at}: rule spec '{spec}': {e}"));
+                }
+            }
+            counts.specs += 1;
+        }
+        Err(e) => failures.push(format!("{at}: {e}")),
+    }
+}
+
 /// Watch's specs: rules files, and `pipework.N="…"` labels on `docker run` lines.
 fn check_watch_specs(page: &str, code: &Code, counts: &mut Counts, failures: &mut Vec<String>) {
-    let guest = || pipework::guest::GuestSpec::parse("web1").expect("a guest name");
     for f in &code.fences {
         if !f.body.trim_start().starts_with("{\"rules\"") {
             continue;
         }
         let at = format!("{page}:{}", f.line);
-        match pipework::watch::parse_rules(&f.body, &at) {
-            Ok(rules) => {
-                for spec in rules.rules.iter().flat_map(|r| &r.attach) {
-                    if let Err(e) = pipework::grammar::parse_attach_spec(spec, guest()) {
-                        failures.push(format!("{at}: rule spec '{spec}': {e}"));
-                    }
-                }
-                counts.specs += 1;
-            }
-            Err(e) => failures.push(format!("{at}: {e}")),
-        }
+        check_rules(&f.body, &at, failures, counts);
     }
     // Indented rules files: the lines from `{"rules"` to the closing `]}`.
     let mut block: Option<(usize, String)> = None;
@@ -532,17 +540,7 @@ fn check_watch_specs(page: &str, code: &Code, counts: &mut Counts, failures: &mu
             text.push('\n');
             if t == "]}" {
                 let at = format!("{page}:{start}");
-                match pipework::watch::parse_rules(&text, &at) {
-                    Ok(rules) => {
-                        for spec in rules.rules.iter().flat_map(|r| &r.attach) {
-                            if let Err(e) = pipework::grammar::parse_attach_spec(spec, guest()) {
-                                failures.push(format!("{at}: rule spec '{spec}': {e}"));
-                            }
-                        }
-                        counts.specs += 1;
-                    }
-                    Err(e) => failures.push(format!("{at}: {e}")),
-                }
+                check_rules(&text, &at, failures, counts);
             } else {
                 block = Some((start, text));
             }
@@ -566,7 +564,7 @@ fn check_watch_specs(page: &str, code: &Code, counts: &mut Counts, failures: &mu
             if !label {
                 continue;
             }
-            match pipework::grammar::parse_attach_spec(spec, guest()) {
+            match pipework::grammar::parse_attach_spec(spec, example_guest()) {
                 Ok(_) => counts.specs += 1,
                 Err(e) => failures.push(format!("{page}:{}: label {key}='{spec}': {e}", l.line)),
             }

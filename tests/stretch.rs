@@ -12,18 +12,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A namespace the lab made (not deleted on drop: the lab owns it).
-struct Named(String);
-
-impl Ns for Named {
-    fn ns_path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.0))
-    }
-    fn ns_name(&self) -> Option<&str> {
-        Some(&self.0)
-    }
-}
-
 struct Host {
     /// a, b, c, d: its key in the file.
     key: String,
@@ -164,18 +152,22 @@ impl World {
     }
 
     fn flood_list(&self, key: &str) -> Vec<String> {
-        let h = self.host(key);
-        let mut c = cmd_in(&h.ns, "bridge");
-        c.args(["fdb", "show", "dev", "pwvx42"]);
-        let out = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
-        let mut v: Vec<String> = out
-            .lines()
-            .filter(|l| l.starts_with("00:00:00:00:00:00 dst ") && l.contains("permanent"))
-            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
-            .collect();
-        v.sort();
-        v
+        flood_list(&self.host(key).ns, "pwvx42")
     }
+}
+
+/// The unicast addresses of `dev`'s permanent all-zeros (flood) entries in `ns`, sorted.
+fn flood_list(ns: &dyn Ns, dev: &str) -> Vec<String> {
+    let mut c = cmd_in(ns, "bridge");
+    c.args(["fdb", "show", "dev", dev]);
+    let out = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
+    let mut v: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with("00:00:00:00:00:00 dst ") && l.contains("permanent"))
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    v.sort();
+    v
 }
 
 impl Drop for World {
@@ -540,17 +532,17 @@ fn the_stretch_command_changes_its_flood_list_in_place() {
     }
     ip(&h, &["link", "add", "br9", "type", "bridge"]);
     let before = snapshot(&h);
-    let peers = |h: &Netns| {
-        let mut c = cmd_in(h, "bridge");
-        c.args(["fdb", "show", "dev", "pwvx77"]);
-        let out = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
-        let mut v: Vec<String> = out
-            .lines()
-            .filter(|l| l.starts_with("00:00:00:00:00:00 dst "))
-            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
-            .collect();
-        v.sort();
-        v
+    let peers = |h: &Netns| flood_list(h, "pwvx77");
+    // `pipework stretch br9 --vni 77 --remote R…`, with --json when asked.
+    let stretch = |remotes: &[&str], json: bool| {
+        let mut a = vec!["stretch", "br9", "--vni", "77"];
+        for r in remotes {
+            a.extend(["--remote", r]);
+        }
+        if json {
+            a.push("--json");
+        }
+        pipework_env(&h, &a, &env)
     };
     for (args, needle) in [
         (
@@ -569,40 +561,13 @@ fn the_stretch_command_changes_its_flood_list_in_place() {
         pipework_env(&h, &a, &env).fails(2, needle).clean_error();
         assert_unchanged(&h, &before, "a refused stretch");
     }
-    let r = pipework_env(
-        &h,
-        &[
-            "stretch",
-            "br9",
-            "--vni",
-            "77",
-            "--remote",
-            "10.252.250.2",
-            "--remote",
-            "10.252.250.3",
-        ],
-        &env,
-    );
+    let r = stretch(&["10.252.250.2", "10.252.250.3"], false);
     r.ok();
     assert_eq!(peers(&h), ["10.252.250.2", "10.252.250.3"]);
     let vx = must_link(&h, "pwvx77");
     assert_eq!(vx.master.as_deref(), Some("br9"));
     assert_eq!(vx.mtu, 1450);
-    let r = pipework_env(
-        &h,
-        &[
-            "stretch",
-            "br9",
-            "--vni",
-            "77",
-            "--remote",
-            "10.252.250.2",
-            "--remote",
-            "10.252.250.4",
-            "--json",
-        ],
-        &env,
-    );
+    let r = stretch(&["10.252.250.2", "10.252.250.4"], true);
     r.ok();
     assert_eq!(
         r.json()["changes"].as_array().unwrap().len(),

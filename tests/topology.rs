@@ -56,18 +56,6 @@ fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
 
-/// A namespace the lab made, for the harness's helpers (not deleted on drop: the lab owns it).
-struct Named(String);
-
-impl Ns for Named {
-    fn ns_path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.0))
-    }
-    fn ns_name(&self) -> Option<&str> {
-        Some(&self.0)
-    }
-}
-
 fn ping(from: &dyn Ns, to: &str) -> bool {
     let mut c = cmd_in(from, "ping");
     c.args(["-c", "1", "-W", "2", to]);

@@ -302,3 +302,62 @@ fn sweep_stale_worlds(prefix: &str) {
         }
     }
 }
+
+/// `v` in base 36: short, unique names from a pid (every name of a bench fits 15 bytes).
+pub fn base36(mut v: u32) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[(v % 36) as usize]);
+        v /= 36;
+        if v == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
+
+/// Named network namespaces at `paths`, as `ip netns add` makes them, without a process each:
+/// one throwaway thread unshares a fresh netns per path and bind-mounts it there (the mount
+/// keeps it alive after the thread). The paths made, even when it stopped half-way with the
+/// error beside them, so the caller unmounts them all.
+pub fn bind_named_netns(paths: Vec<PathBuf>) -> R<(Vec<PathBuf>, R<()>)> {
+    std::thread::spawn(move || -> (Vec<PathBuf>, R<()>) {
+        let src = CString::new("/proc/thread-self/ns/net").expect("no NUL");
+        let mut made = Vec::with_capacity(paths.len());
+        for path in paths {
+            if let Err(e) = check_stop() {
+                return (made, Err(e));
+            }
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return (made, Err(os_err("unshare(CLONE_NEWNET)")));
+            }
+            if let Err(e) = File::create(&path) {
+                return (made, Err(format!("create {}: {e}", path.display())));
+            }
+            let c = match cstr(&path) {
+                Ok(c) => c,
+                Err(e) => return (made, Err(e)),
+            };
+            let r = unsafe {
+                libc::mount(
+                    src.as_ptr(),
+                    c.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            };
+            if r != 0 {
+                let e = os_err(&format!("bind-mount a netns on {}", path.display()));
+                let _ = std::fs::remove_file(&path);
+                return (made, Err(e));
+            }
+            made.push(path);
+        }
+        (made, Ok(()))
+    })
+    .join()
+    .map_err(|_| "netns thread panicked".to_string())
+}

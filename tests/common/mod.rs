@@ -3102,3 +3102,16 @@ pub fn must_run(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// A named namespace someone else owns (a lab made it): reachable by the helpers, never
+/// deleted on drop.
+pub struct Named(pub String);
+
+impl Ns for Named {
+    fn ns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.0))
+    }
+    fn ns_name(&self) -> Option<&str> {
+        Some(&self.0)
+    }
+}

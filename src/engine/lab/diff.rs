@@ -1142,14 +1142,14 @@ pub fn render(c: &Change, want: &LabRequest, state: &LabState) -> Vec<PlanLine> 
         }
         Change::VxlanPeers { i, del, add } => {
             let v = &want.stretch[*i];
-            let old: Vec<IpAddr> = v
+            // The flood list before: this one without what is added, with what is deleted.
+            let mut old: Vec<IpAddr> = v
                 .remotes
                 .iter()
                 .filter(|a| !add.contains(a))
                 .chain(del.iter())
                 .copied()
                 .collect();
-            let mut old = old;
             old.sort();
             vec![field(
                 format!("vxlan {}", v.name),
